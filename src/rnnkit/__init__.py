@@ -1,0 +1,1 @@
+"""rnnkit: Keras-exact recurrent neural network layers on PyTorch."""
