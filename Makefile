@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 demo: setup
-	$(PYTHON) -m rnnkit.demo
+	$(PYTHON) examples/textbook_loop.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,285 @@
+"""The base `Layer`: a `torch.nn.Module` that builds lazily and keeps Keras's weight order.
+
+Every rnnkit layer (and cell) derives from `Layer`. What it adds to `torch.nn.Module`:
+
+- **lazy build**: weights are created on the first call from the input's shape (or by an explicit
+  `layer.build(input_shape)`), on the input's device, in the layer's dtype;
+- **Keras weight order**: `weights`, `get_weights()` and `set_weights()` list the weights in the
+  order Keras does (trainable first, each layer's own weights before its sublayers'), with
+  Keras's shapes, so weights move between Keras and rnnkit unchanged;
+- **regularization and constraints**: `losses` holds the weight and activity regularization terms
+  of the last call; `apply_constraints()` projects weights after an optimizer step, as Keras does;
+- **input conversion**: NumPy arrays are accepted and converted; floating inputs are cast to the
+  layer's dtype (Keras's autocasting), so a float64 NumPy array runs through a float32 layer.
+"""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnkit import initializers, regularizers
+
+_name_counts: dict[str, int] = {}
+# The device of the input that triggered a lazy build; sublayers built inside inherit it.
+_build_device: ContextVar[torch.device | None] = ContextVar("rnnkit_build_device", default=None)
+
+
+def _default_name(cls: type) -> str:
+    """Keras-style unique names: `simple_rnn`, `simple_rnn_1`, ... per class."""
+    base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", cls.__name__).lower()
+    count = _name_counts.get(base, 0)
+    _name_counts[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def _to_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
+        return getattr(torch, dtype)
+    raise TypeError(f"Argument `dtype` must be a torch.dtype or its name, received {dtype!r}.")
+
+
+class Layer(nn.Module):
+    """Base class of rnnkit layers: lazy build, Keras-ordered weights, regularization losses.
+
+    Args:
+        name: the layer's name (default: the snake-cased class name, made unique like Keras's).
+        dtype: the dtype of the layer's weights (default: `torch.get_default_dtype()`).
+        trainable: whether the weights receive gradients (default True).
+        activity_regularizer: applied to every output tensor of each call; the result, divided by
+            the batch size as in Keras, is added to `losses`.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        dtype: torch.dtype | str | None = None,
+        trainable: bool = True,
+        activity_regularizer: Any = None,
+    ) -> None:
+        super().__init__()
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"Argument `name` must be a string, received {name!r}.")
+        self.name = name or _default_name(type(self))
+        self._layer_dtype = _to_dtype(dtype)
+        self._trainable = bool(trainable)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.built = False
+        self.supports_masking = False
+        self._own_weight_names: list[str] = []
+        self._weight_regularizers: dict[str, Any] = {}
+        self._weight_constraints: dict[str, Any] = {}
+        self._activity_losses: list[torch.Tensor] = []
+
+    # ----------------------------------------------------------------------------- building
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the weights (after `.double()` etc. too), else the configured dtype."""
+        for parameter in self.parameters():
+            return parameter.dtype
+        return self._layer_dtype or torch.get_default_dtype()
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the weights (CPU before the layer is built)."""
+        for parameter in self.parameters():
+            return parameter.device
+        return torch.device("cpu")
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        """Creates the weights for inputs of `input_shape` (batch axis first, may be None)."""
+        self.built = True
+
+    def add_weight(
+        self,
+        name: str,
+        shape: Sequence[int],
+        initializer: Any = "zeros",
+        *,
+        regularizer: Any = None,
+        constraint: Any = None,
+        trainable: bool = True,
+        device: torch.device | str | None = None,
+    ) -> nn.Parameter:
+        """Creates, registers and returns a weight `name` of `shape` (Keras's `add_weight`)."""
+        device = device or _build_device.get()
+        values = initializers.get(initializer)(tuple(shape), dtype=self.dtype, device=device)
+        parameter = nn.Parameter(values, requires_grad=trainable and self._trainable)
+        self.register_parameter(name, parameter)
+        self._own_weight_names.append(name)
+        if regularizer is not None:
+            self._weight_regularizers[name] = regularizer
+        if constraint is not None:
+            self._weight_constraints[name] = constraint
+        return parameter
+
+    def build_from_input(self, inputs: torch.Tensor) -> None:
+        """Builds the layer for `inputs` on their device (called once, by the first call)."""
+        token = _build_device.set(inputs.device)
+        try:
+            self.build(tuple(inputs.shape))
+        finally:
+            _build_device.reset(token)
+        self.built = True
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> Any:
+        """The output shape for `input_shape` (None for unknown sizes). Default: unchanged."""
+        return tuple(input_shape)
+
+    def compute_mask(self, inputs: Any, mask: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The mask this layer passes on: by default its input mask if it supports masking."""
+        return mask if self.supports_masking else None
+
+    # ------------------------------------------------------------------------------ calling
+    def convert_input(self, inputs: Any, *, argument: str = "inputs") -> torch.Tensor:
+        """NumPy arrays and Python numbers become tensors on the layer's device; floating
+        inputs are cast to the layer's dtype, as Keras autocasts."""
+        if isinstance(inputs, np.ndarray) or np.isscalar(inputs):
+            inputs = torch.as_tensor(np.asarray(inputs))
+        if not isinstance(inputs, torch.Tensor):
+            raise TypeError(
+                f"Layer '{self.name}' expects `{argument}` as a torch.Tensor or NumPy array, "
+                f"received {type(inputs).__name__}."
+            )
+        if inputs.is_floating_point() and inputs.dtype != self.dtype:
+            inputs = inputs.to(self.dtype)
+        if self.built and inputs.device != self.device:
+            inputs = inputs.to(self.device)
+        return inputs
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        inputs = self.convert_input(inputs)
+        if not self.built:
+            self.build_from_input(inputs)
+        outputs = super().__call__(inputs, *args, **kwargs)
+        self._record_activity_losses(outputs)
+        return outputs
+
+    def _record_activity_losses(self, outputs: Any) -> None:
+        self._activity_losses = []
+        if self.activity_regularizer is None:
+            return
+        tensors = outputs if isinstance(outputs, (tuple, list)) else [outputs]
+        for output in tensors:
+            if isinstance(output, torch.Tensor):
+                loss = self.activity_regularizer(output)
+                if output.dim() > 0 and output.shape[0] > 0:
+                    loss = loss / output.shape[0]
+                self._activity_losses.append(loss)
+
+    def is_training(self, training: bool | None) -> bool:
+        """`training` when given, else the module's mode (`module.train()` / `.eval()`)."""
+        return self.training if training is None else bool(training)
+
+    # ------------------------------------------------------------------------------ weights
+    def _sublayers(self) -> list[Layer]:
+        """Direct sublayers in registration order (looking through containers)."""
+        found: list[Layer] = []
+        for module in self._modules.values():
+            if isinstance(module, Layer):
+                found.append(module)
+            elif isinstance(module, (nn.ModuleList, nn.Sequential)):
+                found.extend(m for m in module if isinstance(m, Layer))
+        return found
+
+    def _collect_weights(self, trainable: bool) -> list[nn.Parameter]:
+        own = [getattr(self, name) for name in self._own_weight_names]
+        weights = [w for w in own if w.requires_grad == trainable]
+        for layer in self._sublayers():
+            weights.extend(layer._collect_weights(trainable))
+        return weights
+
+    @property
+    def trainable_weights(self) -> list[nn.Parameter]:
+        return self._collect_weights(trainable=True)
+
+    @property
+    def non_trainable_weights(self) -> list[nn.Parameter]:
+        return self._collect_weights(trainable=False)
+
+    @property
+    def weights(self) -> list[nn.Parameter]:
+        """All weights in Keras's order: trainable, then non-trainable."""
+        return self.trainable_weights + self.non_trainable_weights
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The weights as NumPy arrays, in Keras's order and shapes."""
+        return [w.detach().cpu().numpy().copy() for w in self.weights]
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Sets the weights from arrays in Keras's order and shapes (as `get_weights` returns).
+
+        Raises:
+            ValueError: if the layer is not built, or the count or a shape does not match; the
+                weights are left unchanged.
+        """
+        if not self.built:
+            raise ValueError(
+                f"Layer '{self.name}' has no weights yet: call it on data or `build` it "
+                "before `set_weights`."
+            )
+        targets = self.weights
+        if len(weights) != len(targets):
+            raise ValueError(
+                f"Layer '{self.name}' expects {len(targets)} weight arrays in `set_weights`, "
+                f"received {len(weights)}."
+            )
+        arrays = [np.asarray(w) for w in weights]
+        for index, (array, target) in enumerate(zip(arrays, targets)):
+            if tuple(array.shape) != tuple(target.shape):
+                raise ValueError(
+                    f"Layer '{self.name}': weight {index} of `set_weights` should have shape "
+                    f"{tuple(target.shape)}, received {tuple(array.shape)}."
+                )
+        with torch.no_grad():
+            for array, target in zip(arrays, targets):
+                target.copy_(torch.as_tensor(array, dtype=target.dtype))
+
+    # ------------------------------------------------------------------ losses, constraints
+    @property
+    def losses(self) -> list[torch.Tensor]:
+        """Regularization terms: weight regularizers now, activity terms of the last call."""
+        terms = [reg(getattr(self, name)) for name, reg in self._weight_regularizers.items()]
+        terms.extend(self._activity_losses)
+        for layer in self._sublayers():
+            terms.extend(layer.losses)
+        return terms
+
+    def apply_constraints(self) -> None:
+        """Projects each constrained weight in place (call after an optimizer step, as Keras)."""
+        with torch.no_grad():
+            for name, constraint in self._weight_constraints.items():
+                weight = getattr(self, name)
+                weight.copy_(constraint(weight))
+        for layer in self._sublayers():
+            layer.apply_constraints()
+
+    def count_params(self) -> int:
+        """The number of scalars in the layer's weights."""
+        return sum(w.numel() for w in self.weights)
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that recreate this layer (without its weights)."""
+        config: dict[str, Any] = {"name": self.name, "trainable": self._trainable}
+        if self._layer_dtype is not None:
+            config["dtype"] = str(self._layer_dtype).removeprefix("torch.")
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Recreates a layer from `get_config()`'s output."""
+        return cls(**config)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}"

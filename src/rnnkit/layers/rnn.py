@@ -1,0 +1,405 @@
+"""Recurrent layers: the generic `RNN(cell)` and `SimpleRNN`, `LSTM`, `GRU` on top of it.
+
+A recurrent layer runs a cell over time. One call:
+
+    validate input → build once → initial states (given, carried if stateful, or zeros)
+    → dropout masks (training only) → `kernels.select` → kernel runs the sequence
+    → shape the result (`return_sequences`, `return_state`) → carry states if stateful
+
+Inputs are batch-first `(batch, timesteps, features)`. The call takes `mask (batch, timesteps)`
+(True marks real steps) and `initial_state` (one `(batch, size)` tensor per state). Training vs
+inference follows `module.train()` / `module.eval()`, or an explicit `training=` argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnkit.kernels.select import check_use_fused, select
+from rnnkit.layers import serialization
+from rnnkit.layers.base import Layer
+from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+
+
+class RNN(Layer):
+    """Runs a recurrent cell over the timesteps of a sequence (Keras's `RNN`).
+
+    Args:
+        cell: a cell: a module with `forward(x_t, states) -> (output, new_states)` and
+            `state_size` (an int, or a list with one int per state); or a list of cells, which
+            are stacked (`StackedRNNCells`).
+        return_sequences: return the output of every timestep `(batch, timesteps, units)`
+            instead of the last one `(batch, units)` (default False).
+        return_state: also return the final states: `(output, *states)` (default False).
+        go_backwards: process the sequence last step first; outputs come back in processing
+            (reversed) order (default False).
+        stateful: the final states of a call are the initial states of the next; the batch size
+            must stay the same; `reset_state()` zeroes them (default False).
+        unroll: accepted for Keras compatibility; the result does not depend on it.
+        zero_output_for_mask: masked steps output zeros instead of repeating the previous
+            output (default False).
+        use_fused: "auto" (a fused kernel where one supports the configuration, else the loop),
+            True (fused or an error naming what blocks it), or False (always the loop).
+        name, dtype, trainable, activity_regularizer: as `Layer`.
+
+    Call arguments:
+        inputs: `(batch, timesteps, features)` tensor or NumPy array.
+        mask: optional `(batch, timesteps)` bool; True marks real steps.
+        initial_state: optional list of `(batch, size)` tensors, one per state.
+        training: optional bool overriding the module's mode (dropout is on in training only).
+
+    Example:
+        >>> layer = RNN(SimpleRNNCell(8), return_sequences=True)
+        >>> layer(torch.randn(4, 10, 3)).shape
+        torch.Size([4, 10, 8])
+    """
+
+    def __init__(
+        self,
+        cell: nn.Module | Sequence[nn.Module],
+        *,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool = False,
+        use_fused: str | bool = "auto",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell)
+        if not isinstance(cell, nn.Module):
+            raise TypeError(
+                f"{type(self).__name__}: argument `cell` must be a torch.nn.Module with a "
+                f"one-step `forward`, received {type(cell).__name__}."
+            )
+        state_size = getattr(cell, "state_size", None)
+        if not _is_state_size(state_size):
+            raise ValueError(
+                f"{type(self).__name__}: the cell needs a `state_size` attribute (an int, or a "
+                f"list of ints, one per state), received {state_size!r}."
+            )
+        check_use_fused(type(self).__name__, use_fused)
+        self.cell = cell
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self.use_fused = use_fused
+        self.supports_masking = True
+        self._input_features: int | None = None
+        self._states: list[torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------------------ shapes
+    @property
+    def state_size(self) -> list[int]:
+        """One size per state (LSTM: [units, units])."""
+        size = self.cell.state_size
+        return list(size) if isinstance(size, (list, tuple)) else [size]
+
+    @property
+    def output_size(self) -> int:
+        return getattr(self.cell, "output_size", self.state_size[0])
+
+    @property
+    def states(self) -> list[torch.Tensor] | None:
+        """The carried states of a stateful layer (None before its first call)."""
+        return self._states
+
+    def build(self, input_shape: Sequence[int | None]) -> None:
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"Layer '{self.name}' expects inputs of rank 3 (batch, timesteps, features), "
+                f"received shape {tuple(input_shape)}."
+            )
+        step_shape = (input_shape[0], input_shape[-1])
+        if isinstance(self.cell, Layer) and not self.cell.built:
+            self.cell.build(step_shape)
+            self.cell.built = True
+        self._input_features = input_shape[-1]
+        self.built = True
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> Any:
+        batch, timesteps = input_shape[0], input_shape[1]
+        if self.return_sequences:
+            output_shape = (batch, timesteps, self.output_size)
+        else:
+            output_shape = (batch, self.output_size)
+        if self.return_state:
+            return (output_shape, *[(batch, size) for size in self.state_size])
+        return output_shape
+
+    def compute_mask(self, inputs: Any, mask: torch.Tensor | None = None) -> Any:
+        output_mask = mask if self.return_sequences else None
+        if self.return_state:
+            return [output_mask] + [None] * len(self.state_size)
+        return output_mask
+
+    # ---------------------------------------------------------------------------- checks
+    def _check_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        if inputs.dim() != 3:
+            raise ValueError(
+                f"Layer '{self.name}' expects inputs of rank 3 (batch, timesteps, features), "
+                f"received shape {tuple(inputs.shape)}."
+            )
+        if self._input_features is not None and inputs.shape[-1] != self._input_features:
+            raise ValueError(
+                f"Layer '{self.name}' was built for inputs with {self._input_features} features "
+                f"(last axis), received shape {tuple(inputs.shape)}."
+            )
+        if inputs.shape[1] == 0:
+            raise ValueError(
+                f"Layer '{self.name}' needs at least one timestep, received shape "
+                f"{tuple(inputs.shape)}."
+            )
+        return inputs if inputs.is_floating_point() else inputs.to(self.dtype)
+
+    def _check_mask(self, mask: Any, batch: int, timesteps: int) -> torch.Tensor | None:
+        if mask is None:
+            return None
+        mask = torch.as_tensor(mask, device=self.device)
+        if tuple(mask.shape) != (batch, timesteps):
+            raise ValueError(
+                f"Layer '{self.name}' expects `mask` of shape (batch, timesteps) = "
+                f"({batch}, {timesteps}), received shape {tuple(mask.shape)}."
+            )
+        return mask.bool()
+
+    def _check_initial_state(self, initial_state: Any, batch: int) -> list[torch.Tensor]:
+        if isinstance(initial_state, (torch.Tensor,)) or hasattr(initial_state, "__array__"):
+            initial_state = [initial_state]
+        states = list(initial_state)
+        sizes = self.state_size
+        if len(states) != len(sizes):
+            raise ValueError(
+                f"Layer '{self.name}' expects `initial_state` as a list of {len(sizes)} "
+                f"tensor(s) (one per state), received {len(states)}."
+            )
+        checked = []
+        for index, (state, size) in enumerate(zip(states, sizes)):
+            state = self.convert_input(state, argument="initial_state")
+            if tuple(state.shape) != (batch, size):
+                raise ValueError(
+                    f"Layer '{self.name}' expects `initial_state[{index}]` of shape "
+                    f"(batch, {size}) = ({batch}, {size}), received {tuple(state.shape)}."
+                )
+            checked.append(state)
+        return checked
+
+    def _zero_states(self, batch: int) -> list[torch.Tensor]:
+        return [torch.zeros(batch, size, dtype=self.dtype, device=self.device) for size in
+                self.state_size]
+
+    def _starting_states(self, initial_state: Any, batch: int) -> list[torch.Tensor]:
+        if initial_state is not None:
+            return self._check_initial_state(initial_state, batch)
+        if not self.stateful or self._states is None:
+            return self._zero_states(batch)
+        carried = self._states[0].shape[0]
+        if carried != batch:
+            raise ValueError(
+                f"Stateful layer '{self.name}' keeps one state per sample, so every call needs "
+                f"the same batch size: expected a batch of {carried}, received {batch}."
+            )
+        return [state.to(self.device) for state in self._states]
+
+    # ---------------------------------------------------------------------------- calling
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        mask: Any = None,
+        initial_state: Any = None,
+        training: bool | None = None,
+    ) -> Any:
+        inputs = self._check_inputs(inputs)
+        batch, timesteps = inputs.shape[0], inputs.shape[1]
+        mask = self._check_mask(mask, batch, timesteps)
+        states = self._starting_states(initial_state, batch)
+        dropout_masks = None
+        if self.is_training(training) and hasattr(self.cell, "make_dropout_masks"):
+            dropout_masks = self.cell.make_dropout_masks(batch)
+        kernel = select(self.cell, use_fused=self.use_fused)
+        outputs, last_output, states = kernel(
+            self.cell,
+            inputs,
+            states,
+            mask=mask,
+            go_backwards=self.go_backwards,
+            zero_output_for_mask=self.zero_output_for_mask,
+            dropout_masks=dropout_masks,
+            return_sequences=self.return_sequences,
+        )
+        if self.stateful:
+            self._states = [state.detach() for state in states]
+        output = outputs if self.return_sequences else last_output
+        return (output, *states) if self.return_state else output
+
+    def reset_state(self) -> None:
+        """Zeroes the carried states of a stateful layer (keeping their batch size)."""
+        if self._states is not None:
+            self._states = [torch.zeros_like(state) for state in self._states]
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            return_sequences=self.return_sequences,
+            return_state=self.return_state,
+            go_backwards=self.go_backwards,
+            stateful=self.stateful,
+            unroll=self.unroll,
+            zero_output_for_mask=self.zero_output_for_mask,
+            use_fused=self.use_fused,
+            cell=serialization.serialize(self.cell),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RNN:
+        config = dict(config)
+        cell = serialization.deserialize(config.pop("cell"))
+        return cls(cell, **config)
+
+    def extra_repr(self) -> str:
+        flags = [
+            name
+            for name in ("return_sequences", "return_state", "go_backwards", "stateful")
+            if getattr(self, name)
+        ]
+        return ", ".join([f"name={self.name!r}", *flags])
+
+
+def _is_state_size(size: Any) -> bool:
+    def positive(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+    if isinstance(size, (list, tuple)):
+        return len(size) > 0 and all(positive(value) for value in size)
+    return positive(size)
+
+
+_RNN_ARGUMENTS = (
+    "return_sequences",
+    "return_state",
+    "go_backwards",
+    "stateful",
+    "unroll",
+    "zero_output_for_mask",
+    "use_fused",
+    "name",
+    "dtype",
+    "trainable",
+    "activity_regularizer",
+)
+
+
+def _cell_property(name: str) -> property:
+    return property(lambda self: getattr(self.cell, name), doc=f"The cell's `{name}`.")
+
+
+class _CellLayer(RNN):
+    """A recurrent layer that builds its own cell from Keras-style arguments."""
+
+    cell_class: type = SimpleRNNCell
+
+    def __init__(self, units: int, **kwargs: Any) -> None:
+        layer_kwargs = {key: kwargs.pop(key) for key in _RNN_ARGUMENTS if key in kwargs}
+        cell = self.cell_class(units, dtype=layer_kwargs.get("dtype"), **kwargs)
+        super().__init__(cell, **layer_kwargs)
+
+    units = _cell_property("units")
+    activation = _cell_property("activation")
+    use_bias = _cell_property("use_bias")
+    dropout = _cell_property("dropout")
+    recurrent_dropout = _cell_property("recurrent_dropout")
+    kernel_initializer = _cell_property("kernel_initializer")
+    recurrent_initializer = _cell_property("recurrent_initializer")
+    bias_initializer = _cell_property("bias_initializer")
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        cell_config = config.pop("cell")["config"]
+        for key in ("name", "trainable", "dtype"):
+            cell_config.pop(key, None)
+        return {**config, **cell_config}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> RNN:
+        return cls(**config)
+
+
+class SimpleRNN(_CellLayer):
+    """Fully connected recurrent layer: h_t = activation(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel).
+
+    Args:
+        units: size of the output and state.
+        activation: default "tanh".
+        use_bias: default True.
+        kernel_initializer: default "glorot_uniform"; weights `kernel (features, units)`.
+        recurrent_initializer: default "orthogonal"; `recurrent_kernel (units, units)`.
+        bias_initializer: default "zeros"; `bias (units,)`.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer, activity_regularizer:
+            default None.
+        kernel_constraint, recurrent_constraint, bias_constraint: default None.
+        dropout: fraction of the inputs to drop, in [0, 1) (default 0).
+        recurrent_dropout: fraction of the recurrent state to drop, in [0, 1) (default 0).
+        seed: seed of the dropout masks (default None: torch's global generator).
+        return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask,
+        use_fused: as `RNN`.
+
+    Example:
+        >>> layer = SimpleRNN(16, return_sequences=True)
+        >>> layer(np.random.random((2, 100, 32))).shape
+        torch.Size([2, 100, 16])
+    """
+
+    cell_class = SimpleRNNCell
+
+
+class LSTM(_CellLayer):
+    """Long short-term memory layer (Keras's `LSTM`); states `[h, c]`, gate order i, f, c, o.
+
+    Args:
+        units: size of the output and of both states.
+        activation: default "tanh". recurrent_activation: default "sigmoid".
+        unit_forget_bias: add 1 to the forget gate's bias at initialization (default True).
+        Other arguments as `SimpleRNN`; weights `kernel (features, 4*units)`,
+        `recurrent_kernel (units, 4*units)`, `bias (4*units,)`.
+
+    With `return_state=True` the call returns `(output, h, c)`.
+
+    Example:
+        >>> output, h, c = LSTM(8, return_state=True)(torch.randn(2, 5, 3))
+    """
+
+    cell_class = LSTMCell
+    recurrent_activation = _cell_property("recurrent_activation")
+    unit_forget_bias = _cell_property("unit_forget_bias")
+
+
+class GRU(_CellLayer):
+    """Gated recurrent unit layer (Keras's `GRU`); gate order z, r, h.
+
+    Args:
+        units: size of the output and state.
+        activation: default "tanh". recurrent_activation: default "sigmoid".
+        reset_after: apply the reset gate after the recurrent matrix product (default True, as
+            Keras 3 and cuDNN; `bias (2, 3*units)`), or before it (`bias (3*units,)`).
+        Other arguments as `SimpleRNN`; weights `kernel (features, 3*units)`,
+        `recurrent_kernel (units, 3*units)`.
+
+    Example:
+        >>> GRU(8)(torch.randn(2, 5, 3)).shape
+        torch.Size([2, 8])
+    """
+
+    cell_class = GRUCell
+    recurrent_activation = _cell_property("recurrent_activation")
+    reset_after = _cell_property("reset_after")
