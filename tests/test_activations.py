@@ -47,7 +47,7 @@ INPUTS = np.array(
 
 @pytest.fixture(scope="module")
 def keras():
-    return pytest.importorskip("keras", reason="Keras 3 not importable")
+    return pytest.importorskip("keras", reason="Keras 3 not importable", exc_type=ImportError)
 
 
 def _assert_close_to_keras(ours: torch.Tensor, theirs, atol: float = 1e-12) -> None:

@@ -52,8 +52,13 @@ def test_cached_file_with_matching_hash_needs_no_network(tmp_path, source, no_ne
     cached = tmp_path / "cache" / "sub" / "data.bin"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(PAYLOAD)
-    path = get_file("data.bin", "https://example.invalid/data.bin", PAYLOAD_SHA256,
-                    cache_dir=tmp_path / "cache", cache_subdir="sub")  # fmt: skip
+    path = get_file(
+        "data.bin",
+        "https://example.invalid/data.bin",
+        PAYLOAD_SHA256,
+        cache_dir=tmp_path / "cache",
+        cache_subdir="sub",
+    )
     assert path == str(cached)
     assert no_network == []
 
@@ -241,8 +246,9 @@ def test_server_that_ignores_range_restarts_the_file(tmp_path, monkeypatch):
         return FullResponse()
 
     monkeypatch.setattr(download.urllib.request, "urlopen", fake_urlopen)
-    path = get_file("data.bin", "https://example.invalid/data.bin", PAYLOAD_SHA256,
-                    cache_dir=tmp_path)  # fmt: skip
+    path = get_file(
+        "data.bin", "https://example.invalid/data.bin", PAYLOAD_SHA256, cache_dir=tmp_path
+    )
     assert requests == ["bytes=4-"]
     with open(path, "rb") as stream:
         assert stream.read() == PAYLOAD

@@ -150,22 +150,29 @@ def random_dropout_masks(gates, per_gate, seed=3, batch=BATCH):
     return draw(FEATURES, 0.3), draw(UNITS, 0.4)
 
 
+def as_keras_dropout_mask(mask):
+    """Keras keeps one mask `(batch, n)`, or a list of one per gate."""
+    if mask.ndim == 2:
+        return mask.astype(np.float32)
+    return [gate_mask.astype(np.float32) for gate_mask in mask.swapaxes(0, 1)]
+
+
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_dropout_masks_match_keras(keras, kind, go_backwards):
     """Keras caches its dropout masks on the cell (a private attribute): plant fixed ones."""
     gates = KINDS[kind][3]
     weights = random_weights(kind)
-    layer = keras_layer(keras, kind, weights, dropout=0.3, recurrent_dropout=0.4)
-    layer.go_backwards = go_backwards
+    layer = keras_layer(
+        keras, kind, weights, dropout=0.3, recurrent_dropout=0.4, go_backwards=go_backwards
+    )
     if not hasattr(layer.cell, "_dropout_mask"):
         pytest.skip("this Keras version does not cache dropout masks on the cell")
     # With recurrent_dropout > 0 Keras's gated cells use one mask per gate (implementation 1).
     per_gate = kind != "simple_rnn"
     input_mask, recurrent_mask = random_dropout_masks(gates, per_gate)
-    as_keras = (lambda m: list(m.swapaxes(0, 1).astype(np.float32))) if per_gate else np.float32
-    layer.cell._dropout_mask = as_keras(input_mask)
-    layer.cell._recurrent_dropout_mask = as_keras(recurrent_mask)
+    layer.cell._dropout_mask = as_keras_dropout_mask(input_mask)
+    layer.cell._recurrent_dropout_mask = as_keras_dropout_mask(recurrent_mask)
     x, mask = inputs(), right_padded_mask()
     got = layer(x, mask=mask, training=True)
     expected = run_reference(
@@ -279,7 +286,11 @@ def test_masks_of_ones_change_nothing(kind, per_gate):
     gate_axis = (gates,) if per_gate else ()
     expected = run_reference(kind, x, weights, initial_state=states)
     recurrent_only = run_reference(
-        kind, x, weights, initial_state=states, recurrent_dropout_mask=np.ones((BATCH, *gate_axis, UNITS))
+        kind,
+        x,
+        weights,
+        initial_state=states,
+        recurrent_dropout_mask=np.ones((BATCH, *gate_axis, UNITS)),
     )
     assert_all_close(recurrent_only, expected, 0)
     both = run_reference(
@@ -327,10 +338,15 @@ def test_textbook_2d_form_is_a_batch_of_one(kind):
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_masked_steps_without_keras(kind):
     """Masked steps keep the state; outputs repeat h (or are zero); a full-mask row never moves."""
-    weights, states, x, mask = random_weights(kind), random_states(kind), inputs(), left_padded_mask()
+    weights, states, x, mask = (
+        random_weights(kind),
+        random_states(kind),
+        inputs(),
+        left_padded_mask(),
+    )
     outputs, *final = run_reference(kind, x, weights, mask=mask, initial_state=states)
     np.testing.assert_array_equal(outputs[0, :2], np.repeat(states[0][:1], 2, axis=0))
-    np.testing.assert_array_equal(outputs[3, :5], np.repeat(states[0][3:], 5, axis=0))
+    np.testing.assert_array_equal(outputs[3, :5], np.repeat(states[0][3:4], 5, axis=0))
     for state, initial in zip(final, states, strict=True):
         np.testing.assert_array_equal(state[1], initial[1])
     zeros, *_ = run_reference(
@@ -354,14 +370,17 @@ def test_go_backwards_is_the_reversed_sequence(kind):
     weights, x, mask = random_weights(kind), inputs(), right_padded_mask()
     backwards = run_reference(kind, x, weights, mask=mask, go_backwards=True)
     reversed_input = run_reference(kind, x[:, ::-1], weights, mask=mask[:, ::-1])
-    assert_all_close(backwards, reversed_input, 0)
+    assert_all_close(backwards, reversed_input, 1e-12)
     forwards = run_reference(kind, x, weights, mask=mask)
     assert not np.allclose(backwards[1], forwards[1])
 
 
-def constant_weights(kind, use_bias=True):
+def constant_weights(kind):
     """kernel all 0.1, recurrent kernel all 0.2, bias all 0.05."""
-    return [np.full(w.shape, value) for w, value in zip(random_weights(kind), (0.1, 0.2, 0.05))]
+    return [
+        np.full(w.shape, value)
+        for w, value in zip(random_weights(kind), (0.1, 0.2, 0.05), strict=True)
+    ]
 
 
 def test_golden_simple_rnn():
@@ -425,12 +444,9 @@ def test_activation_by_callable_and_name():
 
 def bad_call(kind, **overrides):
     """Call `kind`'s reference with good arguments, except those in `overrides`."""
-    gates = KINDS[kind][3]
     kernel, recurrent_kernel, bias = random_weights(kind)
-    args = {"inputs": inputs(), "kernel": kernel, "recurrent_kernel": recurrent_kernel}
-    args["bias"] = bias
-    args |= overrides
-    return KINDS[kind][2](**args), gates
+    good = {"kernel": kernel, "recurrent_kernel": recurrent_kernel, "bias": bias}
+    return KINDS[kind][2](**({"inputs": inputs()} | good | overrides))
 
 
 BAD_INPUTS = {

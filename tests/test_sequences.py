@@ -66,9 +66,7 @@ def test_sequences_of_vectors_keep_the_trailing_shape():
     out = pad_sequences(sequences, maxlen=2, dtype="float32", value=-1.0)
     assert out.shape == (3, 2, 2)
     assert out.dtype == np.float32
-    np.testing.assert_array_equal(
-        out, [[[3, 4], [5, 6]], [[-1, -1], [-1, -1]], [[-1, -1], [7, 8]]]
-    )
+    np.testing.assert_array_equal(out, [[[3, 4], [5, 6]], [[-1, -1], [-1, -1]], [[-1, -1], [7, 8]]])
 
 
 def test_inconsistent_vector_shapes_raise():

@@ -57,9 +57,7 @@ def test_word_index_ranks_by_frequency_from_one():
     assert tokenizer.word_index == EXPECTED_INDEX
     assert tokenizer.index_word == {i: w for w, i in EXPECTED_INDEX.items()}
     assert tokenizer.word_counts["the"] == 3
-    assert list(tokenizer.word_counts) == [
-        "the", "cat", "sat", "on", "mat", "dog", "ate", "my", "homework",
-    ]  # fmt: skip
+    assert list(tokenizer.word_counts) == list(EXPECTED_INDEX)  # first-seen order
     assert tokenizer.word_docs["the"] == 2 and tokenizer.word_docs["cat"] == 1
     assert tokenizer.index_docs[1] == 2 and tokenizer.index_docs[9] == 1
     assert tokenizer.document_count == 2
@@ -174,9 +172,19 @@ def test_json_round_trip():
     assert json.loads(data["config"]["word_index"])["the"] == 2
     restored = tokenizer_from_json(text)
     for name in (
-        "num_words", "filters", "lower", "split", "char_level", "oov_token", "document_count",
-        "word_counts", "word_docs", "index_docs", "word_index", "index_word",
-    ):  # fmt: skip
+        "num_words",
+        "filters",
+        "lower",
+        "split",
+        "char_level",
+        "oov_token",
+        "document_count",
+        "word_counts",
+        "word_docs",
+        "index_docs",
+        "word_index",
+        "index_word",
+    ):
         assert getattr(restored, name) == getattr(tokenizer, name), name
     assert list(restored.word_counts) == list(tokenizer.word_counts)
     probe = ["the dog sat on a zebra"]

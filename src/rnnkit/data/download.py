@@ -102,9 +102,8 @@ def get_file(
                 f"received file_hash={file_hash!r}."
             )
 
-    directory = (Path(cache_dir).expanduser() if cache_dir is not None else cache_root()) / (
-        cache_subdir
-    )
+    root = cache_root() if cache_dir is None else Path(cache_dir).expanduser()
+    directory = root / cache_subdir
     target = directory / fname
     if target.is_file() and (file_hash is None or file_digest(target, algorithm) == file_hash):
         return str(target)

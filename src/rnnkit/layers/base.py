@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from rnnkit import initializers, regularizers
+from rnnkit.layers import symbolic
 
 _name_counts: dict[str, int] = {}
 # The device of the input that triggered a lazy build; sublayers built inside inherit it.
@@ -56,6 +57,8 @@ class Layer(nn.Module):
         trainable: whether the weights receive gradients (default True).
         activity_regularizer: applied to every output tensor of each call; the result, divided by
             the batch size as in Keras, is added to `losses`.
+        input_shape: the shape of one sample (no batch axis), for the first layer of a
+            `Sequential` model, as in Keras 2 code; lets the model infer shapes before data.
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class Layer(nn.Module):
         dtype: torch.dtype | str | None = None,
         trainable: bool = True,
         activity_regularizer: Any = None,
+        input_shape: Sequence[int | None] | None = None,
     ) -> None:
         super().__init__()
         if name is not None and not isinstance(name, str):
@@ -73,6 +77,7 @@ class Layer(nn.Module):
         self._layer_dtype = _to_dtype(dtype)
         self._trainable = bool(trainable)
         self.activity_regularizer = regularizers.get(activity_regularizer)
+        self.declared_input_shape = None if input_shape is None else (None, *tuple(input_shape))
         self.built = False
         self.supports_masking = False
         self._own_weight_names: list[str] = []
@@ -157,6 +162,8 @@ class Layer(nn.Module):
         return inputs
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if symbolic.is_symbolic(inputs, args, kwargs):
+            return symbolic.call_symbolic(self, inputs, args, kwargs)
         inputs = self.convert_input(inputs)
         if not self.built:
             self.build_from_input(inputs)
@@ -272,6 +279,8 @@ class Layer(nn.Module):
         config: dict[str, Any] = {"name": self.name, "trainable": self._trainable}
         if self._layer_dtype is not None:
             config["dtype"] = str(self._layer_dtype).removeprefix("torch.")
+        if self.declared_input_shape is not None:
+            config["input_shape"] = list(self.declared_input_shape[1:])
         if self.activity_regularizer is not None:
             config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return config

@@ -297,6 +297,7 @@ _RNN_ARGUMENTS = (
     "dtype",
     "trainable",
     "activity_regularizer",
+    "input_shape",
 )
 
 

@@ -1,0 +1,261 @@
+"""`Model`: a graph of layers built from symbolic tensors, with Keras's training methods.
+
+    inputs = rk.Input(shape=(None, 14))
+    outputs = layers.Dense(1)(layers.LSTM(16)(inputs))
+    model = rk.Model(inputs, outputs)
+
+A model replays the recorded layer calls on real tensors, passing masks along as Keras does
+(a layer that produces a mask, such as `Embedding(mask_zero=True)` or `Masking`, feeds it to every
+later layer that takes a `mask` argument). `Sequential` (a chain of layers) derives from it.
+The training methods (`compile`, `fit`, `evaluate`, `predict`) and saving live here so both kinds
+share them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rnnkit.layers import symbolic
+from rnnkit.layers.base import Layer
+from rnnkit.layers.symbolic import Node, SymbolicTensor
+from rnnkit.models import summary as summary_module
+
+
+def accepts(layer: nn.Module, argument: str) -> bool:
+    """Whether `layer.forward` takes a keyword `argument` (e.g. "mask", "training")."""
+    return argument in inspect.signature(layer.forward).parameters
+
+
+def call_with_mask(
+    layer: nn.Module, inputs: Any, mask: Any, args: tuple = (), kwargs: dict | None = None
+) -> tuple[Any, Any]:
+    """Calls `layer` passing `mask` where it takes one; returns `(outputs, output_mask)`."""
+    kwargs = dict(kwargs or {})
+    if mask is not None and "mask" not in kwargs and accepts(layer, "mask"):
+        kwargs["mask"] = mask
+    outputs = layer(inputs, *args, **kwargs)
+    compute_mask = getattr(layer, "compute_mask", None)
+    output_mask = compute_mask(inputs, kwargs.get("mask", mask)) if compute_mask else None
+    return outputs, output_mask
+
+
+def to_tensor(value: Any) -> Any:
+    """NumPy arrays become tensors; lists/tuples of arrays become lists of tensors."""
+    if isinstance(value, (list, tuple)):
+        return [to_tensor(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return torch.as_tensor(value)
+    return value
+
+
+def _topological_nodes(outputs: list[SymbolicTensor]) -> list[Node]:
+    """The layer calls that produce `outputs`, each after the calls it depends on."""
+    ordered: list[Node] = []
+    seen: set[int] = set()
+
+    def visit(tensor: SymbolicTensor) -> None:
+        node = tensor.node
+        if node is None or id(node) in seen:
+            return
+        seen.add(id(node))
+        for parent in node.symbolic_inputs():
+            visit(parent)
+        ordered.append(node)
+
+    for tensor in outputs:
+        visit(tensor)
+    return ordered
+
+
+class Model(Layer):
+    """A model made of layers: a graph from `Input`s to outputs (Keras's functional `Model`).
+
+    Args:
+        inputs: a symbolic tensor from `rnnkit.Input`, or a list of them.
+        outputs: the symbolic tensor(s) computed from `inputs` by layer calls.
+        name: the model's name.
+
+    Call: `model(x)` with a tensor/array (or a list, one per input) runs the graph.
+
+    Example:
+        >>> inputs = Input(shape=(None, 14))
+        >>> model = Model(inputs, layers.SimpleRNN(16)(inputs))
+        >>> model(np.zeros((2, 5, 14))).shape
+        torch.Size([2, 16])
+    """
+
+    def __init__(
+        self,
+        inputs: SymbolicTensor | Sequence[SymbolicTensor] | None = None,
+        outputs: SymbolicTensor | Sequence[SymbolicTensor] | None = None,
+        *,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.compiled: Any = None
+        self.stop_training = False
+        self.supports_masking = True
+        if inputs is None and outputs is None:
+            return  # a subclass (Sequential) arranges its own layers
+        self._graph_inputs = self._symbolic_list("inputs", inputs)
+        self._graph_outputs = self._symbolic_list("outputs", outputs)
+        self._single_output = isinstance(outputs, SymbolicTensor)
+        self._nodes = _topological_nodes(self._graph_outputs)
+        for node in self._nodes:
+            for tensor in node.symbolic_inputs():
+                if tensor.node is None and not any(tensor is i for i in self._graph_inputs):
+                    raise ValueError(
+                        f"Model '{self.name}': output depends on input {tensor.name!r}, which "
+                        "is not in `inputs`."
+                    )
+        unique: list[nn.Module] = []
+        for node in self._nodes:
+            if not any(node.layer is layer for layer in unique):
+                unique.append(node.layer)
+        self.graph_layers = nn.ModuleList(unique)
+        self.built = True
+
+    @staticmethod
+    def _symbolic_list(argument: str, value: Any) -> list[SymbolicTensor]:
+        items = [value] if isinstance(value, SymbolicTensor) else list(value or [])
+        if not items or not all(isinstance(item, SymbolicTensor) for item in items):
+            raise TypeError(
+                f"Model: argument `{argument}` must be a symbolic tensor (from `rnnkit.Input` "
+                f"and layer calls) or a list of them, received {value!r}."
+            )
+        return items
+
+    # ---------------------------------------------------------------------------- structure
+    @property
+    def layers(self) -> list[nn.Module]:
+        """The model's layers, in the order they are called."""
+        return list(self.graph_layers)
+
+    def get_layer(self, name: str) -> nn.Module:
+        """The layer called `name`."""
+        for layer in self.layers:
+            if getattr(layer, "name", None) == name:
+                return layer
+        raise ValueError(
+            f"Model '{self.name}' has no layer named {name!r}; layers: "
+            f"{[getattr(layer, 'name', type(layer).__name__) for layer in self.layers]}."
+        )
+
+    def summary_rows(self) -> list[tuple[str, str, Any, int | None]]:
+        """(name, class name, output shape, parameter count or None if unbuilt) per row."""
+        rows = [(t.name, "InputLayer", t.shape, 0) for t in self._graph_inputs]
+        for node in self._nodes:
+            layer = node.layer
+            shapes = [t.shape for t in node.outputs]
+            shape = shapes[0] if len(shapes) == 1 else shapes
+            rows.append((layer.name, type(layer).__name__, shape, summary_module.param_count(layer)))
+        return rows
+
+    def summary(self, print_fn: Any = print, line_length: int | None = None) -> None:
+        """Prints the Layer (type) / Output Shape / Param # table with totals, as Keras."""
+        print_fn(summary_module.format_summary(self, line_length=line_length))
+
+    # ------------------------------------------------------------------------------ calling
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if symbolic.is_symbolic(inputs, args, kwargs):
+            return super().__call__(inputs, *args, **kwargs)
+        return nn.Module.__call__(self, to_tensor(inputs), *args, **kwargs)
+
+    def forward(self, inputs: Any, training: bool | None = None) -> Any:
+        values = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if len(values) != len(self._graph_inputs):
+            raise ValueError(
+                f"Model '{self.name}' expects {len(self._graph_inputs)} input(s), received "
+                f"{len(values)}."
+            )
+        known: dict[int, Any] = {}
+        masks: dict[int, Any] = {}
+        for tensor, value in zip(self._graph_inputs, values):
+            known[id(tensor)] = value
+        for node in self._nodes:
+            args = symbolic.replace(node.args, known)
+            kwargs = symbolic.replace(node.kwargs, known)
+            if training is not None and accepts(node.layer, "training"):
+                kwargs.setdefault("training", training)
+            outputs, output_mask = call_with_mask(
+                node.layer, args[0], masks.get(id(node.args[0])), args[1:], kwargs
+            )
+            outputs = list(outputs) if len(node.outputs) > 1 else [outputs]
+            output_masks = output_mask if isinstance(output_mask, list) else [output_mask]
+            output_masks = output_masks + [None] * (len(outputs) - len(output_masks))
+            for tensor, value, mask in zip(node.outputs, outputs, output_masks):
+                known[id(tensor)] = value
+                masks[id(tensor)] = mask
+        results = [known[id(tensor)] for tensor in self._graph_outputs]
+        return results[0] if self._single_output else results
+
+    def reset_state(self) -> None:
+        """Zeroes the carried states of every stateful layer in the model."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "stateful") and hasattr(
+                module, "reset_state"
+            ):
+                module.reset_state()
+
+    # ----------------------------------------------------------------------------- training
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None) -> None:
+        """Chooses the optimizer, loss and metrics, by Keras name or object.
+
+        Args:
+            optimizer: "rmsprop" (default), "adam", "sgd", ... or an optimizer object.
+            loss: "binary_crossentropy", "categorical_crossentropy",
+                "sparse_categorical_crossentropy", "mse", "mae", or a loss object/callable.
+            metrics: list of metric names or objects, e.g. ["acc"]; history keys use these
+                names.
+        """
+        from rnnkit.training import loop
+
+        self.compiled = loop.compile(self, optimizer=optimizer, loss=loss, metrics=metrics)
+
+    def _require_compiled(self, method: str) -> None:
+        if self.compiled is None:
+            raise ValueError(
+                f"Model '{self.name}' must be compiled before `{method}`: call "
+                "model.compile(optimizer=..., loss=...) first."
+            )
+
+    def fit(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
+        """Trains the model; returns a `History`. Keyword arguments as Keras's `fit`:
+        `batch_size=32, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+        validation_data=None, shuffle=True, initial_epoch=0`."""
+        from rnnkit.training import loop
+
+        self._require_compiled("fit")
+        return loop.fit(self, x, y, **kwargs)
+
+    def evaluate(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
+        """Loss and metrics on `(x, y)`: a list, or a dict with `return_dict=True`."""
+        from rnnkit.training import loop
+
+        self._require_compiled("evaluate")
+        return loop.evaluate(self, x, y, **kwargs)
+
+    def predict(self, x: Any, **kwargs: Any) -> np.ndarray:
+        """The model's outputs on `x` as NumPy, in inference mode, batch by batch."""
+        from rnnkit.training import loop
+
+        return loop.predict(self, x, **kwargs)
+
+    # ------------------------------------------------------------------------------ saving
+    def save(self, path: str) -> None:
+        """Saves architecture, weights and optimizer state to one file, atomically."""
+        from rnnkit.models import saving
+
+        saving.save_model(self, path)
+
+    def get_config(self) -> dict[str, Any]:
+        from rnnkit.models import saving
+
+        return saving.functional_config(self)

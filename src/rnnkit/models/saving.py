@@ -1,0 +1,226 @@
+"""Saving whole models to one file and loading them back.
+
+A model file is a zip archive with:
+
+    metadata.json       format name and version
+    config.json         the architecture: `{"class_name": "Sequential" | "Model", "config": ...}`
+    model.safetensors   the weights, by `state_dict()` name
+    compile.json        the `compile()` arguments, when the model was compiled with names/configs
+    optimizer.pt        the optimizer's `state_dict()`, so training resumes where it stopped
+
+Writes are atomic: the archive is written to a temporary file beside the target and moved over
+it only when complete, so a crash mid-save never leaves a broken file in place of a good one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+from rnnkit.layers import serialization
+from rnnkit.layers.symbolic import Input, SymbolicTensor
+
+FORMAT = "rnnkit-model"
+FORMAT_VERSION = 1
+
+
+# ------------------------------------------------------------------------------ configs
+def _input_config(tensor: SymbolicTensor) -> dict[str, Any]:
+    return {"batch_shape": list(tensor.shape), "dtype": tensor.dtype, "name": tensor.name}
+
+
+def _input_from_config(config: dict[str, Any]) -> SymbolicTensor:
+    return Input(batch_shape=tuple(config["batch_shape"]), dtype=config["dtype"],
+                 name=config["name"])
+
+
+def sequential_config(model: Any) -> dict[str, Any]:
+    """The config of a `Sequential` model: its input (if any) and its layers' configs."""
+    shape = model.build_input_shape
+    return {
+        "name": model.name,
+        "input": None if model.input_tensor is None else _input_config(model.input_tensor),
+        "build_input_shape": None if shape is None else list(shape),
+        "layers": [serialization.serialize(layer) for layer in model.layers],
+    }
+
+
+def functional_config(model: Any) -> dict[str, Any]:
+    """The config of a functional `Model`: inputs, layers, recorded calls and outputs."""
+    layer_index = {id(layer): i for i, layer in enumerate(model.layers)}
+    node_index = {id(node): i for i, node in enumerate(model._nodes)}
+    input_index = {id(tensor): i for i, tensor in enumerate(model._graph_inputs)}
+
+    def encode(value: Any) -> Any:
+        if isinstance(value, SymbolicTensor):
+            if value.node is None:
+                return {"tensor": ["input", input_index[id(value)]]}
+            return {"tensor": ["node", node_index[id(value.node)], value.index]}
+        if isinstance(value, (list, tuple)):
+            return [encode(item) for item in value]
+        if isinstance(value, dict):
+            return {key: encode(item) for key, item in value.items()}
+        return value
+
+    return {
+        "name": model.name,
+        "inputs": [_input_config(tensor) for tensor in model._graph_inputs],
+        "layers": [serialization.serialize(layer) for layer in model.layers],
+        "nodes": [
+            {"layer": layer_index[id(node.layer)], "args": encode(node.args),
+             "kwargs": encode(node.kwargs)}
+            for node in model._nodes
+        ],
+        "outputs": [encode(tensor) for tensor in model._graph_outputs],
+        "single_output": model._single_output,
+    }
+
+
+def model_from_config(config: dict[str, Any], custom_objects: dict | None = None) -> Any:
+    """Recreates a `Sequential` or functional `Model` (without weights) from its config."""
+    from rnnkit.models.model import Model
+    from rnnkit.models.sequential import Sequential
+
+    kind, inner = config.get("class_name"), config.get("config", {})
+    if kind == "Sequential":
+        model = Sequential(name=inner["name"])
+        if inner.get("input"):
+            model.add(_input_from_config(inner["input"]))
+        for layer in inner["layers"]:
+            model.add(serialization.deserialize(layer, custom_objects))
+        if inner.get("build_input_shape") and not model.built:
+            model.build(tuple(inner["build_input_shape"]))
+        return model
+    if kind != "Model":
+        raise ValueError(f"Unknown model class {kind!r} in config; expected Sequential or Model.")
+    inputs = [_input_from_config(item) for item in inner["inputs"]]
+    layers = [serialization.deserialize(item, custom_objects) for item in inner["layers"]]
+    node_outputs: list[Any] = []
+
+    def decode(value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"tensor"}:
+            kind, *where = value["tensor"]
+            if kind == "input":
+                return inputs[where[0]]
+            outputs = node_outputs[where[0]]
+            return outputs[where[1]] if isinstance(outputs, tuple) else outputs
+        if isinstance(value, list):
+            return [decode(item) for item in value]
+        if isinstance(value, dict):
+            return {key: decode(item) for key, item in value.items()}
+        return value
+
+    for node in inner["nodes"]:
+        args = decode(node["args"])
+        node_outputs.append(layers[node["layer"]](*args, **decode(node["kwargs"])))
+    outputs = [decode(item) for item in inner["outputs"]]
+    return Model(
+        inputs if len(inputs) > 1 else inputs[0],
+        outputs[0] if inner["single_output"] else outputs,
+        name=inner["name"],
+    )
+
+
+# ----------------------------------------------------------------------------- files
+def _atomic_write(path: str, write: Any) -> None:
+    """Calls `write(file)` on a temporary file beside `path`, then moves it over `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".rnnkit-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+def save_model(model: Any, path: str | os.PathLike) -> None:
+    """Saves `model` (architecture, weights, compile arguments, optimizer state) to `path`."""
+    path = os.fspath(path)
+    if not model.built:
+        raise ValueError(
+            f"Model '{model.name}' is not built yet, so it has no weights to save: give it an "
+            "Input, or call it on data (or fit it) first."
+        )
+    config = {"class_name": type(model).__name__, "config": model.get_config()}
+    weights = {name: value.detach().contiguous() for name, value in model.state_dict().items()}
+    members = {
+        "metadata.json": json.dumps({"format": FORMAT, "version": FORMAT_VERSION}),
+        "config.json": json.dumps(config, indent=1),
+        "model.safetensors": save_safetensors(weights),
+    }
+    compiled = getattr(model, "compiled", None)
+    if compiled is not None:
+        members["compile.json"] = json.dumps(compiled.get_config())
+        buffer = io.BytesIO()
+        torch.save(compiled.optimizer.state_dict(), buffer)
+        members["optimizer.pt"] = buffer.getvalue()
+
+    def write(file: Any) -> None:
+        with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+
+    _atomic_write(path, write)
+
+
+def _read_members(path: str) -> dict[str, bytes]:
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No model file at {path!r}.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        raise ValueError(
+            f"{path!r} is not a readable rnnkit model file (truncated or corrupt?): {error}"
+        ) from None
+    metadata = json.loads(members.get("metadata.json", b"{}"))
+    missing = {"config.json", "model.safetensors"} - set(members)
+    if metadata.get("format") != FORMAT or missing:
+        raise ValueError(
+            f"{path!r} is not an rnnkit model file (format {metadata.get('format')!r}, "
+            f"missing {sorted(missing)})."
+        )
+    if metadata.get("version", 0) > FORMAT_VERSION:
+        raise ValueError(
+            f"{path!r} was written by a newer rnnkit (format version {metadata['version']}); "
+            f"this version reads up to {FORMAT_VERSION}."
+        )
+    return members
+
+
+def load_model(path: str | os.PathLike, custom_objects: dict | None = None) -> Any:
+    """Loads a model saved with `model.save(path)`: same architecture, weights and (if it was
+    compiled) optimizer and optimizer state, so it predicts identically and training resumes.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: the file is truncated, corrupt, or not an rnnkit model file.
+    """
+    path = os.fspath(path)
+    members = _read_members(path)
+    model = model_from_config(json.loads(members["config.json"]), custom_objects)
+    try:
+        weights = load_safetensors(members["model.safetensors"])
+        model.load_state_dict(weights, strict=True)
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(f"{path!r}: the weights do not fit the architecture: {error}") from None
+    if "compile.json" in members:
+        model.compile(**json.loads(members["compile.json"]))
+        if "optimizer.pt" in members:
+            state = torch.load(io.BytesIO(members["optimizer.pt"]), weights_only=True)
+            model.compiled.optimizer.load_state_dict(state)
+    return model
