@@ -427,7 +427,7 @@ class TimeDistributed(Layer):
                 "TimeDistributed: argument `layer` must be an rnnkit Layer, received "
                 f"{type(layer).__name__}."
             )
-        kwargs.setdefault("dtype", layer._layer_dtype)
+        
         super().__init__(**kwargs)
         self.layer = layer
         self.supports_masking = True

@@ -124,7 +124,9 @@ class Model(Layer):
 
     @staticmethod
     def _symbolic_list(argument: str, value: Any) -> list[SymbolicTensor]:
-        items = [value] if isinstance(value, SymbolicTensor) else list(value or [])
+        if isinstance(value, SymbolicTensor):
+            return [value]
+        items = list(value) if isinstance(value, (list, tuple)) else []
         if not items or not all(isinstance(item, SymbolicTensor) for item in items):
             raise TypeError(
                 f"Model: argument `{argument}` must be a symbolic tensor (from `rnnkit.Input` "
