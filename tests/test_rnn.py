@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rnnkit import initializers, reference, regularizers
-from rnnkit.layers import GRU, LSTM, RNN, SimpleRNN, SimpleRNNCell, StackedRNNCells
+from rnnkit.layers import GRU, LSTM, RNN, SimpleRNN, SimpleRNNCell
 from rnnkit.layers.cells import DropoutMasks
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 4, 6, 3, 5
@@ -406,17 +406,29 @@ def test_config_round_trip_recreates_the_layer():
 @pytest.mark.parametrize(
     ("build", "call", "message"),
     [
-        (lambda: SimpleRNN(3), lambda l: l(np.zeros((2, 3))), "rank 3"),
-        (lambda: SimpleRNN(3), lambda l: (l(np.zeros((2, 3, 4))), l(np.zeros((2, 3, 5)))),
-         "built for inputs with 4 features"),
-        (lambda: LSTM(3), lambda l: l(np.zeros((2, 3, 4)), mask=np.ones((2, 4))),
-         r"`mask` of shape .*\(2, 3\), received shape \(2, 4\)"),
-        (lambda: LSTM(3), lambda l: l(np.zeros((2, 3, 4)), initial_state=[np.zeros((2, 3))]),
-         "list of 2 tensor.*received 1"),
-        (lambda: GRU(3), lambda l: l(np.zeros((2, 3, 4)), initial_state=[np.zeros((2, 4))]),
-         r"initial_state\[0\]` of shape .*received \(2, 4\)"),
-        (lambda: SimpleRNN(3), lambda l: l(np.zeros((2, 0, 4))), "at least one timestep"),
-        (lambda: SimpleRNN(3), lambda l: l([[1.0]]), "torch.Tensor or NumPy array"),
+        (lambda: SimpleRNN(3), lambda layer: layer(np.zeros((2, 3))), "rank 3"),
+        (
+            lambda: SimpleRNN(3),
+            lambda layer: (layer(np.zeros((2, 3, 4))), layer(np.zeros((2, 3, 5)))),
+            "built for inputs with 4 features",
+        ),
+        (
+            lambda: LSTM(3),
+            lambda layer: layer(np.zeros((2, 3, 4)), mask=np.ones((2, 4))),
+            r"`mask` of shape .*\(2, 3\), received shape \(2, 4\)",
+        ),
+        (
+            lambda: LSTM(3),
+            lambda layer: layer(np.zeros((2, 3, 4)), initial_state=[np.zeros((2, 3))]),
+            "list of 2 tensor.*received 1",
+        ),
+        (
+            lambda: GRU(3),
+            lambda layer: layer(np.zeros((2, 3, 4)), initial_state=[np.zeros((2, 4))]),
+            r"initial_state\[0\]` of shape .*received \(2, 4\)",
+        ),
+        (lambda: SimpleRNN(3), lambda layer: layer(np.zeros((2, 0, 4))), "at least one timestep"),
+        (lambda: SimpleRNN(3), lambda layer: layer([[1.0]]), "torch.Tensor or NumPy array"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(build, call, message):

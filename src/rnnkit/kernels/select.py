@@ -13,6 +13,7 @@ from torch import nn
 
 from rnnkit.kernels.loop import run_loop
 
+
 def check_use_fused(owner: str, use_fused: object) -> None:
     """Raises a ValueError unless `use_fused` is "auto", True or False."""
     if not (isinstance(use_fused, bool) or use_fused == "auto"):

@@ -16,8 +16,8 @@ Every rnnkit layer (and cell) derives from `Layer`. What it adds to `torch.nn.Mo
 from __future__ import annotations
 
 import re
-from contextvars import ContextVar
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np

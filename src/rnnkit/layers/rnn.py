@@ -195,8 +195,10 @@ class RNN(Layer):
         return checked
 
     def _zero_states(self, batch: int) -> list[torch.Tensor]:
-        return [torch.zeros(batch, size, dtype=self.dtype, device=self.device) for size in
-                self.state_size]
+        return [
+            torch.zeros(batch, size, dtype=self.dtype, device=self.device)
+            for size in self.state_size
+        ]
 
     def _starting_states(self, initial_state: Any, batch: int) -> list[torch.Tensor]:
         if initial_state is not None:
@@ -337,7 +339,9 @@ class _CellLayer(RNN):
 
 
 class SimpleRNN(_CellLayer):
-    """Fully connected recurrent layer: h_t = activation(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel).
+    """Fully connected recurrent layer (Keras's `SimpleRNN`).
+
+        h_t = activation(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)
 
     Args:
         units: size of the output and state.

@@ -17,9 +17,7 @@ def serialize(layer: nn.Module) -> dict[str, Any]:
     return {"class_name": type(layer).__name__, "config": get_config()}
 
 
-def deserialize(
-    config: dict[str, Any], custom_objects: dict[str, type] | None = None
-) -> nn.Module:
+def deserialize(config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> nn.Module:
     """Recreates a layer (without its weights) from `serialize`'s output.
 
     Args:
@@ -30,8 +28,7 @@ def deserialize(
 
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError(
-            "A layer config must be a dict with 'class_name' and 'config', received "
-            f"{config!r}."
+            f"A layer config must be a dict with 'class_name' and 'config', received {config!r}."
         )
     name = config["class_name"]
     known = {key: getattr(layers, key) for key in layers.__all__}

@@ -121,8 +121,8 @@ def is_symbolic(*structures: Any) -> bool:
 
 
 def _is_shape_list(shape: Any) -> bool:
-    return isinstance(shape, (list, tuple)) and len(shape) > 0 and isinstance(
-        shape[0], (list, tuple)
+    return (
+        isinstance(shape, (list, tuple)) and len(shape) > 0 and isinstance(shape[0], (list, tuple))
     )
 
 

@@ -157,7 +157,9 @@ class Model(Layer):
             layer = node.layer
             shapes = [t.shape for t in node.outputs]
             shape = shapes[0] if len(shapes) == 1 else shapes
-            rows.append((layer.name, type(layer).__name__, shape, summary_module.param_count(layer)))
+            rows.append(
+                (layer.name, type(layer).__name__, shape, summary_module.param_count(layer))
+            )
         return rows
 
     def summary(self, print_fn: Any = print, line_length: int | None = None) -> None:
@@ -201,8 +203,10 @@ class Model(Layer):
     def reset_state(self) -> None:
         """Zeroes the carried states of every stateful layer in the model."""
         for module in self.modules():
-            if module is not self and hasattr(module, "stateful") and hasattr(
-                module, "reset_state"
+            if (
+                module is not self
+                and hasattr(module, "stateful")
+                and hasattr(module, "reset_state")
             ):
                 module.reset_state()
 

@@ -38,8 +38,9 @@ def _input_config(tensor: SymbolicTensor) -> dict[str, Any]:
 
 
 def _input_from_config(config: dict[str, Any]) -> SymbolicTensor:
-    return Input(batch_shape=tuple(config["batch_shape"]), dtype=config["dtype"],
-                 name=config["name"])
+    return Input(
+        batch_shape=tuple(config["batch_shape"]), dtype=config["dtype"], name=config["name"]
+    )
 
 
 def sequential_config(model: Any) -> dict[str, Any]:
@@ -75,8 +76,11 @@ def functional_config(model: Any) -> dict[str, Any]:
         "inputs": [_input_config(tensor) for tensor in model._graph_inputs],
         "layers": [serialization.serialize(layer) for layer in model.layers],
         "nodes": [
-            {"layer": layer_index[id(node.layer)], "args": encode(node.args),
-             "kwargs": encode(node.kwargs)}
+            {
+                "layer": layer_index[id(node.layer)],
+                "args": encode(node.args),
+                "kwargs": encode(node.kwargs),
+            }
             for node in model._nodes
         ],
         "outputs": [encode(tensor) for tensor in model._graph_outputs],

@@ -122,4 +122,3 @@ class Sequential(Model):
         from rnnkit.models import saving
 
         return saving.sequential_config(self)
-

@@ -39,8 +39,10 @@ def format_summary(model: Any, line_length: int | None = None) -> str:
         params = f"{count:,}" if count is not None else "0 (unbuilt)"
         rows.append((f"{name} ({class_name})", format_shape(shape), params))
     header = ("Layer (type)", "Output Shape", "Param #")
-    widths = [max(len(header[i]), *(len(row[i]) for row in rows), minimum) + 2
-              for i, minimum in enumerate((29, 22, 13))]
+    widths = [
+        max(len(header[i]), *(len(row[i]) for row in rows), minimum) + 2
+        for i, minimum in enumerate((29, 22, 13))
+    ]
     if line_length is not None:
         widths[0] = max(widths[0], line_length - sum(widths[1:]) - 4)
 
@@ -64,8 +66,11 @@ def format_summary(model: Any, line_length: int | None = None) -> str:
     lines.append(line("└", "─", "┴", "┘"))
     trainable = [p for p in model.parameters() if p.requires_grad]
     frozen = [p for p in model.parameters() if not p.requires_grad]
-    for label, params in (("Total", trainable + frozen), ("Trainable", trainable),
-                          ("Non-trainable", frozen)):
+    for label, params in (
+        ("Total", trainable + frozen),
+        ("Trainable", trainable),
+        ("Non-trainable", frozen),
+    ):
         count = sum(p.numel() for p in params)
         size = readable_size(sum(p.numel() * p.element_size() for p in params))
         lines.append(f" {label} params: {count:,} ({size})")
