@@ -122,7 +122,7 @@ def test_dense_golden_values():
 
 def test_embedding_golden_values_and_id_inputs():
     layer = Embedding(4, 2, embeddings_initializer=initializers.Constant(0.25))
-    layer.build((None, 3))
+    np.testing.assert_array_equal(_numpy(layer([[1, 3]])), np.full((1, 2, 2), 0.25))
     layer.set_weights([np.arange(8.0).reshape(4, 2)])
     expected = [[[6.0, 7.0], [0.0, 1.0]], [[2.0, 3.0], [2.0, 3.0]]]
     for ids in (
@@ -234,14 +234,19 @@ def test_time_distributed_folds_and_passes_mask_and_training():
     ones = torch.ones(2, 3, 4)
     assert torch.equal(wrapper(ones, training=False), ones)
     assert (wrapper(ones, training=True) == 0).any()
-    assert wrapper.compute_mask(ones, mask[..., 0]) is not None
+    step_mask = mask[..., 0]
+    assert wrapper.compute_mask(ones, step_mask) is step_mask
 
 
 def test_time_distributed_keeps_the_inner_dtype():
-    x = torch.randn(2, 3, 4, dtype=torch.float64)
-    inner = Dense(2, dtype=torch.float64)
-    assert TimeDistributed(inner)(x).dtype == torch.float64
-    torch.testing.assert_close(TimeDistributed(inner)(x), inner(x))
+    inner = Dense(1, use_bias=False, kernel_initializer="ones", dtype=torch.float64)
+    x = torch.full((1, 1, 1), 1 + 1e-12, dtype=torch.float64)  # 1.0 in float32
+    assert TimeDistributed(inner)(x).item() == 1 + 1e-12
+
+
+def test_embedding_accepts_keras2_input_length():
+    layer = Embedding(10, 4, input_length=7)  # no warning (warnings are errors here)
+    assert layer(IDS).shape == (2, 4, 4) and layer.get_config()["input_length"] == 7
 
 
 def test_weight_regularizers_add_losses():

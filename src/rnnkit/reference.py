@@ -95,110 +95,6 @@ def _activation(name: str, value: str | Activation | None) -> Activation:
     return ACTIVATIONS[value]
 
 
-def _check_shape(name: str, array: np.ndarray, *expected: tuple[int, ...]) -> None:
-    if array.shape not in expected:
-        wanted = " or ".join(str(shape) for shape in expected)
-        raise ValueError(f"`{name}` must have shape {wanted}, received shape {array.shape}.")
-
-
-class _Arguments(NamedTuple):
-    """Every argument validated, cast to float64 (mask: bool) and batched."""
-
-    inputs: np.ndarray  # (batch, timesteps, features)
-    kernel: np.ndarray  # (features, gates*units)
-    recurrent_kernel: np.ndarray  # (units, gates*units)
-    bias: np.ndarray | None
-    mask: np.ndarray | None  # (batch, timesteps)
-    states: tuple[np.ndarray, ...]  # each (batch, units)
-    dropout_mask: np.ndarray | None  # (batch, features) or (batch, gates, features)
-    recurrent_dropout_mask: np.ndarray | None  # (batch, units) or (batch, gates, units)
-    unbatched: bool  # `inputs` came in the textbook form (timesteps, features)
-
-
-def _prepare(
-    inputs,
-    kernel,
-    recurrent_kernel,
-    bias,
-    *,
-    gates: int,
-    bias_shape: Callable[[int], tuple[int, ...]],
-    state_names: tuple[str, ...],
-    mask,
-    initial_state,
-    dropout_mask,
-    recurrent_dropout_mask,
-) -> _Arguments:
-    """Validate and cast every argument; raise ValueError naming the first one that is wrong."""
-    inputs = np.asarray(inputs, dtype=np.float64)
-    if inputs.ndim not in (2, 3) or inputs.shape[-2] == 0:
-        raise ValueError(
-            "`inputs` must have shape (batch, timesteps, features) or (timesteps, features) "
-            f"with at least one timestep, received shape {inputs.shape}."
-        )
-    unbatched = inputs.ndim == 2
-    lead = () if unbatched else inputs.shape[:1]  # the batch axis, when there is one
-    timesteps, features = inputs.shape[-2:]
-    kernel = np.asarray(kernel, dtype=np.float64)
-    if kernel.ndim != 2 or kernel.shape[0] != features or kernel.shape[1] % gates:
-        raise ValueError(
-            f"`kernel` must have shape (features, {gates}*units) with features = {features} "
-            f"(the last axis of `inputs`), received shape {kernel.shape}."
-        )
-    units = kernel.shape[1] // gates
-    recurrent_kernel = np.asarray(recurrent_kernel, dtype=np.float64)
-    _check_shape("recurrent_kernel", recurrent_kernel, (units, gates * units))
-    if bias is not None:
-        bias = np.asarray(bias, dtype=np.float64)
-        _check_shape("bias", bias, bias_shape(units))
-    if mask is not None:
-        mask = np.asarray(mask, dtype=bool)
-        _check_shape("mask", mask, (*lead, timesteps))
-    if initial_state is None:
-        states = [np.zeros((*lead, units)) for _ in state_names]
-    else:
-        if len(state_names) == 1 and not isinstance(initial_state, (list, tuple)):
-            initial_state = [initial_state]
-        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != len(state_names):
-            received = (
-                f"{len(initial_state)} arrays"
-                if isinstance(initial_state, (list, tuple))
-                else f"a single {type(initial_state).__name__}"
-            )
-            raise ValueError(
-                f"`initial_state` must be {len(state_names)} array(s) "
-                f"({', '.join(state_names)}), received {received}."
-            )
-        states = [np.asarray(state, dtype=np.float64) for state in initial_state]
-        for state_name, state in zip(state_names, states, strict=True):
-            _check_shape(f"initial_state ({state_name})", state, (*lead, units))
-    if dropout_mask is not None:
-        dropout_mask = np.asarray(dropout_mask, dtype=np.float64)
-        _check_shape("dropout_mask", dropout_mask, (*lead, features), (*lead, gates, features))
-    if recurrent_dropout_mask is not None:
-        recurrent_dropout_mask = np.asarray(recurrent_dropout_mask, dtype=np.float64)
-        _check_shape(
-            "recurrent_dropout_mask", recurrent_dropout_mask, (*lead, units), (*lead, gates, units)
-        )
-    if unbatched:  # the textbook form is a batch of one
-        inputs, mask, dropout_mask, recurrent_dropout_mask = (
-            None if a is None else a[np.newaxis]
-            for a in (inputs, mask, dropout_mask, recurrent_dropout_mask)
-        )
-        states = [state[np.newaxis] for state in states]
-    return _Arguments(
-        inputs,
-        kernel,
-        recurrent_kernel,
-        bias,
-        mask,
-        tuple(states),
-        dropout_mask,
-        recurrent_dropout_mask,
-        unbatched,
-    )
-
-
 def _dropped(vectors: np.ndarray, masks: np.ndarray | None, gates: int) -> list[np.ndarray]:
     """One copy of `vectors` `(batch, n)` per gate, each multiplied by its gate's dropout mask.
 
@@ -498,3 +394,111 @@ def gru(
         return (h,)
 
     return _loop(step, args, go_backwards, zero_output_for_mask)
+
+
+# Checking and casting the arguments: every error names the argument, what was expected
+# and what was received.
+
+
+def _check_shape(name: str, array: np.ndarray, *expected: tuple[int, ...]) -> None:
+    if array.shape not in expected:
+        wanted = " or ".join(str(shape) for shape in expected)
+        raise ValueError(f"`{name}` must have shape {wanted}, received shape {array.shape}.")
+
+
+class _Arguments(NamedTuple):
+    """Every argument validated, cast to float64 (mask: bool) and batched."""
+
+    inputs: np.ndarray  # (batch, timesteps, features)
+    kernel: np.ndarray  # (features, gates*units)
+    recurrent_kernel: np.ndarray  # (units, gates*units)
+    bias: np.ndarray | None
+    mask: np.ndarray | None  # (batch, timesteps)
+    states: tuple[np.ndarray, ...]  # each (batch, units)
+    dropout_mask: np.ndarray | None  # (batch, features) or (batch, gates, features)
+    recurrent_dropout_mask: np.ndarray | None  # (batch, units) or (batch, gates, units)
+    unbatched: bool  # `inputs` came in the textbook form (timesteps, features)
+
+
+def _prepare(
+    inputs,
+    kernel,
+    recurrent_kernel,
+    bias,
+    *,
+    gates: int,
+    bias_shape: Callable[[int], tuple[int, ...]],
+    state_names: tuple[str, ...],
+    mask,
+    initial_state,
+    dropout_mask,
+    recurrent_dropout_mask,
+) -> _Arguments:
+    """Validate and cast every argument; raise ValueError naming the first one that is wrong."""
+    inputs = np.asarray(inputs, dtype=np.float64)
+    if inputs.ndim not in (2, 3) or inputs.shape[-2] == 0:
+        raise ValueError(
+            "`inputs` must have shape (batch, timesteps, features) or (timesteps, features) "
+            f"with at least one timestep, received shape {inputs.shape}."
+        )
+    unbatched = inputs.ndim == 2
+    lead = () if unbatched else inputs.shape[:1]  # the batch axis, when there is one
+    timesteps, features = inputs.shape[-2:]
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if kernel.ndim != 2 or kernel.shape[0] != features or kernel.shape[1] % gates:
+        raise ValueError(
+            f"`kernel` must have shape (features, {gates}*units) with features = {features} "
+            f"(the last axis of `inputs`), received shape {kernel.shape}."
+        )
+    units = kernel.shape[1] // gates
+    recurrent_kernel = np.asarray(recurrent_kernel, dtype=np.float64)
+    _check_shape("recurrent_kernel", recurrent_kernel, (units, gates * units))
+    if bias is not None:
+        bias = np.asarray(bias, dtype=np.float64)
+        _check_shape("bias", bias, bias_shape(units))
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        _check_shape("mask", mask, (*lead, timesteps))
+    if initial_state is None:
+        states = [np.zeros((*lead, units)) for _ in state_names]
+    else:
+        if len(state_names) == 1 and not isinstance(initial_state, (list, tuple)):
+            initial_state = [initial_state]
+        if not isinstance(initial_state, (list, tuple)) or len(initial_state) != len(state_names):
+            received = (
+                f"{len(initial_state)} arrays"
+                if isinstance(initial_state, (list, tuple))
+                else f"a single {type(initial_state).__name__}"
+            )
+            raise ValueError(
+                f"`initial_state` must be {len(state_names)} array(s) "
+                f"({', '.join(state_names)}), received {received}."
+            )
+        states = [np.asarray(state, dtype=np.float64) for state in initial_state]
+        for state_name, state in zip(state_names, states, strict=True):
+            _check_shape(f"initial_state ({state_name})", state, (*lead, units))
+    if dropout_mask is not None:
+        dropout_mask = np.asarray(dropout_mask, dtype=np.float64)
+        _check_shape("dropout_mask", dropout_mask, (*lead, features), (*lead, gates, features))
+    if recurrent_dropout_mask is not None:
+        recurrent_dropout_mask = np.asarray(recurrent_dropout_mask, dtype=np.float64)
+        _check_shape(
+            "recurrent_dropout_mask", recurrent_dropout_mask, (*lead, units), (*lead, gates, units)
+        )
+    if unbatched:  # the textbook form is a batch of one
+        inputs, mask, dropout_mask, recurrent_dropout_mask = (
+            None if a is None else a[np.newaxis]
+            for a in (inputs, mask, dropout_mask, recurrent_dropout_mask)
+        )
+        states = [state[np.newaxis] for state in states]
+    return _Arguments(
+        inputs,
+        kernel,
+        recurrent_kernel,
+        bias,
+        mask,
+        tuple(states),
+        dropout_mask,
+        recurrent_dropout_mask,
+        unbatched,
+    )

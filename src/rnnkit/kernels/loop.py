@@ -59,25 +59,30 @@ def run_loop(
     """
     timesteps = inputs.shape[1]
     order = range(timesteps - 1, -1, -1) if go_backwards else range(timesteps)
+    # unbind (not indexing) so that backward stacks the step gradients once, instead of
+    # writing each into a zero tensor of the whole sequence's size.
     projected = None
     if hasattr(cell, "project_inputs") and hasattr(cell, "step"):
         input_mask = dropout_masks.inputs if dropout_masks is not None else None
-        projected = cell.project_inputs(inputs, input_mask)  # (batch, timesteps, gates*units)
+        projected = cell.project_inputs(inputs, input_mask).unbind(1)  # T x (batch, gates*units)
         recurrent_mask = dropout_masks.recurrent if dropout_masks is not None else None
+    else:
+        steps = inputs.unbind(1)  # T x (batch, features)
+    step_masks = mask.unbind(1) if mask is not None else None
 
     states = list(initial_states)
     previous = None
     outputs: list[torch.Tensor] = []
     for t in order:
         if projected is not None:
-            output, new_states = cell.step(projected[:, t], states, recurrent_mask)
+            output, new_states = cell.step(projected[t], states, recurrent_mask)
         elif dropout_masks is not None:
-            output, new_states = cell(inputs[:, t], states, dropout_masks)
+            output, new_states = cell(steps[t], states, dropout_masks)
         else:
-            output, new_states = cell(inputs[:, t], states)
+            output, new_states = cell(steps[t], states)
         new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
-        if mask is not None:
-            keep = mask[:, t].unsqueeze(-1)  # (batch, 1)
+        if step_masks is not None:
+            keep = step_masks[t].unsqueeze(-1)  # (batch, 1)
             if zero_output_for_mask:
                 output = torch.where(keep, output, torch.zeros_like(output))
             else:

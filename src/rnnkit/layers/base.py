@@ -40,6 +40,12 @@ def _default_name(cls: type) -> str:
     return base if count == 0 else f"{base}_{count}"
 
 
+def _writable(array: Any) -> np.ndarray:
+    """`array` as a NumPy array torch can wrap (read-only arrays, e.g. from JAX, are copied)."""
+    array = np.asarray(array)
+    return array if array.flags.writeable else array.copy()
+
+
 def _to_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
@@ -91,7 +97,17 @@ class Layer(nn.Module):
         """The dtype of the weights (after `.double()` etc. too), else the configured dtype."""
         for parameter in self.parameters():
             return parameter.dtype
-        return self._layer_dtype or torch.get_default_dtype()
+        return self._configured_dtype() or torch.get_default_dtype()
+
+    def _configured_dtype(self) -> torch.dtype | None:
+        """The dtype asked for at construction, here or (for wrappers) in a sublayer."""
+        if self._layer_dtype is not None:
+            return self._layer_dtype
+        for layer in self._sublayers():
+            dtype = layer._configured_dtype()
+            if dtype is not None:
+                return dtype
+        return None
 
     @property
     def device(self) -> torch.device:
@@ -149,7 +165,7 @@ class Layer(nn.Module):
         """NumPy arrays and Python numbers become tensors on the layer's device; floating
         inputs are cast to the layer's dtype, as Keras autocasts."""
         if isinstance(inputs, np.ndarray) or np.isscalar(inputs):
-            inputs = torch.as_tensor(np.asarray(inputs))
+            inputs = torch.as_tensor(_writable(inputs))
         if not isinstance(inputs, torch.Tensor):
             raise TypeError(
                 f"Layer '{self.name}' expects `{argument}` as a torch.Tensor or NumPy array, "
@@ -249,7 +265,7 @@ class Layer(nn.Module):
                 )
         with torch.no_grad():
             for array, target in zip(arrays, targets):
-                target.copy_(torch.as_tensor(array, dtype=target.dtype))
+                target.copy_(torch.as_tensor(_writable(array), dtype=target.dtype))
 
     # ------------------------------------------------------------------ losses, constraints
     @property

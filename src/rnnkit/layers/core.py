@@ -89,7 +89,7 @@ class Dense(Layer):
                 f"Layer '{self.name}' expects inputs of rank >= 2 (batch, ..., features), "
                 f"received shape {tuple(shape)}."
             )
-        if False:
+        if self.built and shape[-1] != self.kernel.shape[0]:
             raise ValueError(
                 f"Layer '{self.name}' was built for inputs with {self.kernel.shape[0]} features "
                 f"(last axis), received shape {tuple(shape)}."

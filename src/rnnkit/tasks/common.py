@@ -1,0 +1,44 @@
+"""What the training tasks share: the recurrent layer by name, and writing the outputs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from rnnkit import layers, plot
+from rnnkit.training.callbacks import CSVLogger
+
+RECURRENT_LAYERS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+
+
+def recurrent_layer(name: str, units: int, **kwargs: Any) -> layers.RNN:
+    """`SimpleRNN`, `LSTM` or `GRU` by its command-line name."""
+    if name not in RECURRENT_LAYERS:
+        raise ValueError(f"--layer must be one of {sorted(RECURRENT_LAYERS)}, received {name!r}.")
+    return RECURRENT_LAYERS[name](units, **kwargs)
+
+
+def output_paths(out_dir: str) -> dict[str, str]:
+    """Where a task writes: the model, the per-epoch history CSV and the curves PNG."""
+    os.makedirs(out_dir, exist_ok=True)
+    return {
+        "model": os.path.join(out_dir, "model.rnnkit"),
+        "history": os.path.join(out_dir, "history.csv"),
+        "curves": os.path.join(out_dir, "curves.png"),
+    }
+
+
+def fit_and_save(model: Any, paths: dict[str, str], *args: Any, **kwargs: Any) -> Any:
+    """`model.fit(*args, **kwargs)` logging to the history CSV, then saves model and curves."""
+    history = model.fit(*args, callbacks=[CSVLogger(paths["history"])], **kwargs)
+    model.save(paths["model"])
+    if history.history:
+        plot.history(history, paths["curves"])
+    return history
+
+
+def report(paths: dict[str, str], stream: Any) -> None:
+    """Prints where each output went (only those that exist)."""
+    for label, path in paths.items():
+        if os.path.exists(path):
+            print(f"wrote {label}: {path}", file=stream)
