@@ -1,4 +1,4 @@
-"""Streaming metrics: hand-computed values, Keras 3 parity over several batches, `acc` resolution."""
+"""Streaming metrics: hand-computed values, Keras 3 parity over batches, `acc` resolution."""
 
 from __future__ import annotations
 

@@ -14,6 +14,13 @@ from rnnkit.layers.cells import DropoutMasks
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 4, 6, 3, 5
 
+
+@pytest.fixture(params=[False, True], ids=["loop", "fused"])
+def use_fused(request):
+    """Run a test on the generic loop and on the fused CPU kernel."""
+    return request.param
+
+
 KINDS = {
     "simple_rnn": (SimpleRNN, {}, reference.simple_rnn, 1),
     "lstm": (LSTM, {}, reference.lstm, 4),
@@ -97,16 +104,16 @@ def assert_matches(outputs, expected, atol):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_layer_matches_reference_float64(kind, case):
+def test_layer_matches_reference_float64(kind, case, use_fused):
     layer_kwargs, call_kwargs, ref_kwargs = CASES[case]
-    layer, ref = make_layer(kind, **layer_kwargs)
+    layer, ref = make_layer(kind, use_fused=use_fused, **layer_kwargs)
     x = inputs()
     assert_matches(layer(x, **call_kwargs), reference_call(layer, ref, x, **ref_kwargs), 1e-10)
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_initial_state_matches_reference_with_mask(kind):
-    layer, ref = make_layer(kind)
+def test_initial_state_matches_reference_with_mask(kind, use_fused):
+    layer, ref = make_layer(kind, use_fused=use_fused)
     x, states, mask = inputs(), random_states(kind), left_padded_mask()
     got = layer(x, mask=mask, initial_state=states)
     expected = reference_call(layer, ref, x, mask=mask, initial_state=states)
@@ -116,12 +123,12 @@ def test_initial_state_matches_reference_with_mask(kind):
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_custom_activations_match_reference(kind):
+def test_custom_activations_match_reference(kind, use_fused):
     gated = kind != "simple_rnn"
     layer_kwargs = {"activation": "relu"}
     if gated:
         layer_kwargs["recurrent_activation"] = "hard_sigmoid"
-    layer, ref = make_layer(kind, **layer_kwargs)
+    layer, ref = make_layer(kind, use_fused=use_fused, **layer_kwargs)
     x = inputs()
     expected = reference_call(layer, ref, x, **layer_kwargs)
     assert_matches(layer(x), expected, 1e-10)
@@ -129,9 +136,9 @@ def test_custom_activations_match_reference(kind):
 
 @pytest.mark.parametrize("case", ["plain", "left_padded_mask", "go_backwards"])
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_layer_matches_reference_float32(kind, case):
+def test_layer_matches_reference_float32(kind, case, use_fused):
     layer_kwargs, call_kwargs, ref_kwargs = CASES[case]
-    layer, ref = make_layer(kind, dtype=torch.float32, **layer_kwargs)
+    layer, ref = make_layer(kind, dtype=torch.float32, use_fused=use_fused, **layer_kwargs)
     x = inputs()
     got = layer(x.astype(np.float32), **call_kwargs)
     assert got[0].dtype == torch.float32
@@ -151,9 +158,9 @@ def fixed_dropout_masks(layer, gates, per_gate, seed=3):
 
 @pytest.mark.parametrize("per_gate", [False, True])
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_dropout_masks_match_reference(kind, per_gate):
+def test_dropout_masks_match_reference(kind, per_gate, use_fused):
     gates = KINDS[kind][3]
-    layer, ref = make_layer(kind, dropout=0.3, recurrent_dropout=0.4)
+    layer, ref = make_layer(kind, dropout=0.3, recurrent_dropout=0.4, use_fused=use_fused)
     input_mask, recurrent_mask = fixed_dropout_masks(layer, gates, per_gate)
     layer.cell.make_dropout_masks = lambda batch: DropoutMasks(
         torch.from_numpy(input_mask), torch.from_numpy(recurrent_mask)
@@ -229,8 +236,8 @@ def test_last_output_is_that_of_the_last_unmasked_step():
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_stateful_layer_carries_states_across_calls(kind):
-    layer, ref = make_layer(kind, stateful=True)
+def test_stateful_layer_carries_states_across_calls(kind, use_fused):
+    layer, ref = make_layer(kind, stateful=True, use_fused=use_fused)
     x = inputs(timesteps=8)
     first, second = layer(x[:, :5]), layer(x[:, 5:])
     expected = reference_call(layer, ref, x)
@@ -253,9 +260,9 @@ def test_stateful_states_do_not_keep_the_graph():
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_gradcheck_through_layer_with_mask_and_fixed_dropout(kind):
+def test_gradcheck_through_layer_with_mask_and_fixed_dropout(kind, use_fused):
     gates = KINDS[kind][3]
-    layer, _ = make_layer(kind, dropout=0.3, recurrent_dropout=0.4)
+    layer, _ = make_layer(kind, dropout=0.3, recurrent_dropout=0.4, use_fused=use_fused)
     input_mask, recurrent_mask = fixed_dropout_masks(layer, gates, per_gate=True)
     layer.cell.make_dropout_masks = lambda batch: DropoutMasks(
         torch.from_numpy(input_mask), torch.from_numpy(recurrent_mask)
@@ -456,12 +463,56 @@ def test_bad_arguments_raise_clear_errors(make, message):
         make()
 
 
-def test_use_fused_true_raises_and_auto_runs_the_loop():
+def test_use_fused_true_names_what_blocks_it_and_auto_falls_back():
+    def custom_tanh(x):
+        return torch.tanh(x)
+
     x = torch.randn(2, 3, 4)
-    with pytest.raises(ValueError, match="use_fused=True: no fused kernel"):
-        SimpleRNN(3, use_fused=True)(x)
-    auto, loop = SimpleRNN(3, use_fused="auto"), SimpleRNN(3, use_fused=False)
+    with pytest.raises(ValueError, match="use_fused=True.*`activation=custom_tanh`"):
+        SimpleRNN(3, activation=custom_tanh, use_fused=True)(x)
+    with pytest.raises(ValueError, match="use_fused=True.*StackedRNNCells"):
+        RNN([SimpleRNNCell(2)], use_fused=True)(x)
+    auto = SimpleRNN(3, activation=custom_tanh, use_fused="auto")
+    loop = SimpleRNN(3, activation=custom_tanh, use_fused=False)
     auto.build(x.shape)
     loop.build(x.shape)
     loop.set_weights(auto.get_weights())
     torch.testing.assert_close(auto(x), loop(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_fused_and_loop_gradients_agree(kind):
+    fused, _ = make_layer(kind, use_fused=True, go_backwards=True, recurrent_dropout=0.2)
+    loop, _ = make_layer(kind, use_fused=False, go_backwards=True, recurrent_dropout=0.2)
+    masks = fused.cell.make_dropout_masks(BATCH)
+    fused.cell.make_dropout_masks = loop.cell.make_dropout_masks = lambda batch: masks
+    mask = torch.from_numpy(right_padded_mask())
+    grads = []
+    for layer in (fused, loop):
+        x = torch.from_numpy(inputs()).requires_grad_()
+        outputs = layer(x, mask=mask, training=True)
+        weights = torch.linspace(-1, 1, outputs[0].numel(), dtype=torch.float64)
+        (outputs[0].flatten() @ weights + outputs[1].sum()).backward()
+        grads.append([x.grad, *[p.grad for p in layer.parameters()]])
+    for got, want in zip(*grads):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_fused_results_do_not_depend_on_the_thread_count(kind):
+    layer, _ = make_layer(kind, dtype=torch.float32, use_fused=True)
+    x = torch.randn(40, 9, FEATURES, requires_grad=True)  # several batch chunks
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            layer.zero_grad()
+            x.grad = None
+            output = layer(x)[0]
+            output.sum().backward()
+            results.append([output.detach(), x.grad, *[p.grad for p in layer.parameters()]])
+    finally:
+        torch.set_num_threads(threads)
+    for one, two in zip(*results):
+        assert torch.equal(one, two)

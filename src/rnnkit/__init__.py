@@ -2,21 +2,25 @@
 
 Public names: `Sequential`, `Model`, `Input`, `load_model`, and the modules `layers`,
 `reference` (the NumPy textbook loops), `activations`, `initializers`, `regularizers`,
-`constraints`, `preprocessing`, `datasets`.
+`constraints`, `losses`, `metrics`, `optimizers`, `callbacks`, `preprocessing`, `datasets`,
+`plot`.
 """
 
 from rnnkit import (
     activations,
+    callbacks,
     constraints,
     datasets,
     initializers,
     layers,
+    plot,
     preprocessing,
     reference,
     regularizers,
 )
 from rnnkit.layers.symbolic import Input
 from rnnkit.models import Model, Sequential, load_model
+from rnnkit.training import losses, metrics, optimizers
 
 __version__ = "0.1.0"
 
@@ -25,11 +29,16 @@ __all__ = [
     "Model",
     "Sequential",
     "activations",
+    "callbacks",
     "constraints",
     "datasets",
     "initializers",
     "layers",
     "load_model",
+    "losses",
+    "metrics",
+    "optimizers",
+    "plot",
     "preprocessing",
     "reference",
     "regularizers",

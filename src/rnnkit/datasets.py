@@ -4,8 +4,11 @@
   file, downloaded once into `~/.rnnkit/datasets` (or `$RNNKIT_HOME`).
 - `text_corpus`: text for character-level language models (`load_text`, `char_vocabulary`,
   `make_char_dataset`, `train_val_split`); the default corpus needs no download.
+- `adding_problem`, `copy_memory`: seeded long-memory tasks of any length (see
+  `rnnkit.data.synthetic`), the tasks that show vanishing gradients.
 """
 
 from rnnkit.data import imdb, text_corpus
+from rnnkit.data.synthetic import adding_problem, copy_memory
 
-__all__ = ["imdb", "text_corpus"]
+__all__ = ["adding_problem", "copy_memory", "imdb", "text_corpus"]

@@ -80,3 +80,94 @@ def history(
 
         plt.show()
     return figure
+
+
+def _flow_curves(flows: Any) -> list[tuple[str, Any]]:
+    """`(label, norms by distance from the loss)` for each curve of `plot.gradient_flow`."""
+    import numpy as np
+
+    from rnnkit.diagnostics import GradientFlow
+
+    def by_distance(norms: Any, backwards: bool) -> Any:
+        norms = np.asarray(norms, dtype=float)
+        if norms.ndim != 1 or norms.size == 0:
+            raise ValueError(
+                "plot.gradient_flow: each curve must be a non-empty 1-D array of norms (T,), "
+                f"received shape {norms.shape}."
+            )
+        return norms if backwards else norms[::-1]
+
+    def curves_of(flow: GradientFlow, prefix: str | None) -> list[tuple[str, Any]]:
+        return [
+            (
+                name if prefix is None else prefix if len(flow) == 1 else f"{prefix}: {name}",
+                by_distance(norms, flow.go_backwards.get(name, False)),
+            )
+            for name, norms in flow.items()
+        ]
+
+    if isinstance(flows, GradientFlow):
+        return curves_of(flows, None)
+    if not isinstance(flows, dict) or not flows:
+        raise ValueError(
+            "plot.gradient_flow: `flows` must be a GradientFlow or a non-empty dict of "
+            f"{{label: GradientFlow or (T,) array}}, received {flows!r}."
+        )
+    curves = []
+    for label, value in flows.items():
+        if isinstance(value, GradientFlow):
+            curves.extend(curves_of(value, label))
+        else:
+            curves.append((label, by_distance(value, False)))
+    return curves
+
+
+def gradient_flow(
+    flows: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    title: str = "Gradient flow through time",
+    show: bool = False,
+) -> Any:
+    """Draws ‖∂L/∂h_t‖ against the distance from the loss, log scale, one curve per entry.
+
+    The x axis counts timesteps back from the loss: T − t for a layer that runs forwards (the
+    last step is at 0), t − 1 for one that runs backwards. A straight falling line on the log
+    scale is a gradient that vanishes geometrically.
+
+    Args:
+        flows: a `GradientFlow` from `rnnkit.diagnostics.gradient_flow` (one curve per layer),
+            or a dict `{label: GradientFlow or (T,) array}`, e.g. one model per layer type:
+            `{"SimpleRNN": flow_a, "LSTM": flow_b}` (a flow with several layers draws one
+            curve per layer, labelled "label: layer").
+        path: PNG file to write (folders are created); None to only return the figure.
+        title: the figure's title.
+        show: also open a window with `matplotlib.pyplot.show()`.
+
+    Returns:
+        The matplotlib `Figure`.
+
+    Example:
+        >>> flows = {name: rk.diagnostics.gradient_flow(m, x, y) for name, m in models.items()}
+        >>> rk.plot.gradient_flow(flows, "gradient_flow.png")
+    """
+    curves = _flow_curves(flows)
+    figure, (axis,) = _figure(1, (7.0, 4.5), show)
+    for label, norms in curves:
+        axis.plot(range(len(norms)), norms, label=label)
+    axis.set_yscale("log")
+    axis.set_title(title)
+    axis.set_xlabel("Distance from the loss, T − t (timesteps)")
+    axis.set_ylabel("‖∂L/∂h_t‖ (log scale)")
+    axis.grid(True, which="major", alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    if path is not None:
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        figure.savefig(path, dpi=100)
+    if show:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+    return figure

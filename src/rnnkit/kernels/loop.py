@@ -8,7 +8,9 @@ This is the plain loop every faster kernel must reproduce. It follows Keras 3's 
 - at a masked step every state keeps its previous value and the output repeats the previous
   output (the state that equals the output, starting from the initial state), or is zero with
   `zero_output_for_mask`;
-- the last output is the output of the last processed step, after masking.
+- the last output is the output of the last processed step, after masking;
+- with `unroll`, masked steps before the first real one output zeros, as Keras's unrolled
+  loop does.
 
 Built-in cells (those with `project_inputs` and `step`) have the input projection of all
 timesteps done as one matrix product before the loop; any other cell is called step by step.
@@ -40,6 +42,7 @@ def run_loop(
     zero_output_for_mask: bool = False,
     dropout_masks: Any = None,
     return_sequences: bool = True,
+    unroll: bool = False,
 ) -> tuple[torch.Tensor | None, torch.Tensor, list[torch.Tensor]]:
     """Runs `cell` over `inputs`.
 
@@ -52,6 +55,8 @@ def run_loop(
         zero_output_for_mask: masked steps output zeros instead of repeating.
         dropout_masks: what `cell.make_dropout_masks` returned, or None.
         return_sequences: whether to stack every output (else only the last is kept).
+        unroll: Keras's unrolled loop: masked steps before the first real step output zeros
+            (not the initial state), as Keras's JAX backend does with `unroll=True`.
 
     Returns:
         `(outputs (batch, timesteps, output_size) or None, last_output (batch, output_size),
@@ -88,6 +93,8 @@ def run_loop(
             else:
                 if previous is None:
                     previous = _previous_output(cell, states, output.shape[-1])
+                    if unroll:
+                        previous = torch.zeros_like(previous)
                 output = torch.where(keep, output, previous)
                 previous = output
             new_states = [torch.where(keep, new, old) for new, old in zip(new_states, states)]

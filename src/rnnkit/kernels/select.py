@@ -1,8 +1,9 @@
 """Which kernel runs a recurrent layer's sequence.
 
-`select` is the one seam between the layers and the kernels: the layer describes the call, and
-gets back a function with `run_loop`'s signature. Only the generic loop exists in this version,
-so `use_fused="auto"` and `False` run the loop and `use_fused=True` raises an error that says why.
+`select` is the one seam between the layers and the kernels: the layer names its cell and its
+`use_fused` choice, and gets back a function with `run_loop`'s signature. The fused CPU kernel
+runs when `fused.supports(cell)` finds nothing that blocks it; otherwise `"auto"` falls back to
+the generic loop quietly and `True` raises an error that names what blocks it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 from torch import nn
 
+from rnnkit.kernels import fused
 from rnnkit.kernels.loop import run_loop
 
 
@@ -23,14 +25,16 @@ def check_use_fused(owner: str, use_fused: object) -> None:
 
 
 def select(cell: nn.Module, *, use_fused: str | bool) -> Callable:
-    """The kernel for `cell`.
+    """The kernel for `cell`: the fused one where it can run and is wanted, else the loop.
 
     Raises:
-        ValueError: with `use_fused=True`, when no fused kernel can run the configuration.
+        ValueError: with `use_fused=True`, when the fused kernel cannot run `cell`.
     """
+    if use_fused is False:
+        return run_loop
+    blocker = fused.supports(cell)
+    if blocker is None:
+        return fused.run_fused
     if use_fused is True:
-        raise ValueError(
-            f"use_fused=True: no fused kernel can run {type(cell).__name__} in this version of "
-            "rnnkit (only the generic loop is available); use use_fused='auto' or False."
-        )
+        raise ValueError(f"use_fused=True, but the fused CPU kernel cannot run: {blocker}.")
     return run_loop

@@ -39,7 +39,9 @@ class RNN(Layer):
             (reversed) order (default False).
         stateful: the final states of a call are the initial states of the next; the batch size
             must stay the same; `reset_state()` zeroes them (default False).
-        unroll: accepted for Keras compatibility; the result does not depend on it.
+        unroll: Keras's unrolled loop (default False). It changes one thing, as in Keras's JAX
+            backend: with a mask, masked steps before a row's first real step output zeros
+            instead of the initial state.
         zero_output_for_mask: masked steps output zeros instead of repeating the previous
             output (default False).
         use_fused: "auto" (a fused kernel where one supports the configuration, else the loop),
@@ -238,6 +240,7 @@ class RNN(Layer):
             zero_output_for_mask=self.zero_output_for_mask,
             dropout_masks=dropout_masks,
             return_sequences=self.return_sequences,
+            unroll=self.unroll,
         )
         if self.stateful:
             self._states = [state.detach() for state in states]

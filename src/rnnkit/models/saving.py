@@ -168,10 +168,12 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
     }
     compiled = getattr(model, "compiled", None)
     if compiled is not None:
-        members["compile.json"] = json.dumps(compiled.get_config())
-        buffer = io.BytesIO()
-        torch.save(compiled.optimizer.state_dict(), buffer)
-        members["optimizer.pt"] = buffer.getvalue()
+        compile_config = compiled.get_config()
+        members["compile.json"] = json.dumps(compile_config)
+        if "optimizer" in compile_config:  # a custom optimizer cannot be recreated on load
+            buffer = io.BytesIO()
+            torch.save(compiled.optimizer.state_dict(), buffer)
+            members["optimizer.pt"] = buffer.getvalue()
 
     def write(file: Any) -> None:
         with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:

@@ -221,9 +221,10 @@ class _MonitorCallback(Callback):
         return self._sign
 
     def _is_improvement(self, current: float, reference: float | None) -> bool:
+        sign = self._direction()  # first, so that an unknown direction fails at once
         if reference is None:
             return True
-        if self._direction() > 0:
+        if sign > 0:
             return current - self.min_delta > reference
         return current + self.min_delta < reference
 

@@ -22,7 +22,8 @@ be trained by them:
 
 Data: `x` and `y` are NumPy arrays or torch tensors with samples on the first axis (a list of
 them for several inputs); floating arrays become float32 (the model's float dtype once it has
-weights). Ragged lists of sequences are refused with a pointer to `pad_sequences`.
+weights), and each batch moves to the device of the model's weights. Ragged lists of sequences
+are refused with a pointer to `pad_sequences`.
 
 Logs and History use Keras's names: `"loss"`, each metric under the name the user gave, and
 `"val_"` + name for validation, keys in Keras's (JAX backend) order: sorted training keys, then
@@ -204,10 +205,16 @@ def _num_samples(data: Data, argument: str) -> int:
     return sizes.pop()
 
 
-def _take(data: Data, index: slice | torch.Tensor) -> Data:
+def _take(data: Data, index: slice | torch.Tensor, device: torch.device | None = None) -> Data:
+    """The samples at `index`, on `device` (that of the model's weights) when given."""
     if isinstance(data, list):
-        return [t[index] for t in data]
-    return data[index]
+        return [_take(t, index, device) for t in data]
+    batch = data[index]
+    return batch if device is None else batch.to(device, non_blocking=True)
+
+
+def _device(model: torch.nn.Module) -> torch.device | None:
+    return next((p.device for p in model.parameters()), None)
 
 
 def _prepare(model: torch.nn.Module, x: Any, y: Any, method: str) -> tuple[Data, Data, int]:
@@ -259,11 +266,12 @@ class _Batches:
     def epoch(self, steps: int | None = None) -> Iterator[slice | torch.Tensor]:
         if steps is None or self._position >= self.per_pass:
             self._new_pass()
-        for _ in range(steps or self.per_pass):
+        for step in range(steps or self.per_pass):
             if self._position >= self.per_pass:
                 warnings.warn(
-                    f"The data ran out: steps_per_epoch={steps} is more than the {self.per_pass} "
-                    "batches left in this pass; the epoch ends early.",
+                    f"The data ran out after {step} of steps_per_epoch={steps} batches in this "
+                    f"epoch (a pass over the data is {self.per_pass} batches); the epoch ends "
+                    "early and the next one starts a new pass.",
                     stacklevel=3,
                 )
                 return
@@ -342,11 +350,12 @@ def _update_trackers(
 @contextlib.contextmanager
 def _uninterruptible() -> Iterator[None]:
     """Holds back Ctrl-C until the block ends, so an optimizer step is applied whole."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None or threading.current_thread() is not threading.main_thread():
+        yield  # no Python handler to defer to, or signals cannot be handled in this thread
         return
     received: list[Any] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
     try:
         yield
     finally:
@@ -392,8 +401,9 @@ def _run_test(
         with torch.no_grad():
             for step, index in enumerate(_Batches(num_samples, batch_size, False, None).epoch()):
                 callbacks.on_test_batch_begin(step)
-                y_batch = _take(y, index)
-                outputs = _single_output(model(_take(x, index)), "evaluate")
+                device = _device(model)
+                y_batch = _take(y, index, device)
+                outputs = _single_output(model(_take(x, index, device)), "evaluate")
                 loss = _batch_loss(model, compiled, y_batch, outputs)
                 _update_trackers(loss_tracker, compiled, loss, y_batch, outputs)
                 callbacks.on_test_batch_end(step, _results(loss_tracker, compiled))
@@ -512,7 +522,9 @@ def fit(
             logs: dict[str, float] = {}
             for step, index in enumerate(batches.epoch(steps_per_epoch)):
                 callback_list.on_train_batch_begin(step)
-                logs = _train_step(model, compiled, loss_tracker, _take(x, index), _take(y, index))
+                device = _device(model)
+                x_batch, y_batch = _take(x, index, device), _take(y, index, device)
+                logs = _train_step(model, compiled, loss_tracker, x_batch, y_batch)
                 callback_list.on_train_batch_end(step, logs)
                 if model.stop_training:
                     break
@@ -615,7 +627,7 @@ def predict(
         with torch.no_grad():
             for step, index in enumerate(_Batches(samples, batch_size, False, None).epoch()):
                 callback_list.on_predict_batch_begin(step)
-                outputs = model(_take(x, index))
+                outputs = model(_take(x, index, _device(model)))
                 chunks.append(outputs)
                 callback_list.on_predict_batch_end(step, {"outputs": outputs})
     finally:

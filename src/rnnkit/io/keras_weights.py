@@ -1,0 +1,310 @@
+"""Keras 3's `.weights.h5` layout: read it into rnnkit models and write it from them.
+
+Keras 3 stores weights by *position in the model*, not by name. For a model the file holds
+
+    vars                                   the model's own weights (none), attribute `name`
+    layers/<key>/vars/<i>                  layer <key>'s own weights, in creation order
+    layers/<key>/cell/vars/<i>             a recurrent layer's cell (kernel, recurrent_kernel, bias)
+    layers/<key>/cell/cells/<key>/vars/<i> the cells of a `StackedRNNCells`
+    layers/<key>/forward_layer/...         `Bidirectional`'s two layers (and `backward_layer`)
+    layers/<key>/layer/...                 the layer inside `TimeDistributed`
+
+where a key is the snake-cased class name made unique within its container, in order: the first
+LSTM is `lstm`, the second `lstm_1`. rnnkit layers keep Keras's class names, attribute names and
+weight order, so the layout follows from walking the model. Layers are listed in `model.layers`
+order for a `Sequential`, and in Keras's order for a functional `Model` (by depth from the
+outputs, ties in the order a walk from the outputs first meets them), which `keras_layer_order`
+reproduces. Every `vars` group carries the layer's `name` as an attribute, as Keras writes it.
+
+Loading validates every weight (present, no extra ones, same shape) before assigning any, so a
+bad file leaves the model unchanged. Saving writes a temporary file and moves it over the target.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from rnnkit.layers.base import Layer
+from rnnkit.models.model import Model
+from rnnkit.models.sequential import Sequential
+
+
+@dataclass
+class WeightGroup:
+    """One `vars` group: the layer that owns it and its weights, `(name, parameter)` in order."""
+
+    path: str
+    layer: nn.Module
+    weights: list[tuple[str, nn.Parameter]] = field(default_factory=list)
+
+    @property
+    def vars_path(self) -> str:
+        return _join(self.path, "vars")
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}/{name}" if path else name
+
+
+def snake_case(class_name: str) -> str:
+    """Keras's `to_snake_case`: `SimpleRNN` -> `simple_rnn`, `StackedRNNCells` ->
+    `stacked_rnn_cells`."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _unique_keys(modules: Sequence[nn.Module]) -> list[str]:
+    """Keras's container keys: `lstm`, `dense`, `lstm_1`, ... (one counter per class name)."""
+    used: dict[str, int] = {}
+    keys = []
+    for module in modules:
+        name = snake_case(type(module).__name__)
+        if name in used:
+            used[name] += 1
+            keys.append(f"{name}_{used[name]}")
+        else:
+            used[name] = 0
+            keys.append(name)
+    return keys
+
+
+def keras_layer_order(model: Model) -> list[nn.Module]:
+    """The layers of a functional `model` in Keras's order (`keras.Model.layers`).
+
+    Keras walks the graph depth-first from each output, noting when it first meets each layer,
+    gives every call a depth (0 at the outputs, parents one deeper), and sorts the layers by
+    decreasing depth, ties by first meeting. For a chain this is the call order.
+    """
+    if isinstance(model, Sequential):
+        return model.layers
+    post_order: list[Any] = []
+    first_met: dict[int, int] = {}
+    finished: set[int] = set()
+
+    def visit(tensor: Any) -> None:
+        node = tensor.node
+        if node is None or id(node) in finished:
+            return
+        first_met.setdefault(id(node.layer), len(first_met))
+        for parent in node.symbolic_inputs():
+            visit(parent)
+        finished.add(id(node))
+        post_order.append(node)
+
+    for tensor in model._graph_outputs:
+        visit(tensor)
+    node_depth: dict[int, int] = {}
+    layer_depth: dict[int, int] = {}
+    layers: dict[int, nn.Module] = {}
+    for node in reversed(post_order):
+        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = node_depth[id(node)] = depth
+        layers[id(node.layer)] = node.layer
+        for parent in node.symbolic_inputs():
+            if parent.node is not None:
+                node_depth[id(parent.node)] = max(depth + 1, node_depth.get(id(parent.node), 0))
+    return sorted(
+        layers.values(), key=lambda layer: (-layer_depth[id(layer)], first_met[id(layer)])
+    )
+
+
+def _layer_groups(layer: nn.Module, path: str) -> list[WeightGroup]:
+    """The groups of `layer` at `path` and of its sublayers below it."""
+    if isinstance(layer, Model):
+        return [
+            WeightGroup(path, layer),
+            *layers_groups(_model_layers(layer), _join(path, "layers")),
+        ]
+    if not isinstance(layer, Layer):
+        raise ValueError(
+            f"Cannot map {type(layer).__name__} onto Keras's weight layout: only rnnkit layers "
+            "have a Keras equivalent."
+        )
+    group = WeightGroup(path, layer, [(n, getattr(layer, n)) for n in layer._own_weight_names])
+    groups = [group]
+    for attribute, module in layer._modules.items():
+        if isinstance(module, Layer):
+            groups.extend(_layer_groups(module, _join(path, attribute)))
+        elif isinstance(module, (nn.ModuleList, nn.Sequential)):
+            groups.extend(layers_groups(list(module), _join(path, attribute)))
+        elif module is not None and any(True for _ in module.parameters()):
+            raise ValueError(
+                f"Layer '{layer.name}' holds a plain torch module `{attribute}` "
+                f"({type(module).__name__}) with weights, which Keras's layout cannot place."
+            )
+    return groups
+
+
+def layers_groups(layers: Sequence[nn.Module], path: str = "layers") -> list[WeightGroup]:
+    """The groups of `layers` listed in a Keras container at `path` (e.g. a model's `layers`)."""
+    groups: list[WeightGroup] = []
+    for key, layer in zip(_unique_keys(layers), layers):
+        groups.extend(_layer_groups(layer, _join(path, key)))
+    return groups
+
+
+def _model_layers(model: Model) -> list[nn.Module]:
+    return model.layers if isinstance(model, Sequential) else keras_layer_order(model)
+
+
+def model_groups(model: nn.Module) -> list[WeightGroup]:
+    """Every `vars` group Keras writes for `model` (a model or a single layer), in order."""
+    return _layer_groups(model, "")
+
+
+# ------------------------------------------------------------------------------- reading
+def _open(path: str | os.PathLike) -> h5py.File:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"No weights file at {path!r}.")
+    if not h5py.is_hdf5(path):
+        raise ValueError(
+            f"{path!r} is not an HDF5 file; expected Keras 3 weights (`.weights.h5`, written by "
+            "`model.save_weights`)."
+        )
+    return h5py.File(path, "r")
+
+
+def _datasets_below(file: h5py.File, root: str) -> set[str]:
+    found: set[str] = set()
+    if root in file:
+        file[root].visititems(
+            lambda name, item: (
+                found.add(f"{root}/{name}") if isinstance(item, h5py.Dataset) else None
+            )
+        )
+    return found
+
+
+def read_groups(file: h5py.File, groups: Sequence[WeightGroup], source: str) -> list[np.ndarray]:
+    """The arrays for every weight of `groups`, in order, after checking them all.
+
+    Raises:
+        ValueError: naming the layer and weight, when a weight is missing, has another shape,
+            or the file holds weights (under `layers/`) that the model has no place for.
+    """
+    arrays: list[np.ndarray] = []
+    used: set[str] = set()
+    for group in groups:
+        name = getattr(group.layer, "name", type(group.layer).__name__)
+        for index, (weight_name, parameter) in enumerate(group.weights):
+            key = f"{group.vars_path}/{index}"
+            item = file.get(key)
+            if not isinstance(item, h5py.Dataset):
+                raise ValueError(
+                    f"{source}: layer '{name}' needs weight {index} (`{weight_name}`, shape "
+                    f"{tuple(parameter.shape)}) at '{key}', but the file has none there."
+                )
+            if tuple(item.shape) != tuple(parameter.shape):
+                raise ValueError(
+                    f"{source}: layer '{name}' weight `{weight_name}` ('{key}') should have shape "
+                    f"{tuple(parameter.shape)}, the file has {tuple(item.shape)}."
+                )
+            arrays.append(np.asarray(item[()]))
+            used.add(key)
+    extra = sorted(_datasets_below(file, "layers") - used)
+    if extra:
+        shown = ", ".join(repr(key) for key in extra[:5])
+        raise ValueError(
+            f"{source}: the file holds {len(extra)} weight(s) the model has no place for "
+            f"({shown}{', ...' if len(extra) > 5 else ''}); was it saved from another model?"
+        )
+    return arrays
+
+
+def assign(groups: Sequence[WeightGroup], arrays: Sequence[np.ndarray]) -> None:
+    """Copies `arrays` (from `read_groups`) into the weights of `groups`."""
+    parameters = [parameter for group in groups for _, parameter in group.weights]
+    with torch.no_grad():
+        for parameter, array in zip(parameters, arrays):
+            parameter.copy_(torch.as_tensor(np.array(array), dtype=parameter.dtype))
+
+
+def _require_built(model: nn.Module) -> None:
+    if not getattr(model, "built", True):
+        name = getattr(model, "name", type(model).__name__)
+        raise ValueError(
+            f"Model '{name}' is not built yet, so it has no weights: give it an Input, or call "
+            "it on data, first."
+        )
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Loads Keras 3 weights (`keras_model.save_weights(path)`) into a matching rnnkit model.
+
+    The model must have the same layers as the Keras model that wrote the file (same classes in
+    the same order, same shapes); names do not matter. Nothing is assigned unless every weight
+    fits.
+
+    Args:
+        model: a built rnnkit `Sequential`, functional `Model`, or a single layer.
+        path: a `.weights.h5` file in Keras 3's layout.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: the file is not HDF5, or a weight is missing, extra or of another shape (the
+            message names the layer and the weight); the model's weights are left unchanged.
+
+    Example:
+        >>> rnnkit.io.load_weights(model, "model.weights.h5")
+    """
+    _require_built(model)
+    groups = model_groups(model)
+    with _open(path) as file:
+        arrays = read_groups(file, groups, repr(os.fspath(path)))
+    assign(groups, arrays)
+
+
+def _write_input_groups(file: h5py.File, model: nn.Module) -> None:
+    """The empty groups Keras writes for a functional model's `InputLayer`s."""
+    if not isinstance(model, Model) or isinstance(model, Sequential):
+        return
+    for index, tensor in enumerate(model._graph_inputs):
+        key = "input_layer" if index == 0 else f"input_layer_{index}"
+        file.require_group(f"layers/{key}/vars").attrs["name"] = tensor.name or key
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Writes the weights of `model` in Keras 3's layout, so `keras_model.load_weights(path)`
+    loads them into the same architecture built with Keras.
+
+    The file is written to a temporary file beside `path` and moved over it when complete.
+
+    Args:
+        model: a built rnnkit `Sequential`, functional `Model`, or a single layer.
+        path: the file to write; Keras requires the name to end in `.weights.h5`.
+
+    Example:
+        >>> rnnkit.io.save_weights(model, "model.weights.h5")
+        >>> keras_model.load_weights("model.weights.h5")
+    """
+    _require_built(model)
+    path = os.fspath(path)
+    groups = model_groups(model)
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".rnnkit-", suffix=".h5")
+    os.close(handle)
+    try:
+        with h5py.File(temporary, "w") as file:
+            _write_input_groups(file, model)
+            for group in groups:
+                entry = file.require_group(group.vars_path)
+                entry.attrs["name"] = getattr(group.layer, "name", type(group.layer).__name__)
+                for index, (_, parameter) in enumerate(group.weights):
+                    entry.create_dataset(str(index), data=parameter.detach().cpu().numpy())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise

@@ -1,0 +1,322 @@
+"""Convert between `torch.nn.RNN` / `LSTM` / `GRU` and rnnkit's recurrent layers.
+
+The two hold the same numbers in different places:
+
+    torch.nn (per layer and direction)          rnnkit / Keras (per cell)
+    weight_ih (gates*H, F), rows by torch gate  kernel (F, gates*H), columns by Keras gate
+    weight_hh (gates*H, H)                      recurrent_kernel (H, gates*H)
+    bias_ih, bias_hh (gates*H,)                 bias (gates*H,) = bias_ih + bias_hh
+                                                GRU: bias (2, 3*H) = [bias_ih, bias_hh]
+
+Gate orders: LSTM torch i, f, g, o = Keras i, f, c, o; GRU torch r, z, n = Keras z, r, h. `nn.GRU`
+applies the reset gate after the recurrent product (`r * (W_hn h + b_hn)`), which is Keras's
+`reset_after=True`. `nn.RNN(nonlinearity="tanh" | "relu")` is `SimpleRNN(activation=...)`.
+
+A multi-layer or bidirectional torch module becomes a stack: each torch layer is one rnnkit
+recurrent layer (wrapped in `Bidirectional(merge_mode="concat")` when bidirectional) returning
+sequences, with a `Dropout` between layers where torch has `dropout > 0`. rnnkit layers are always
+batch-first, whatever the torch module's `batch_first`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnkit import activations
+from rnnkit.layers import GRU, LSTM, RNN, Bidirectional, Dropout, SimpleRNN
+from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
+from rnnkit.models.sequential import Sequential
+
+# Each torch class, its rnnkit layer and cell, and torch's gate order in Keras's gate names.
+_TORCH_TO_RNNKIT = {nn.RNN: SimpleRNN, nn.LSTM: LSTM, nn.GRU: GRU}
+_CELL_TO_TORCH = {SimpleRNNCell: nn.RNN, LSTMCell: nn.LSTM, GRUCell: nn.GRU}
+_TORCH_GATES = {SimpleRNNCell: ("h",), LSTMCell: ("i", "f", "c", "o"), GRUCell: ("r", "z", "h")}
+
+
+def _keras_rows(cell_class: type, units: int) -> torch.Tensor:
+    """Row indices that put torch's gate blocks in Keras's gate order."""
+    torch_gates = _TORCH_GATES[cell_class]
+    blocks = [torch_gates.index(gate) for gate in cell_class.gate_names]
+    return torch.cat([torch.arange(b * units, (b + 1) * units) for b in blocks])
+
+
+def _torch_rows(cell_class: type, units: int) -> torch.Tensor:
+    """Row indices that put Keras's gate blocks in torch's gate order."""
+    return torch.argsort(_keras_rows(cell_class, units))
+
+
+# ---------------------------------------------------------------------------- from torch
+def _check_torch_module(module: Any) -> None:
+    if type(module) not in _TORCH_TO_RNNKIT:
+        raise TypeError(
+            "from_torch: argument `module` must be a torch.nn.RNN, LSTM or GRU, received "
+            f"{type(module).__name__}."
+        )
+    if getattr(module, "proj_size", 0):
+        raise ValueError(
+            f"from_torch: LSTM with proj_size={module.proj_size} has no rnnkit equivalent."
+        )
+
+
+def _set_cell_from_torch(cell: Any, module: nn.RNNBase, suffix: str) -> None:
+    """Copies torch weights `weight_ih{suffix}`, ... (suffix e.g. `_l0_reverse`) into `cell`."""
+    rows = _keras_rows(type(cell), cell.units)
+    weight_ih = getattr(module, f"weight_ih{suffix}").detach()
+    weight_hh = getattr(module, f"weight_hh{suffix}").detach()
+    with torch.no_grad():
+        cell.kernel.copy_(weight_ih[rows].T)
+        cell.recurrent_kernel.copy_(weight_hh[rows].T)
+        if module.bias:
+            bias_ih = getattr(module, f"bias_ih{suffix}").detach()[rows]
+            bias_hh = getattr(module, f"bias_hh{suffix}").detach()[rows]
+            if isinstance(cell, GRUCell):
+                cell.bias.copy_(torch.stack([bias_ih, bias_hh]))
+            else:
+                cell.bias.copy_(bias_ih + bias_hh)
+
+
+def from_torch(module: nn.RNNBase, *, return_sequences: bool = True) -> Any:
+    """The rnnkit equivalent of a `torch.nn.RNN`, `LSTM` or `GRU`, with its weights.
+
+    One layer gives a `SimpleRNN` / `LSTM` / `GRU` (GRU with `reset_after=True`), wrapped in
+    `Bidirectional(merge_mode="concat")` when the module is bidirectional. Several layers give a
+    `Sequential` of such layers (each returning sequences into the next), with
+    `Dropout(module.dropout)` between them when torch has dropout. The result takes batch-first
+    inputs `(batch, timesteps, input_size)` even for `batch_first=False` modules, and returns what
+    torch returns as `output`, batch-first: `(batch, timesteps, D*hidden_size)` (D = 2 if
+    bidirectional), or with `return_sequences=False` the last layer's final output
+    `(batch, D*hidden_size)` (torch's `h_n` of the last layer, directions concatenated).
+
+    Args:
+        module: the torch module; `proj_size` must be 0.
+        return_sequences: whether the last layer returns every step (default True).
+
+    Raises:
+        TypeError: `module` is not a torch.nn.RNN, LSTM or GRU.
+        ValueError: an LSTM with `proj_size > 0`.
+
+    Example:
+        >>> lstm = torch.nn.LSTM(8, 16, num_layers=2, batch_first=True)
+        >>> stack = rnnkit.io.from_torch(lstm).eval()
+        >>> x = torch.randn(4, 10, 8)
+        >>> torch.allclose(stack(x), lstm(x)[0], atol=1e-5)
+        True
+    """
+    _check_torch_module(module)
+    layer_class = _TORCH_TO_RNNKIT[type(module)]
+    options: dict[str, Any] = {"use_bias": module.bias, "dtype": module.weight_ih_l0.dtype}
+    if isinstance(module, nn.RNN):
+        options["activation"] = "relu" if module.nonlinearity == "relu" else "tanh"
+    if isinstance(module, nn.GRU):
+        options["reset_after"] = True
+    directions = 2 if module.bidirectional else 1
+    stack: list[Any] = []
+    for index in range(module.num_layers):
+        last = index == module.num_layers - 1
+        layer = layer_class(
+            module.hidden_size, return_sequences=return_sequences or not last, **options
+        )
+        if module.bidirectional:
+            layer = Bidirectional(layer, merge_mode="concat")
+        features = module.input_size if index == 0 else directions * module.hidden_size
+        layer.build((None, None, features))
+        layer.built = True
+        if module.bidirectional:
+            _set_cell_from_torch(layer.forward_layer.cell, module, f"_l{index}")
+            _set_cell_from_torch(layer.backward_layer.cell, module, f"_l{index}_reverse")
+        else:
+            _set_cell_from_torch(layer.cell, module, f"_l{index}")
+        if stack and module.dropout > 0:
+            stack.append(Dropout(module.dropout))
+        stack.append(layer)
+    if len(stack) == 1:
+        return stack[0]
+    model = Sequential(stack)
+    model.build((None, None, module.input_size))
+    return model
+
+
+# ------------------------------------------------------------------------------ to torch
+def check_cell(cell: Any, owner: str) -> None:
+    """Raises a ValueError naming the option of `cell` that `torch.nn` cannot express.
+
+    torch.nn runs tanh/relu SimpleRNN, and LSTM/GRU with tanh and sigmoid, GRU with the reset
+    gate after the recurrent product only, and no dropout inside the recurrence.
+    """
+    name = f"{owner} ({type(cell).__name__})"
+    if type(cell) not in _CELL_TO_TORCH:
+        raise ValueError(f"{name}: only SimpleRNN, LSTM and GRU cells have a torch.nn equivalent.")
+    allowed = (
+        (activations.tanh, activations.relu) if type(cell) is SimpleRNNCell else (activations.tanh,)
+    )
+    if cell.activation not in allowed:
+        raise ValueError(
+            f"{name}: activation {_activation_name(cell.activation)!r} has no torch.nn "
+            f"equivalent (torch.nn supports {[_activation_name(a) for a in allowed]})."
+        )
+    recurrent = getattr(cell, "recurrent_activation", activations.sigmoid)
+    if recurrent is not activations.sigmoid:
+        raise ValueError(
+            f"{name}: recurrent_activation {_activation_name(recurrent)!r} has no torch.nn "
+            "equivalent (torch.nn uses 'sigmoid')."
+        )
+    if isinstance(cell, GRUCell) and not cell.reset_after:
+        raise ValueError(
+            f"{name}: reset_after=False has no torch.nn equivalent (nn.GRU applies the reset "
+            "gate after the recurrent product, Keras's reset_after=True)."
+        )
+    for option in ("dropout", "recurrent_dropout"):
+        if getattr(cell, option) > 0:
+            raise ValueError(
+                f"{name}: {option}={getattr(cell, option)} has no torch.nn equivalent (torch.nn "
+                "applies dropout only between stacked layers)."
+            )
+
+
+def _activation_name(function: Any) -> str:
+    try:
+        return activations.serialize(function)
+    except (TypeError, ValueError):
+        return repr(function)
+
+
+def _check_recurrent(layer: Any, owner: str) -> None:
+    if not isinstance(layer, RNN) or not layer.built:
+        raise ValueError(f"{owner}: expected a built SimpleRNN, LSTM or GRU layer.")
+    check_cell(layer.cell, f"{owner} '{layer.name}'")
+    if layer.stateful:
+        raise ValueError(
+            f"{owner} '{layer.name}': stateful=True has no torch.nn equivalent (pass the "
+            "states to the torch module yourself)."
+        )
+
+
+def _directions(layer: Any, owner: str) -> list[RNN]:
+    """The recurrent layers of one torch layer: `[layer]`, or forward and backward."""
+    if isinstance(layer, Bidirectional):
+        if layer.merge_mode != "concat":
+            raise ValueError(
+                f"{owner} '{layer.name}': merge_mode={layer.merge_mode!r} has no torch.nn "
+                "equivalent (torch concatenates the directions)."
+            )
+        forward, backward = layer.forward_layer, layer.backward_layer
+        if forward.go_backwards or type(forward) is not type(backward):
+            raise ValueError(
+                f"{owner} '{layer.name}': torch.nn needs a forward layer and a backward copy of "
+                "the same class."
+            )
+        pair = [forward, backward]
+    else:
+        if isinstance(layer, RNN) and layer.go_backwards:
+            raise ValueError(
+                f"{owner} '{layer.name}': go_backwards=True has no torch.nn equivalent for a "
+                "one-directional layer (flip the time axis of the input instead)."
+            )
+        pair = [layer]
+    for direction in pair:
+        _check_recurrent(direction, owner)
+    return pair
+
+
+def _stack(layer: Any) -> tuple[list[list[RNN]], float]:
+    """The torch layers (each a list of directions) of `layer`, and the dropout between them."""
+    owner = "to_torch"
+    if not isinstance(layer, Sequential):
+        return [_directions(layer, owner)], 0.0
+    items = layer.layers
+    has_dropout = any(isinstance(item, Dropout) for item in items)
+    recurrent, between = (items[0::2], items[1::2]) if has_dropout else (items, [])
+    rates = {item.rate for item in between if isinstance(item, Dropout)}
+    stack = [_directions(item, owner) for item in recurrent if not isinstance(item, Dropout)]
+    kinds = {(type(d[0].cell), len(d), d[0].units, d[0].use_bias, d[0].activation) for d in stack}
+    if (
+        len(stack) != len(recurrent)
+        or not all(isinstance(item, Dropout) for item in between)
+        or len(rates) != (1 if between else 0)
+        or len(between) not in (0, len(recurrent) - 1)
+        or len(kinds) != 1
+    ):
+        raise ValueError(
+            f"to_torch: Sequential '{layer.name}' must be a stack of recurrent layers of one "
+            "kind (same class, units, use_bias, activation and directions), optionally with "
+            "the same Dropout between each pair, as torch.nn's num_layers stacks them."
+        )
+    for directions in stack[:-1]:
+        if not directions[0].return_sequences or directions[0].return_state:
+            raise ValueError(
+                f"to_torch: layer '{directions[0].name}' feeds the next layer, so it needs "
+                "return_sequences=True and return_state=False."
+            )
+    return stack, rates.pop() if rates else 0.0
+
+
+def torch_module_for(stack: Sequence[Sequence[RNN]], dropout: float = 0.0) -> nn.RNNBase:
+    """A batch-first torch.nn module holding the weights of `stack` (from `_stack`)."""
+    first = stack[0][0]
+    cell = first.cell
+    options: dict[str, Any] = {}
+    if isinstance(cell, SimpleRNNCell):
+        options["nonlinearity"] = "relu" if cell.activation is activations.relu else "tanh"
+    module = _CELL_TO_TORCH[type(cell)](
+        cell.input_dim,
+        cell.units,
+        num_layers=len(stack),
+        bias=cell.use_bias,
+        batch_first=True,
+        dropout=dropout,
+        bidirectional=len(stack[0]) == 2,
+        dtype=cell.kernel.dtype,
+        device=cell.kernel.device,
+        **options,
+    )
+    with torch.no_grad():
+        for index, directions in enumerate(stack):
+            for direction, suffix in zip(directions, ("", "_reverse")):
+                _set_torch_from_cell(module, direction.cell, f"_l{index}{suffix}")
+    return module
+
+
+def _set_torch_from_cell(module: nn.RNNBase, cell: Any, suffix: str) -> None:
+    rows = _torch_rows(type(cell), cell.units)
+    getattr(module, f"weight_ih{suffix}").copy_(cell.kernel.detach().T[rows])
+    getattr(module, f"weight_hh{suffix}").copy_(cell.recurrent_kernel.detach().T[rows])
+    if cell.use_bias:
+        bias = cell.bias.detach()
+        input_bias, recurrent_bias = (bias[0], bias[1]) if bias.dim() == 2 else (bias, None)
+        getattr(module, f"bias_ih{suffix}").copy_(input_bias[rows])
+        target = getattr(module, f"bias_hh{suffix}")
+        target.copy_(torch.zeros_like(target) if recurrent_bias is None else recurrent_bias[rows])
+
+
+def to_torch(layer: Any) -> nn.RNNBase:
+    """The batch-first `torch.nn.RNN` / `LSTM` / `GRU` equivalent of a built rnnkit layer.
+
+    Accepts a `SimpleRNN` (tanh or relu), `LSTM` or `GRU` (tanh and sigmoid; GRU with
+    `reset_after=True`), a `Bidirectional(merge_mode="concat")` of one, or a `Sequential` stack
+    of those as `from_torch` makes (one kind and size throughout, optionally the same `Dropout`
+    between layers). The torch module returns torch's `(output, h_n)` (LSTM: `(output,
+    (h_n, c_n))`): `output` equals the rnnkit output with `return_sequences=True`; with
+    `return_sequences=False` the rnnkit output is `output[:, -1]` (one direction) or
+    `h_n[-2:]` concatenated (bidirectional). Masks have no equivalent: the torch module
+    processes every step.
+
+    Args:
+        layer: the rnnkit layer or stack; it must be built (called once, or built).
+
+    Raises:
+        ValueError: naming the option that torch.nn cannot express (e.g. GRU
+            `reset_after=False`, `recurrent_activation='hard_sigmoid'`, `dropout > 0`,
+            `go_backwards=True` on a one-directional layer, `stateful=True`, a merge_mode
+            other than "concat").
+
+    Example:
+        >>> layer = rnnkit.layers.GRU(16, return_sequences=True)
+        >>> layer.build((None, None, 8))
+        >>> gru = rnnkit.io.to_torch(layer)   # torch.nn.GRU(8, 16, batch_first=True)
+    """
+    stack, dropout = _stack(layer)
+    return torch_module_for(stack, dropout)
