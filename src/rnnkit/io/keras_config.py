@@ -251,7 +251,9 @@ def _functional_from_config(config: dict[str, Any]) -> tuple[Model, list[Any]]:
                 try:
                     outputs = created[name](*args, **kwargs)
                 except TypeError as error:
-                    raise ValueError(f"Keras layer {name!r}: cannot replay its call: {error}")
+                    raise ValueError(
+                        f"Keras layer {name!r}: cannot replay its call: {error}"
+                    ) from None
                 calls[name].append(outputs if isinstance(outputs, tuple) else (outputs,))
                 pending[name].pop(0)
                 progressed = True

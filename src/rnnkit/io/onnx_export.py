@@ -22,10 +22,12 @@ The timestep axis is dynamic when the model accepts a longer input (checked by r
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -66,6 +68,34 @@ _ACTIVATION_MODULES = {
     activations.softsign: nn.Softsign,
     activations.silu: nn.SiLU,
 }
+
+
+@contextlib.contextmanager
+def _quiet_torchscript() -> Iterator[None]:
+    """Silences what torch says about the TorchScript tools this module relies on.
+
+    torch 2.9+ deprecates `torch.jit.script`/`trace` and the TorchScript ONNX exporter in favour
+    of `torch.export`, which cannot yet export a loop whose trip count is the input's length;
+    the exporter also warns about LSTM/GRU batch sizes (our initial states follow the input's
+    batch size) and about scripted methods' signatures, and torch.nn's recurrent modules warn
+    while traced. None of these concern the exported graph, which the tests run.
+    """
+    with warnings.catch_warnings():
+        for message in (
+            r"`torch\.jit\.\w+` is deprecated",
+            r"You are using the legacy TorchScript-based ONNX export",
+            r"The feature will be removed",
+        ):
+            warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
+        for message in (
+            r"Exporting a model to ONNX with a batch_size other than 1",
+            r"no signature found for <torch\.ScriptMethod",
+        ):
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.modules\.rnn"
+        )
+        yield
 
 
 def _activation_module(function: Any, owner: str) -> nn.Module:
@@ -112,6 +142,11 @@ class _Loop(nn.Module):
         self.go_backwards = layer.go_backwards
         self.zero_output_for_mask = layer.zero_output_for_mask
 
+    def gate(self, values: torch.Tensor, index: int) -> torch.Tensor:
+        """Gate `index`'s columns of `(batch, gates*units)` values (slices export where
+        `chunk` needs a rank ONNX cannot always infer)."""
+        return values[:, index * self.units : (index + 1) * self.units]
+
     def step(
         self, projected: torch.Tensor, states: list[torch.Tensor]
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -157,11 +192,10 @@ class _LSTMLoop(_Loop):
         self, projected: torch.Tensor, states: list[torch.Tensor]
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         z = projected + states[0] @ self.recurrent_kernel  # (B, 4*units): i, f, c, o
-        z_i, z_f, z_c, z_o = z.chunk(4, 1)
-        c = self.recurrent_activation(z_f) * states[1] + self.recurrent_activation(
-            z_i
-        ) * self.activation(z_c)
-        h = self.recurrent_activation(z_o) * self.activation(c)
+        i = self.recurrent_activation(self.gate(z, 0))
+        f = self.recurrent_activation(self.gate(z, 1))
+        c = f * states[1] + i * self.activation(self.gate(z, 2))
+        h = self.recurrent_activation(self.gate(z, 3)) * self.activation(c)
         return h, [h, c]
 
 
@@ -169,21 +203,18 @@ class _GRULoop(_Loop):
     def step(
         self, projected: torch.Tensor, states: list[torch.Tensor]
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        h_prev = states[0]
-        x_z, x_r, x_h = projected.chunk(3, 1)  # z, r, h
-        units = self.units
+        h_prev = states[0]  # gates z, r, h
         if self.reset_after:
             inner = h_prev @ self.recurrent_kernel + self.recurrent_bias
-            inner_z, inner_r, inner_h = inner.chunk(3, 1)
-            z = self.recurrent_activation(x_z + inner_z)
-            r = self.recurrent_activation(x_r + inner_r)
-            hh = self.activation(x_h + r * inner_h)
+            z = self.recurrent_activation(self.gate(projected, 0) + self.gate(inner, 0))
+            r = self.recurrent_activation(self.gate(projected, 1) + self.gate(inner, 1))
+            hh = self.activation(self.gate(projected, 2) + r * self.gate(inner, 2))
         else:
-            inner = h_prev @ self.recurrent_kernel[:, : 2 * units]
-            inner_z, inner_r = inner.chunk(2, 1)
-            z = self.recurrent_activation(x_z + inner_z)
-            r = self.recurrent_activation(x_r + inner_r)
-            hh = self.activation(x_h + (r * h_prev) @ self.recurrent_kernel[:, 2 * units :])
+            inner = h_prev @ self.recurrent_kernel[:, : 2 * self.units]
+            z = self.recurrent_activation(self.gate(projected, 0) + self.gate(inner, 0))
+            r = self.recurrent_activation(self.gate(projected, 1) + self.gate(inner, 1))
+            recurrent_h = self.recurrent_kernel[:, 2 * self.units :]
+            hh = self.activation(self.gate(projected, 2) + (r * h_prev) @ recurrent_h)
         h = z * h_prev + (1 - z) * hh
         return h, [h]
 
@@ -201,12 +232,7 @@ def _scripted_loop(layer: RNN) -> torch.jit.ScriptModule:
     if layer.stateful:
         raise ValueError(f"{owner}: stateful=True cannot be exported (ONNX keeps no state).")
     loop_class, state_count = _LOOPS[type(layer.cell)]
-    with warnings.catch_warnings():
-        # TorchScript is deprecated in favour of torch.export, which cannot yet export a loop
-        # whose trip count is the input's length; the TorchScript ONNX exporter can.
-        warnings.filterwarnings(
-            "ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning
-        )
+    with _quiet_torchscript():
         return torch.jit.script(loop_class(layer, state_count))
 
 
@@ -328,12 +354,15 @@ class _ExportGraph(nn.Module):
         if isinstance(layer, Dropout):
             return inputs, mask
         if isinstance(layer, Dense):
-            return layer(inputs), mask
+            outputs = inputs @ layer.kernel
+            outputs = outputs if layer.bias is None else outputs + layer.bias
+            return layer.activation(outputs), mask
         if isinstance(layer, Flatten):
             return inputs.flatten(1), None
         if isinstance(layer, TimeDistributed):
-            folded, _ = self.run(layer.layer, inputs.flatten(0, 1), None)
-            return folded.unflatten(0, (inputs.shape[0], -1)), mask
+            steps = inputs.reshape(-1, *inputs.shape[2:])  # (batch*timesteps, ...)
+            folded, _ = self.run(layer.layer, steps, None)
+            return folded.reshape(inputs.shape[0], inputs.shape[1], *folded.shape[1:]), mask
         raise ValueError(
             f"export_onnx: layer '{getattr(layer, 'name', '?')}' ({type(layer).__name__}) "
             "cannot be exported."
@@ -428,6 +457,7 @@ def export_onnx(
         opset_version: the ONNX opset (default 17).
 
     Raises:
+        ImportError: the `onnx` package is not installed.
         ValueError: a layer or option cannot be exported (the message names it): stateful
             layers, custom cells, layer calls with extra arguments, unsupported activations.
 
@@ -436,6 +466,11 @@ def export_onnx(
         >>> session = onnxruntime.InferenceSession("model.onnx")
         >>> session.run(None, {"input": x_test})
     """
+    if importlib.util.find_spec("onnx") is None:
+        raise ImportError(
+            "export_onnx needs the `onnx` package (torch's exporter writes the file with it): "
+            "pip install onnx (onnxruntime too, to run the file)."
+        )
     inputs = _as_tensors(example_input)
     was_training = model.training
     model.eval()
@@ -468,23 +503,7 @@ def _write(graph, inputs, path, input_names, output_names, dynamic, opset_versio
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".rnnkit-", suffix=".onnx")
     os.close(handle)
     try:
-        with warnings.catch_warnings():
-            # The TorchScript exporter announces its own deprecation, and torch.nn's recurrent
-            # modules warn while traced; neither concerns the exported graph.
-            warnings.filterwarnings(
-                "ignore", message=r"You are using the legacy TorchScript", category=DeprecationWarning
-            )
-            warnings.filterwarnings(
-                "ignore", message=r"The feature will be removed", category=DeprecationWarning
-            )
-            warnings.filterwarnings(
-                "ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.modules\.rnn"
-            )
-            # Wrongly raised for our graphs: their initial states take the batch size from the
-            # input (the tests run other batch sizes).
-            warnings.filterwarnings(
-                "ignore", message=r"Exporting a model to ONNX with a batch_size other than 1"
-            )
+        with _quiet_torchscript():
             # Tracing first keeps the scripted loops as loops (the exporter's own tracing
             # rejects scripted submodules).
             traced = torch.jit.trace(graph, inputs)

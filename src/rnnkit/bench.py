@@ -1,0 +1,304 @@
+"""Side-by-side CPU timings of recurrent layers: rnnkit fused, rnnkit loop, torch.nn, Keras (JAX).
+
+`rnnkit bench` (or `python benchmarks/bench_cpu.py`) measures, in one run, a training step
+(forward + backward + RMSprop update) and an inference call for each workload and
+implementation, reports medians and the ratio of each to the fastest peer (torch.nn or Keras),
+the achieved GFLOP/s against a large-matmul peak measured in the same run, and the peak memory
+of a training step (measured in a fresh process per case). Absolute times on shared machines
+are noisy; ratios from one run are what to compare.
+
+FLOPs counted per step: forward = 2·B·T·G·U·(F + U) (input and recurrent products, G gates);
+a training step counts 3× forward (the backward pass does two products for each forward one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+SHAPES = {  # (batch, timesteps, features, units)
+    "chapter": (128, 500, 32, 32),
+    "large": (64, 100, 256, 256),
+    "long": (16, 2000, 64, 64),
+}
+OPTIONS = {
+    "recurrent_dropout": {"recurrent_dropout": 0.2},
+    "mask": {"mask": True},
+    "go_backwards": {"go_backwards": True},
+    "relu": {"activation": "relu"},
+}
+IMPLEMENTATIONS = ("rnnkit_fused", "rnnkit_loop", "torch_nn", "keras_jax")
+PEERS = ("torch_nn", "keras_jax")
+
+
+@dataclass
+class Workload:
+    """One benchmark case: a cell, a shape, and options (Keras argument names)."""
+
+    cell: str
+    shape_name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return SHAPES[self.shape_name]
+
+    @property
+    def name(self) -> str:
+        suffix = "+".join(self.options) if self.options else "plain"
+        return f"{self.cell}/{self.shape_name}/{suffix}"
+
+    def forward_flops(self) -> float:
+        batch, timesteps, features, units = self.shape
+        return 2.0 * batch * timesteps * GATES[self.cell] * units * (features + units)
+
+
+def default_workloads(cells: tuple[str, ...] = ("simple_rnn", "lstm", "gru")) -> list[Workload]:
+    """Every cell at every shape, plus each option variant at the chapter shape."""
+    cases = [Workload(cell, shape) for shape in SHAPES for cell in cells]
+    cases += [Workload(cell, "chapter", dict(o)) for o in OPTIONS.values() for cell in cells]
+    return cases
+
+
+def median_seconds(function: Callable[[], Any], repeats: int) -> float:
+    function()  # warm-up (compilation, allocation)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _data(workload: Workload) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    batch, timesteps, features, units = workload.shape
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, timesteps, features)).astype(np.float32)
+    y = rng.normal(size=(batch, units)).astype(np.float32)
+    mask = None
+    if workload.options.get("mask"):
+        lengths = rng.integers(timesteps // 2, timesteps + 1, size=batch)
+        mask = np.arange(timesteps)[None, :] < lengths[:, None]  # right-padded
+    return x, y, mask
+
+
+def _layer_options(workload: Workload) -> dict[str, Any]:
+    return {key: value for key, value in workload.options.items() if key != "mask"}
+
+
+def _rnnkit_steps(workload: Workload, use_fused: bool) -> tuple[Callable, Callable]:
+    from rnnkit import layers
+    from rnnkit.training.optimizers import RMSprop
+
+    cls = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+    x, y, mask = _data(workload)
+    layer = cls[workload.cell](workload.shape[3], use_fused=use_fused, **_layer_options(workload))
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    mask = None if mask is None else torch.from_numpy(mask)
+    layer(x[:1], mask=None if mask is None else mask[:1])
+    optimizer = RMSprop().build(list(layer.parameters()))
+
+    def train() -> None:
+        layer.train()
+        optimizer.zero_grad()
+        loss = ((layer(x, mask=mask) - y) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+
+    def infer() -> None:
+        layer.eval()
+        with torch.no_grad():
+            layer(x, mask=mask)
+
+    return train, infer
+
+
+def _torch_steps(workload: Workload) -> tuple[Callable, Callable] | None:
+    options = _layer_options(workload)
+    if workload.options.get("mask") or options.get("recurrent_dropout"):
+        return None  # torch.nn has no masking and no recurrent dropout
+    _, _, features, units = workload.shape
+    if workload.cell == "simple_rnn":
+        nonlinearity = options.get("activation", "tanh")
+        module = torch.nn.RNN(features, units, batch_first=True, nonlinearity=nonlinearity)
+    elif options.get("activation"):
+        return None  # LSTM/GRU activations are fixed in torch.nn
+    else:
+        module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[workload.cell](
+            features, units, batch_first=True
+        )
+    x, y, _ = _data(workload)
+    x, y = torch.from_numpy(x), torch.from_numpy(y)
+    if options.get("go_backwards"):
+        x = torch.flip(x, dims=[1])  # what a user of torch.nn has to do
+    optimizer = torch.optim.RMSprop(module.parameters(), lr=0.001, alpha=0.9, eps=1e-7)
+
+    def train() -> None:
+        optimizer.zero_grad()
+        loss = ((module(x)[0][:, -1] - y) ** 2).mean()
+        loss.backward()
+        optimizer.step()
+
+    def infer() -> None:
+        with torch.no_grad():
+            module(x)
+
+    return train, infer
+
+
+def _keras_steps(workload: Workload) -> tuple[Callable, Callable] | None:
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        import keras
+    except ImportError:
+        return None
+    if keras.backend.backend() != "jax":
+        return None
+    batch, timesteps, features, units = workload.shape
+    cls = {"simple_rnn": keras.layers.SimpleRNN, "lstm": keras.layers.LSTM,
+           "gru": keras.layers.GRU}[workload.cell]  # fmt: skip
+    x, y, mask = _data(workload)
+    inputs = keras.Input((timesteps, features), batch_size=batch)
+    if mask is not None:
+        keras_mask = keras.Input((timesteps,), batch_size=batch, dtype="bool")
+        outputs = cls(units, **_layer_options(workload))(inputs, mask=keras_mask)
+        model = keras.Model([inputs, keras_mask], outputs)
+        x = [x, mask]
+    else:
+        model = keras.Model(inputs, cls(units, **_layer_options(workload))(inputs))
+    model.compile(optimizer="rmsprop", loss="mse")
+
+    def train() -> None:
+        model.train_on_batch(x, y)
+
+    def infer() -> None:
+        np.asarray(model.predict_on_batch(x))
+
+    return train, infer
+
+
+def steps(implementation: str, workload: Workload) -> tuple[Callable, Callable] | None:
+    """(train_step, inference) callables, or None where the implementation has no such path."""
+    if implementation == "rnnkit_fused":
+        return _rnnkit_steps(workload, use_fused=True)
+    if implementation == "rnnkit_loop":
+        return _rnnkit_steps(workload, use_fused=False)
+    if implementation == "torch_nn":
+        return _torch_steps(workload)
+    return _keras_steps(workload)
+
+
+def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of a large float32 matmul through MKL (`torch.mm`) and oneDNN (mkldnn linear)."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    flops = 2.0 * size**3
+    result = {"mkl": flops / median_seconds(lambda: torch.mm(a, b), repeats) / 1e9}
+    if torch.backends.mkldnn.is_available():
+        a_dnn, b_dnn = a.to_mkldnn(), b.to_mkldnn()
+        seconds = median_seconds(lambda: torch._C._nn.mkldnn_linear(a_dnn, b_dnn, None), repeats)
+        result["onednn"] = flops / seconds / 1e9
+    return result
+
+
+def peak_train_memory_mb(implementation: str, workload: Workload) -> float | None:
+    """Peak resident memory added by training steps, measured in a fresh process."""
+    script = (
+        "import json, resource, sys\n"
+        "from rnnkit import bench\n"
+        f"workload = bench.Workload(**json.loads({json.dumps(json.dumps(asdict(workload)))}))\n"
+        f"pair = bench.steps({implementation!r}, workload)\n"
+        "if pair is None: print('null'); sys.exit()\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "pair[0](); pair[0]()\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print((after - before) / 1024)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False
+    )
+    lines = completed.stdout.strip().splitlines()
+    return None if not lines or lines[-1] == "null" else float(lines[-1])
+
+
+def run(
+    workloads: list[Workload],
+    implementations: tuple[str, ...] = IMPLEMENTATIONS,
+    repeats: int = 5,
+    memory: bool = True,
+    stream: Any = sys.stdout,
+) -> dict[str, Any]:
+    """Measures every workload × implementation; prints a table; returns the results."""
+    peak = matmul_peak_gflops()
+    best_peak = max(peak.values())
+    print(f"matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()),
+          file=stream)  # fmt: skip
+    rows = []
+    for workload in workloads:
+        times: dict[str, dict[str, float]] = {}
+        for implementation in implementations:
+            pair = steps(implementation, workload)
+            if pair is None:
+                continue
+            train, infer = pair
+            times[implementation] = {
+                "train_ms": 1e3 * median_seconds(train, repeats),
+                "infer_ms": 1e3 * median_seconds(infer, repeats),
+            }
+        row: dict[str, Any] = {"workload": workload.name, "times": times}
+        for mode in ("train_ms", "infer_ms"):
+            peers = [times[p][mode] for p in PEERS if p in times]
+            fastest = min(peers) if peers else None
+            row[f"fastest_peer_{mode}"] = fastest
+            for implementation, entry in times.items():
+                if fastest:
+                    entry[f"{mode[:-3]}_vs_fastest_peer"] = fastest / entry[mode]
+        fused = times.get("rnnkit_fused")
+        if fused:
+            flops = workload.forward_flops()
+            fused["train_gflops"] = 3 * flops / fused["train_ms"] / 1e6
+            fused["infer_gflops"] = flops / fused["infer_ms"] / 1e6
+            fused["train_fraction_of_peak"] = fused["train_gflops"] / best_peak
+        if memory:
+            row["peak_train_memory_mb"] = {
+                implementation: peak_train_memory_mb(implementation, workload)
+                for implementation in ("rnnkit_fused", "torch_nn")
+            }
+        rows.append(row)
+        _print_row(row, stream)
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "matmul_peak_gflops": peak,
+        "results": rows,
+    }
+
+
+def _print_row(row: dict[str, Any], stream: Any) -> None:
+    print(f"\n{row['workload']}", file=stream)
+    for implementation, entry in row["times"].items():
+        text = f"  {implementation:<13} train {entry['train_ms']:9.1f} ms"
+        if "train_vs_fastest_peer" in entry:
+            text += f" ({entry['train_vs_fastest_peer']:.2f}x)"
+        text += f"   infer {entry['infer_ms']:8.1f} ms"
+        if "infer_vs_fastest_peer" in entry:
+            text += f" ({entry['infer_vs_fastest_peer']:.2f}x)"
+        if "train_gflops" in entry:
+            text += f"   {entry['train_gflops']:.1f} GFLOP/s train"
+        print(text, file=stream)
+    if "peak_train_memory_mb" in row:
+        memory = ", ".join(
+            f"{k} {v:.0f} MB" for k, v in row["peak_train_memory_mb"].items() if v is not None
+        )
+        print(f"  peak train memory: {memory}", file=stream)
