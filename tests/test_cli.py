@@ -29,7 +29,7 @@ def test_train_charlm_on_a_tiny_corpus_writes_model_history_and_curves(tmp_path)
     assert "validation bits per character:" in text
     for name in ("model.rnnkit", "history.csv", "curves.png"):
         assert (out / name).exists()
-        assert f"wrote" in text and str(out / name) in text
+        assert "wrote" in text and str(out / name) in text
     header = (out / "history.csv").read_text().splitlines()[0]
     assert header.split(",") == ["epoch", "acc", "loss", "val_acc", "val_loss"]
     model = rk.load_model(out / "model.rnnkit")

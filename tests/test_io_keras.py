@@ -4,9 +4,12 @@ into Keras. Bad files give clear errors and leave the model's weights unchanged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pathlib
 import zipfile
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -37,13 +40,10 @@ def keras():
     return keras
 
 
-@pytest.fixture(autouse=True)
-def _keras_runs_op_by_op(request):
-    """Keras on JAX, op by op: no `lax.scan` compilation for every small model."""
-    if "keras" not in request.fixturenames:
-        yield
-        return
-    keras = request.getfixturevalue("keras")
+@contextlib.contextmanager
+def keras_op_by_op(keras):
+    """Keras calls on JAX, op by op: no `lax.scan` compilation for every small model (building
+    the models runs faster compiled)."""
     if keras.backend.backend() != "jax":
         yield
         return
@@ -104,8 +104,9 @@ MODELS = {
 }
 
 
-def make_input(name: str, batch: int = 3, timesteps: int = 5) -> np.ndarray:
-    rng = np.random.default_rng(0)
+def make_input(name: str, seed: int = 0, batch: int = 3, timesteps: int = 5) -> np.ndarray:
+    """One batch for model `name` (one shape throughout: JAX compiles its ops per shape)."""
+    rng = np.random.default_rng(seed)
     if name == "masked_lstm":
         ids = rng.integers(1, 10, size=(batch, timesteps)).astype("int32")
         ids[0, :2] = 0  # pre-padded
@@ -146,57 +147,69 @@ def assert_same(expected: list[np.ndarray], actual: list[np.ndarray]) -> None:
         np.testing.assert_allclose(got, want, atol=ATOL, rtol=0)
 
 
-@pytest.fixture(params=sorted(MODELS))
-def saved(request, keras, tmp_path):
-    """(name, Keras model with random weights, path of its `.keras` file)."""
+@dataclass
+class Saved:
+    name: str
+    keras_model: object
+    path: pathlib.Path
+    outputs: list[np.ndarray]  # the Keras model's outputs on make_input(name), when saved
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def saved(request, keras, tmp_path_factory):
+    """A Keras model with random weights, saved as `.keras` (built once per module: tests may
+    change its weights, but never rely on them)."""
     name = request.param
     keras_model = MODELS[name](keras)
     randomize(keras_model)
-    path = tmp_path / "model.keras"
+    path = tmp_path_factory.mktemp(name) / "model.keras"
     keras_model.save(path)
-    return name, keras_model, path
+    with keras_op_by_op(keras):
+        outputs = keras_outputs(keras_model, make_input(name))
+    return Saved(name, keras_model, path, outputs)
 
 
 # --------------------------------------------------------------------------- Keras -> rnnkit
 def test_load_keras_predicts_like_keras(saved):
-    name, keras_model, path = saved
-    model = rnnkit.io.load_keras(path)
+    model = rnnkit.io.load_keras(saved.path)
     assert isinstance(model, rnnkit.Model)
-    x = make_input(name)
-    assert_same(keras_outputs(keras_model, x), rnnkit_outputs(model, x))
+    assert_same(saved.outputs, rnnkit_outputs(model, make_input(saved.name)))
 
 
 def test_load_keras_keeps_the_layers(saved):
-    name, keras_model, path = saved
-    model = rnnkit.io.load_keras(path)
-    keras_layers = [layer for layer in keras_model.layers if type(layer).__name__ != "InputLayer"]
+    model = rnnkit.io.load_keras(saved.path)
+    keras_layers = [
+        layer for layer in saved.keras_model.layers if type(layer).__name__ != "InputLayer"
+    ]
     assert {layer.name for layer in model.layers} == {layer.name for layer in keras_layers}
-    assert model.count_params() == keras_model.count_params()
+    assert model.count_params() == saved.keras_model.count_params()
 
 
-def test_load_weights_from_keras_weights_file(saved, tmp_path):
-    name, keras_model, path = saved
-    model = rnnkit.io.load_keras(path)
-    randomize(keras_model, seed=2)
+def test_load_weights_from_keras_weights_file(saved, keras, tmp_path):
+    model = rnnkit.io.load_keras(saved.path)
     weights_path = tmp_path / "other.weights.h5"
-    keras_model.save_weights(weights_path)
+    x = make_input(saved.name, seed=1)
+    randomize(saved.keras_model, seed=2)
+    saved.keras_model.save_weights(weights_path)
+    with keras_op_by_op(keras):
+        expected = keras_outputs(saved.keras_model, x)
     rnnkit.io.load_weights(model, weights_path)
-    x = make_input(name, batch=2, timesteps=7)
-    assert_same(keras_outputs(keras_model, x), rnnkit_outputs(model, x))
+    assert_same(expected, rnnkit_outputs(model, x))
 
 
 # --------------------------------------------------------------------------- rnnkit -> Keras
-def test_keras_loads_weights_saved_by_rnnkit(saved, tmp_path):
-    name, keras_model, path = saved
-    model = rnnkit.io.load_keras(path)
+def test_keras_loads_weights_saved_by_rnnkit(saved, keras, tmp_path):
+    model = rnnkit.io.load_keras(saved.path)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.add_(0.1 * torch.randn_like(parameter))
     weights_path = tmp_path / "rnnkit.weights.h5"
     rnnkit.io.save_weights(model, weights_path)
-    keras_model.load_weights(weights_path)
-    x = make_input(name)
-    assert_same(rnnkit_outputs(model, x), keras_outputs(keras_model, x))
+    x = make_input(saved.name)
+    saved.keras_model.load_weights(weights_path)
+    with keras_op_by_op(keras):
+        expected = keras_outputs(saved.keras_model, x)
+    assert_same(rnnkit_outputs(model, x), expected)
 
 
 def test_save_weights_replaces_the_file_atomically(tmp_path):
@@ -331,8 +344,7 @@ def test_keras_only_keys_are_dropped(tmp_path):
         "class_name": "LSTM",
         "config": {"name": "lstm", "units": 2, "implementation": 2, "use_cudnn": "auto"},
     }
-    layer_input = {"class_name": "InputLayer", "config": {"batch_shape": [None, None, 3]}}
-    write_archive(path, sequential_config(layer_input, lstm))
+    write_archive(path, sequential_config(lstm))  # never built: no weights to read
     model = rnnkit.io.load_keras(path)
     assert model.layers[0].units == 2
 
@@ -350,4 +362,44 @@ def test_keras_2_archive_is_refused(tmp_path):
     path = tmp_path / "m.keras"
     write_archive(path, sequential_config(), version="2.15.0")
     with pytest.raises(ValueError, match="Keras 2.15.0"):
+        rnnkit.io.load_keras(path)
+
+
+def test_keras_op_feeding_a_layer_is_named(tmp_path):
+    def tensor(layer: str) -> dict:
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": [layer, 0, 0]}}
+
+    layer_configs = [
+        {
+            "class_name": "InputLayer",
+            "name": "x",
+            "config": {"name": "x", "batch_shape": [None, None, 3]},
+            "inbound_nodes": [],
+        },
+        {
+            "module": "keras.src.ops.numpy",
+            "class_name": "GetItem",
+            "name": "get_item",
+            "config": {"name": "get_item"},
+            "inbound_nodes": [{"args": [tensor("x"), {"class_name": "__slice__"}], "kwargs": {}}],
+        },
+        {
+            "class_name": "LSTM",
+            "name": "lstm",
+            "config": {"name": "lstm", "units": 2},
+            "inbound_nodes": [{"args": [tensor("get_item")], "kwargs": {}}],
+        },
+    ]
+    config = {
+        "class_name": "Functional",
+        "config": {
+            "name": "f",
+            "layers": layer_configs,
+            "input_layers": [["x", 0, 0]],
+            "output_layers": [["lstm", 0, 0]],
+        },
+    }
+    path = tmp_path / "m.keras"
+    write_archive(path, config)
+    with pytest.raises(ValueError, match=r"'lstm' takes the output of the Keras op 'get_item'"):
         rnnkit.io.load_keras(path)

@@ -241,7 +241,7 @@ def run(
     """Measures every workload × implementation; prints a table; returns the results."""
     peak = matmul_peak_gflops()
     best_peak = max(peak.values())
-    print(f"matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()),
+    print("matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()),
           file=stream)  # fmt: skip
     rows = []
     for workload in workloads:

@@ -31,6 +31,7 @@ def mse_figure(results: VanishingResults, path: str) -> Any:
     """Test MSE against T (log-log), one line per layer type, the 0.167 baseline dashed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
 
     figure = Figure(figsize=(7.0, 4.5))
     FigureCanvasAgg(figure)
@@ -46,8 +47,10 @@ def mse_figure(results: VanishingResults, path: str) -> Any:
     )
     axis.set_xscale("log")
     axis.set_yscale("log")
+    finite = [v for values in results.mse.values() for v in values if math.isfinite(v) and v > 0]
+    axis.set_ylim(min([*finite, 0.01]) / 1.5, max([*finite, results.baseline]) * 1.5)
+    axis.xaxis.set_minor_locator(NullLocator())
     axis.set_xticks(results.lengths, [str(length) for length in results.lengths])
-    axis.minorticks_off()
     axis.set_xlabel("Sequence length T")
     axis.set_ylabel("Test MSE (log scale)")
     axis.set_title("Adding problem: test error after training")

@@ -19,13 +19,14 @@ import io
 import json
 import os
 import zipfile
+from dataclasses import dataclass
 from typing import Any
 
 import h5py
 
 from rnnkit import layers
 from rnnkit.io import keras_weights
-from rnnkit.layers.symbolic import Input
+from rnnkit.layers.symbolic import Input, flatten
 from rnnkit.models.model import Model
 from rnnkit.models.sequential import Sequential
 
@@ -196,20 +197,47 @@ class _NotReady(Exception):
     """A node refers to a layer call that has not been replayed yet."""
 
 
+@dataclass(frozen=True)
+class _OpOutput:
+    """The output of a Keras op node (`NotEqual`, `Any`, ...). Keras 3 records the mask
+    computations of `Masking` and `Embedding(mask_zero=True)` as such nodes and passes their
+    result as `mask=`; rnnkit propagates those masks itself, so these nodes are skipped. Any
+    other use of an op's output has no rnnkit equivalent."""
+
+    class_name: str
+    name: str
+
+
+def _is_keras_op(item: dict[str, Any]) -> bool:
+    return str(item.get("module", "")).startswith("keras.src.ops")
+
+
+def _reject_ops(value: Any, layer_name: str) -> None:
+    for leaf in flatten(value):
+        if isinstance(leaf, _OpOutput):
+            raise ValueError(
+                f"Keras layer {layer_name!r} takes the output of the Keras op {leaf.name!r} "
+                f"({leaf.class_name}), which has no rnnkit equivalent."
+            )
+
+
 def _functional_from_config(config: dict[str, Any]) -> tuple[Model, list[Any]]:
     created: dict[str, Any] = {}
+    ops: dict[str, _OpOutput] = {}
     calls: dict[str, list[tuple]] = {}  # layer name -> outputs of each replayed call
     pending: dict[str, list[dict]] = {}
     order: list[str] = []
     for item in config["layers"]:
         name = item.get("name") or (item.get("config") or {}).get("name")
         order.append(name)
-        if item.get("class_name") == "InputLayer":
-            calls[name] = [(_input_from_config(item),)]
-            continue
-        created[name] = layer_from_config(item)
         calls[name] = []
         pending[name] = list(item.get("inbound_nodes") or [])
+        if item.get("class_name") == "InputLayer":
+            calls[name] = [(_input_from_config(item),)]
+        elif _is_keras_op(item):
+            ops[name] = _OpOutput(item["class_name"], name)
+        else:
+            created[name] = layer_from_config(item)
 
     def tensor(history: list) -> Any:
         layer_name, node_index, tensor_index = history
@@ -220,17 +248,22 @@ def _functional_from_config(config: dict[str, Any]) -> tuple[Model, list[Any]]:
             raise _NotReady
         return outputs[node_index][tensor_index]
 
-    def decode(value: Any) -> Any:
+    def decode(value: Any, owner: str) -> Any:
+        """Node arguments with tensors resolved (raises _NotReady if one is not replayed yet);
+        other Keras objects are an error in a layer's call, and left as they are in an op's."""
         if isinstance(value, list):
-            return [decode(item) for item in value]
+            return [decode(item, owner) for item in value]
         if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
             return tensor(value["config"]["keras_history"])
         if isinstance(value, dict) and value.get("class_name") == "__tuple__":
-            return tuple(decode(item) for item in value["config"]["value"])
-        if isinstance(value, dict) and "class_name" in value:
-            raise ValueError(f"Unsupported object in a Keras layer call: {value['class_name']!r}.")
-        if isinstance(value, dict):
-            return {key: decode(item) for key, item in value.items()}
+            return tuple(decode(item, owner) for item in value["config"]["value"])
+        if isinstance(value, dict) and "class_name" in value and owner not in ops:
+            raise ValueError(
+                f"Keras layer {owner!r}: its call passes a {value['class_name']!r} object, "
+                "which rnnkit cannot replay."
+            )
+        if isinstance(value, dict) and "class_name" not in value:
+            return {key: decode(item, owner) for key, item in value.items()}
         return value
 
     while any(pending.values()):
@@ -239,15 +272,21 @@ def _functional_from_config(config: dict[str, Any]) -> tuple[Model, list[Any]]:
             while pending.get(name):
                 node = pending[name][0]
                 try:
-                    args = decode(node.get("args", []))
-                    kwargs = decode(node.get("kwargs", {}))
+                    args = decode(node.get("args", []), name)
+                    kwargs = decode(node.get("kwargs", {}), name)
                 except _NotReady:
                     break
-                # Keras records `training` and an empty `mask` at each symbolic call; rnnkit
-                # takes the mode from the model and propagates masks itself.
+                if name in ops:
+                    calls[name].append((ops[name],))
+                    pending[name].pop(0)
+                    progressed = True
+                    continue
+                # Keras records `training` and the propagated `mask` at each symbolic call;
+                # rnnkit takes the mode from the model and propagates masks itself.
                 kwargs.pop("training", None)
-                if kwargs.get("mask") is None:
+                if kwargs.get("mask") is None or isinstance(kwargs.get("mask"), _OpOutput):
                     kwargs.pop("mask", None)
+                _reject_ops((args, kwargs), name)
                 try:
                     outputs = created[name](*args, **kwargs)
                 except TypeError as error:
@@ -266,6 +305,7 @@ def _functional_from_config(config: dict[str, Any]) -> tuple[Model, list[Any]]:
         return [structure(item) for item in value]
 
     inputs, outputs = structure(config["input_layers"]), structure(config["output_layers"])
+    _reject_ops(outputs, "(model outputs)")
     model = Model(_single(inputs), _single(outputs), name=config.get("name"))
     return model, [created[name] for name in order if name in created]
 

@@ -3,7 +3,8 @@
 Keras 3 stores weights by *position in the model*, not by name. For a model the file holds
 
     vars                                   the model's own weights (none), attribute `name`
-    layers/<key>/vars/<i>                  layer <key>'s own weights, in creation order
+    layers/<key>/vars/<i>                  layer <key>'s own weights, in creation order (Keras
+                                           puts trainable ones first; all built-in ones are)
     layers/<key>/cell/vars/<i>             a recurrent layer's cell (kernel, recurrent_kernel, bias)
     layers/<key>/cell/cells/<key>/vars/<i> the cells of a `StackedRNNCells`
     layers/<key>/forward_layer/...         `Bidirectional`'s two layers (and `backward_layer`)
@@ -80,7 +81,8 @@ def _unique_keys(modules: Sequence[nn.Module]) -> list[str]:
 
 
 def keras_layer_order(model: Model) -> list[nn.Module]:
-    """The layers of a functional `model` in Keras's order (`keras.Model.layers`).
+    """The layers of `model` in Keras's order (`keras.Model.layers`): a `Sequential`'s in order;
+    a functional model's as below.
 
     Keras walks the graph depth-first from each output, noting when it first meets each layer,
     gives every call a depth (0 at the outputs, parents one deeper), and sorts the layers by
@@ -124,7 +126,7 @@ def _layer_groups(layer: nn.Module, path: str) -> list[WeightGroup]:
     if isinstance(layer, Model):
         return [
             WeightGroup(path, layer),
-            *layers_groups(_model_layers(layer), _join(path, "layers")),
+            *layers_groups(keras_layer_order(layer), _join(path, "layers")),
         ]
     if not isinstance(layer, Layer):
         raise ValueError(
@@ -152,10 +154,6 @@ def layers_groups(layers: Sequence[nn.Module], path: str = "layers") -> list[Wei
     for key, layer in zip(_unique_keys(layers), layers):
         groups.extend(_layer_groups(layer, _join(path, key)))
     return groups
-
-
-def _model_layers(model: Model) -> list[nn.Module]:
-    return model.layers if isinstance(model, Sequential) else keras_layer_order(model)
 
 
 def model_groups(model: nn.Module) -> list[WeightGroup]:

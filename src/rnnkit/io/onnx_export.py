@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnkit import activations
-from rnnkit.io.torch_modules import check_cell, torch_module_for
+from rnnkit.io.torch_modules import check_cell, kind, torch_module_for
 from rnnkit.layers import (
     RNN,
     Bidirectional,
@@ -256,12 +256,17 @@ class _Recurrent(nn.Module):
 
     @staticmethod
     def _native(directions: Sequence[RNN]) -> nn.RNNBase | None:
-        if len(directions) == 2 and (directions[0].go_backwards or not directions[1].go_backwards):
-            return None
+        """The torch.nn module for `directions`, or None where torch.nn cannot express them."""
         try:
             for direction in directions:
                 check_cell(direction.cell, direction.name)
         except ValueError:
+            return None
+        if len(directions) == 2 and (
+            directions[0].go_backwards
+            or not directions[1].go_backwards
+            or kind(directions[0]) != kind(directions[1])
+        ):
             return None
         return torch_module_for([list(directions)]).eval()
 

@@ -203,13 +203,7 @@ def _directions(layer: Any, owner: str) -> list[RNN]:
                 f"{owner} '{layer.name}': merge_mode={layer.merge_mode!r} has no torch.nn "
                 "equivalent (torch concatenates the directions)."
             )
-        forward, backward = layer.forward_layer, layer.backward_layer
-        if forward.go_backwards or type(forward) is not type(backward):
-            raise ValueError(
-                f"{owner} '{layer.name}': torch.nn needs a forward layer and a backward copy of "
-                "the same class."
-            )
-        pair = [forward, backward]
+        pair = [layer.forward_layer, layer.backward_layer]
     else:
         if isinstance(layer, RNN) and layer.go_backwards:
             raise ValueError(
@@ -219,7 +213,18 @@ def _directions(layer: Any, owner: str) -> list[RNN]:
         pair = [layer]
     for direction in pair:
         _check_recurrent(direction, owner)
+    if len(pair) == 2 and (pair[0].go_backwards or kind(pair[0]) != kind(pair[1])):
+        raise ValueError(
+            f"{owner} '{layer.name}': torch.nn needs a forward layer and a backward copy of it "
+            "(same class, units, use_bias and activation)."
+        )
     return pair
+
+
+def kind(layer: RNN) -> tuple:
+    """What one torch.nn module shares between all its layers and directions."""
+    cell = layer.cell
+    return (type(cell), cell.units, cell.use_bias, cell.activation)
 
 
 def _stack(layer: Any) -> tuple[list[list[RNN]], float]:
@@ -232,7 +237,7 @@ def _stack(layer: Any) -> tuple[list[list[RNN]], float]:
     recurrent, between = (items[0::2], items[1::2]) if has_dropout else (items, [])
     rates = {item.rate for item in between if isinstance(item, Dropout)}
     stack = [_directions(item, owner) for item in recurrent if not isinstance(item, Dropout)]
-    kinds = {(type(d[0].cell), len(d), d[0].units, d[0].use_bias, d[0].activation) for d in stack}
+    kinds = {(kind(directions[0]), len(directions)) for directions in stack}
     if (
         len(stack) != len(recurrent)
         or not all(isinstance(item, Dropout) for item in between)

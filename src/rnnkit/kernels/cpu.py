@@ -174,36 +174,46 @@ def derivative(code, src, dst, precise):
 
 
 @_block
-def recurrent_product(hp, rmask_b, R, first, last, acc):
-    """acc[g*U:(g+1)*U] = (hp * rmask_b[g]) @ R[:, g*U:(g+1)*U] for first <= g < last."""
-    units = hp.shape[0]
-    acc[first * units : last * units] = 0.0
+def recurrent_product(H, M, R, first, last, acc):
+    """acc[b, g*U:(g+1)*U] = (H[b] * M[b, g]) @ R[:, g*U:(g+1)*U] for first <= g < last.
+
+    H (C, U) states of a chunk of rows, M (C, G, U) their dropout masks, acc (C, G*U). Each row
+    of R is read once for the whole chunk.
+    """
+    rows, units = H.shape
+    acc[:, first * units : last * units] = 0.0
     for k in range(units):
         for g in range(first, last):
-            hk = hp[k] * rmask_b[g, k]
             base = g * units
-            for j in range(units):
-                acc[base + j] += hk * R[k, base + j]
+            weights = R[k, base : base + units]
+            for b in range(rows):
+                hk = H[b, k] * M[b, g, k]
+                out = acc[b, base : base + units]
+                for j in range(units):
+                    out[j] += hk * weights[j]
 
 
 @_block
-def recurrent_product_backward(dinner, hp, rmask_b, R, gates, dhp, dR):
-    """Backward of `recurrent_product` over gates [0, gates): dhp += (dinner_g @ R_g^T) * m_g
-    and dR_g += (hp * m_g)^T dinner_g."""
-    units = hp.shape[0]
+def recurrent_product_backward(dinner, H, M, R, gates, dH, dR):
+    """Backward of `recurrent_product` over gates [0, gates), for a chunk of rows:
+    dH[b] += sum_g (dinner[b, g] @ R_g^T) * M[b, g] and dR_g += sum_b (H[b] * M[b, g])^T
+    dinner[b, g]."""
+    rows, units = H.shape
     for k in range(units):
-        total = 0.0
         for g in range(gates):
             base = g * units
-            part = 0.0
-            for j in range(units):
-                part += dinner[base + j] * R[k, base + j]
-            mk = rmask_b[g, k]
-            total += part * mk
-            hk = hp[k] * mk
-            for j in range(units):
-                dR[k, base + j] += hk * dinner[base + j]
-        dhp[k] += total
+            weights = R[k, base : base + units]
+            grad = dR[k, base : base + units]
+            for b in range(rows):
+                d = dinner[b, base : base + units]
+                part = 0.0
+                for j in range(units):
+                    part += d[j] * weights[j]
+                mk = M[b, g, k]
+                dH[b, k] += part * mk
+                hk = H[b, k] * mk
+                for j in range(units):
+                    grad[j] += hk * d[j]
 
 
 @_block
@@ -226,25 +236,26 @@ def forward(cell, xproj, R, brec, h0, c0, keep, rmask, backwards, zero_output, z
     batch, timesteps, width = xproj.shape
     units = R.shape[0]
     first = first_real_steps(keep, backwards)
+    product_gates = 2 if cell == GRU_BEFORE else width // units
     for chunk in nb.prange((batch + CHUNK - 1) // CHUNK):
-        acc = np.empty(width, dtype=xproj.dtype)
+        b0, b1 = chunk * CHUNK, min(batch, (chunk + 1) * CHUNK)
+        acc = np.empty((b1 - b0, width), dtype=xproj.dtype)
         gate = np.empty(width, dtype=xproj.dtype)
         new_h = np.empty(units, dtype=xproj.dtype)
-        for b in range(chunk * CHUNK, min(batch, (chunk + 1) * CHUNK)):
-            hs[b, 0] = h0[b]
-            cs[b, 0] = c0[b]
-            for s in range(timesteps):
-                t = timesteps - 1 - s if backwards else s
-                hp, x, z = hs[b, s], xproj[b, t], pre[b, s]
+        hs[b0:b1, 0] = h0[b0:b1]
+        cs[b0:b1, 0] = c0[b0:b1]
+        for s in range(timesteps):
+            t = timesteps - 1 - s if backwards else s
+            recurrent_product(hs[b0:b1, s], rmask[b0:b1], R, 0, product_gates, acc)
+            for b in range(b0, b1):
+                hp, x, z, a = hs[b, s], xproj[b, t], pre[b, s], acc[b - b0]
                 if cell == SIMPLE:
-                    recurrent_product(hp, rmask[b], R, 0, 1, acc)
                     for j in range(units):
-                        z[j] = x[j] + acc[j]
+                        z[j] = x[j] + a[j]
                     activate(act, z, new_h, precise)
                 elif cell == LSTM:
-                    recurrent_product(hp, rmask[b], R, 0, 4, acc)
                     for j in range(width):
-                        z[j] = x[j] + acc[j]
+                        z[j] = x[j] + a[j]
                     activate(ract, z[: 2 * units], gate[: 2 * units], precise)
                     activate(act, z[2 * units : 3 * units], gate[2 * units : 3 * units], precise)
                     activate(ract, z[3 * units :], gate[3 * units :], precise)
@@ -255,13 +266,12 @@ def forward(cell, xproj, R, brec, h0, c0, keep, rmask, backwards, zero_output, z
                     for j in range(units):
                         new_h[j] *= gate[3 * units + j]
                 else:
-                    recurrent_product(hp, rmask[b], R, 0, 2 if cell == GRU_BEFORE else 3, acc)
                     for j in range(2 * units):
-                        z[j] = x[j] + acc[j] + brec[j]
+                        z[j] = x[j] + a[j] + brec[j]
                     activate(ract, z[: 2 * units], gate[: 2 * units], precise)
                     if cell == GRU_AFTER:
                         for j in range(units):
-                            aux[b, s, j] = acc[2 * units + j] + brec[2 * units + j]
+                            aux[b, s, j] = a[2 * units + j] + brec[2 * units + j]
                             z[2 * units + j] = x[2 * units + j] + gate[units + j] * aux[b, s, j]
                     else:  # (r * h) @ R_h, with the h-gate's dropout mask
                         for j in range(units):
@@ -301,40 +311,43 @@ def backward(cell, R, brec, keep, rmask, backwards, zero_output, zero_leading, a
     batch, timesteps, units = dout.shape
     width = R.shape[1]
     first = first_real_steps(keep, backwards)
+    product_gates = 2 if cell == GRU_BEFORE else width // units
     for chunk in nb.prange((batch + CHUNK - 1) // CHUNK):
+        b0, b1 = chunk * CHUNK, min(batch, (chunk + 1) * CHUNK)
         dR, dbrec = dR_chunks[chunk], dbrec_chunks[chunk]
         dR[:] = 0.0
         dbrec[:] = 0.0
         dtype = dout.dtype
-        dh = np.empty(units, dtype=dtype)
-        dc = np.empty(units, dtype=dtype)
-        dhp = np.empty(units, dtype=dtype)
+        dh = dh_last[b0:b1].copy()  # (C, U): gradient with respect to h after step s
+        dc = dc_last[b0:b1].copy()
+        dhp = np.empty((b1 - b0, units), dtype=dtype)
+        dinner = np.empty((b1 - b0, width), dtype=dtype)
         gate = np.empty(width, dtype=dtype)
         slope = np.empty(width, dtype=dtype)
         tanh_c = np.empty(units, dtype=dtype)
         slope_c = np.empty(units, dtype=dtype)
         d_rh = np.empty(units, dtype=dtype)
-        saved = np.empty(units, dtype=dtype)
-        for b in range(chunk * CHUNK, min(batch, (chunk + 1) * CHUNK)):
-            dh[:] = dh_last[b]
-            dc[:] = dc_last[b]
-            for s in range(timesteps - 1, -1, -1):
-                t = timesteps - 1 - s if backwards else s
+        for s in range(timesteps - 1, -1, -1):
+            t = timesteps - 1 - s if backwards else s
+            for b in range(b0, b1):
+                i = b - b0
                 zeroed = zero_output or (zero_leading and s < first[b])
                 if keep[b, t] or not zeroed:
                     for j in range(units):
-                        dh[j] += dout[b, s, j]
-                dx = dxproj[b, t]
-                if not keep[b, t]:
+                        dh[i, j] += dout[b, s, j]
+                dx, dn = dxproj[b, t], dinner[i]
+                dn[:] = 0.0
+                if not keep[b, t]:  # the state passed through unchanged
                     dx[:] = 0.0
+                    dhp[i] = dh[i]
                     continue
                 hp, z = hs[b, s], pre[b, s]
-                dhp[:] = 0.0
+                dhp[i] = 0.0
                 if cell == SIMPLE:
                     derivative(act, z, slope, precise)
                     for j in range(units):
-                        dx[j] = dh[j] * slope[j]
-                    recurrent_product_backward(dx, hp, rmask[b], R, 1, dhp, dR)
+                        dx[j] = dh[i, j] * slope[j]
+                        dn[j] = dx[j]
                 elif cell == LSTM:
                     activate(ract, z[: 2 * units], gate[: 2 * units], precise)
                     activate(act, z[2 * units : 3 * units], gate[2 * units : 3 * units], precise)
@@ -345,13 +358,13 @@ def backward(cell, R, brec, keep, rmask, backwards, zero_output, zero_leading, a
                     activate(act, cs[b, s + 1], tanh_c, precise)
                     derivative(act, cs[b, s + 1], slope_c, precise)
                     for j in range(units):
-                        dc_total = dc[j] + dh[j] * gate[3 * units + j] * slope_c[j]
+                        dc_total = dc[i, j] + dh[i, j] * gate[3 * units + j] * slope_c[j]
                         dx[j] = dc_total * gate[2 * units + j] * slope[j]
                         dx[units + j] = dc_total * cs[b, s, j] * slope[units + j]
                         dx[2 * units + j] = dc_total * gate[j] * slope[2 * units + j]
-                        dx[3 * units + j] = dh[j] * tanh_c[j] * slope[3 * units + j]
-                        dc[j] = dc_total * gate[units + j]
-                    recurrent_product_backward(dx, hp, rmask[b], R, 4, dhp, dR)
+                        dx[3 * units + j] = dh[i, j] * tanh_c[j] * slope[3 * units + j]
+                        dc[i, j] = dc_total * gate[units + j]
+                    dn[:] = dx
                 else:
                     activate(ract, z[: 2 * units], gate[: 2 * units], precise)
                     activate(act, z[2 * units :], gate[2 * units :], precise)
@@ -359,22 +372,18 @@ def backward(cell, R, brec, keep, rmask, backwards, zero_output, zero_leading, a
                     derivative(act, z[2 * units :], slope[2 * units :], precise)
                     for j in range(units):
                         u = gate[j]
-                        dx[j] = dh[j] * (hp[j] - gate[2 * units + j]) * slope[j]
-                        dx[2 * units + j] = dh[j] * (1.0 - u) * slope[2 * units + j]
-                        dhp[j] = dh[j] * u
+                        dx[j] = dh[i, j] * (hp[j] - gate[2 * units + j]) * slope[j]
+                        dx[2 * units + j] = dh[i, j] * (1.0 - u) * slope[2 * units + j]
+                        dhp[i, j] = dh[i, j] * u
                     if cell == GRU_AFTER:
                         for j in range(units):
                             dx[units + j] = dx[2 * units + j] * aux[b, s, j] * slope[units + j]
+                            dn[2 * units + j] = dx[2 * units + j] * gate[units + j]
                         for j in range(2 * units):
-                            dbrec[j] += dx[j]
-                        for j in range(units):  # d inner_h = dhh * r, kept in d_rh
-                            d_rh[j] = dx[2 * units + j] * gate[units + j]
-                            dbrec[2 * units + j] += d_rh[j]
-                        saved[:] = dx[2 * units :]
-                        dx[2 * units :] = d_rh
-                        recurrent_product_backward(dx, hp, rmask[b], R, 3, dhp, dR)
-                        dx[2 * units :] = saved
-                    else:  # through (r * h * m_h) @ R_h, then the z and r products
+                            dn[j] = dx[j]
+                        for j in range(width):
+                            dbrec[j] += dn[j]
+                    else:  # through (r * h * m_h) @ R_h; the z and r products follow
                         for k in range(units):
                             rh = gate[units + k] * hp[k] * rmask[b, 2, k]
                             total = 0.0
@@ -385,8 +394,12 @@ def backward(cell, R, brec, keep, rmask, backwards, zero_output, zero_leading, a
                         for j in range(units):
                             m_h = rmask[b, 2, j]
                             dx[units + j] = d_rh[j] * hp[j] * m_h * slope[units + j]
-                            dhp[j] += d_rh[j] * gate[units + j] * m_h
-                        recurrent_product_backward(dx, hp, rmask[b], R, 2, dhp, dR)
-                dh[:] = dhp
-            dh0[b] = dh
-            dc0[b] = dc
+                            dhp[i, j] += d_rh[j] * gate[units + j] * m_h
+                        for j in range(2 * units):
+                            dn[j] = dx[j]
+            recurrent_product_backward(
+                dinner, hs[b0:b1, s], rmask[b0:b1], R, product_gates, dhp, dR
+            )
+            dh[:] = dhp
+        dh0[b0:b1] = dh
+        dc0[b0:b1] = dc
