@@ -3,7 +3,7 @@
 Public names: `Sequential`, `Model`, `Input`, `load_model`, and the modules `layers`,
 `reference` (the NumPy textbook loops), `activations`, `initializers`, `regularizers`,
 `constraints`, `losses`, `metrics`, `optimizers`, `callbacks`, `preprocessing`, `datasets`,
-`plot`.
+`plot`, `io` (Keras files, torch.nn modules, ONNX), `diagnostics`.
 """
 
 from rnnkit import (
@@ -11,7 +11,9 @@ from rnnkit import (
     callbacks,
     constraints,
     datasets,
+    diagnostics,
     initializers,
+    io,
     layers,
     plot,
     preprocessing,
@@ -32,7 +34,9 @@ __all__ = [
     "callbacks",
     "constraints",
     "datasets",
+    "diagnostics",
     "initializers",
+    "io",
     "layers",
     "load_model",
     "losses",

@@ -260,7 +260,7 @@ def run(
             peers = [times[p][mode] for p in PEERS if p in times]
             fastest = min(peers) if peers else None
             row[f"fastest_peer_{mode}"] = fastest
-            for implementation, entry in times.items():
+            for entry in times.values():
                 if fastest:
                     entry[f"{mode[:-3]}_vs_fastest_peer"] = fastest / entry[mode]
         fused = times.get("rnnkit_fused")

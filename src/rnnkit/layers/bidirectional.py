@@ -178,6 +178,12 @@ class Bidirectional(Layer):
             return output_mask + [None] * (2 * len(self.forward_layer.state_size))
         return output_mask if self.merge_mode is None else output_mask[0]
 
+    def to_torch(self) -> torch.nn.Module:
+        """The bidirectional batch-first torch.nn module with these weights (concat only)."""
+        from rnnkit.io import torch_modules
+
+        return torch_modules.to_torch(self)
+
     def reset_state(self) -> None:
         """Zeroes the carried states of both directions (stateful layers)."""
         self.forward_layer.reset_state()

@@ -247,6 +247,13 @@ class RNN(Layer):
         output = outputs if self.return_sequences else last_output
         return (output, *states) if self.return_state else output
 
+    def to_torch(self) -> nn.Module:
+        """The batch-first torch.nn.RNN/LSTM/GRU with this layer's weights (where the
+        configuration exists in torch.nn; otherwise a ValueError names the option)."""
+        from rnnkit.io import torch_modules
+
+        return torch_modules.to_torch(self)
+
     def reset_state(self) -> None:
         """Zeroes the carried states of a stateful layer (keeping their batch size)."""
         if self._states is not None:

@@ -261,6 +261,18 @@ class Model(Layer):
 
         saving.save_model(self, path)
 
+    def save_weights(self, path: str) -> None:
+        """Writes the weights in Keras 3's `.weights.h5` layout (Keras can load them)."""
+        from rnnkit.io import keras_weights
+
+        keras_weights.save_weights(self, path)
+
+    def load_weights(self, path: str) -> None:
+        """Loads Keras 3 `.weights.h5` weights; nothing changes unless every weight fits."""
+        from rnnkit.io import keras_weights
+
+        keras_weights.load_weights(self, path)
+
     def get_config(self) -> dict[str, Any]:
         from rnnkit.models import saving
 
