@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,11 @@ class Workload:
 
     cell: str
     shape_name: str
-    options: dict[str, Any] = field(default_factory=dict)
+    variant: str = "plain"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return OPTIONS.get(self.variant, {})
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -56,8 +60,7 @@ class Workload:
 
     @property
     def name(self) -> str:
-        suffix = "+".join(self.options) if self.options else "plain"
-        return f"{self.cell}/{self.shape_name}/{suffix}"
+        return f"{self.cell}/{self.shape_name}/{self.variant}"
 
     def forward_flops(self) -> float:
         batch, timesteps, features, units = self.shape
@@ -67,7 +70,7 @@ class Workload:
 def default_workloads(cells: tuple[str, ...] = ("simple_rnn", "lstm", "gru")) -> list[Workload]:
     """Every cell at every shape, plus each option variant at the chapter shape."""
     cases = [Workload(cell, shape) for shape in SHAPES for cell in cells]
-    cases += [Workload(cell, "chapter", dict(o)) for o in OPTIONS.values() for cell in cells]
+    cases += [Workload(cell, "chapter", variant) for variant in OPTIONS for cell in cells]
     return cases
 
 

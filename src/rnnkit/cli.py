@@ -1,4 +1,4 @@
-"""The command line: `rnnkit train TASK [options]` and `rnnkit explain vanishing [options]`
+"""The command line: `rnnkit train TASK`, `rnnkit explain vanishing` and `rnnkit bench`
 (also `python -m rnnkit ...`).
 
 Every command that writes files takes `--out DIR` (created if missing) and prints where it
@@ -60,6 +60,46 @@ def _add_explain(commands: Any) -> None:
     explain.add_argument("--out", default="out", help="output folder (created if missing)")
 
 
+def _add_bench(commands: Any) -> None:
+    from rnnkit import bench
+
+    parser = commands.add_parser("bench", help="time rnnkit against torch.nn and Keras (CPU)")
+    parser.add_argument("--cells", nargs="+", choices=sorted(bench.GATES), default=None)
+    parser.add_argument("--shapes", nargs="+", choices=list(bench.SHAPES), default=None)
+    parser.add_argument("--no-options", action="store_true", help="skip the option variants")
+    parser.add_argument("--repeats", type=_positive_int, default=5)
+    parser.add_argument("--no-memory", action="store_true", help="skip peak-memory runs")
+    parser.add_argument(
+        "--quick", action="store_true", help="chapter shape, plain and options, 3 repeats"
+    )
+    parser.add_argument("--out", default="out", help="output folder (created if missing)")
+
+
+def _bench(options: argparse.Namespace, stream: Any) -> None:
+    """`rnnkit bench`: measures, prints the table, writes DIR/bench_cpu.json."""
+    import json
+    import os
+
+    from rnnkit import bench
+
+    cells = tuple(options.cells or sorted(bench.GATES))
+    shapes = ["chapter"] if options.quick else (options.shapes or list(bench.SHAPES))
+    workloads = [w for w in bench.default_workloads(cells) if w.shape_name in shapes]
+    if options.no_options:
+        workloads = [w for w in workloads if w.variant == "plain"]
+    results = bench.run(
+        workloads,
+        repeats=3 if options.quick else options.repeats,
+        memory=not (options.no_memory or options.quick),
+        stream=stream,
+    )
+    os.makedirs(options.out, exist_ok=True)
+    path = os.path.join(options.out, "bench_cpu.json")
+    with open(path, "w") as file:
+        json.dump(results, file, indent=1)
+    print(f"wrote results: {path}", file=stream)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="rnnkit", description="Recurrent networks, Keras-style, on PyTorch.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -78,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
     train.add_argument("--out", default="out", help="output folder (created if missing)")
     _add_explain(commands)
+    _add_bench(commands)
     return parser
 
 
@@ -113,6 +154,9 @@ def main(argv: Sequence[str] | None = None, stream: Any = None) -> int:
     stream = stream or sys.stdout
     parser = build_parser()
     options = parser.parse_args(argv)
+    if options.command == "bench":
+        _bench(options, stream)
+        return 0
     if options.command == "explain":
         try:
             _explain(options, stream)

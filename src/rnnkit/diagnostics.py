@@ -222,6 +222,8 @@ def _spectral_radius(cell: nn.Module) -> dict[str, float] | None:
     names = getattr(cell, "gate_names", ())
     names = names if len(names) == gates else [str(gate) for gate in range(gates)]
     kernel = kernel.detach().cpu().double()
+    if not torch.isfinite(kernel).all():
+        return dict.fromkeys(names, float("nan"))
     return {
         name: float(torch.linalg.eigvals(kernel[:, g * units : (g + 1) * units]).abs().max())
         for g, name in enumerate(names)
