@@ -110,6 +110,23 @@ def test_reading_is_written_from_the_numbers():
     assert other[1] == "LSTM never gets below MSE 0.05; its best is MSE 0.100 at T=25."
 
 
+def test_reading_of_a_diverged_model():
+    nan = float("nan")
+    results = _results({"SimpleRNN": [0.01, 0.1, 0.01, 0.1], "LSTM": [0.2, 0.2, nan, nan]})
+    results.flows["LSTM"] = _flow([nan, nan])
+    text = reading.reading(results)
+    assert text[0] == ("SimpleRNN learns the task only at T=25 (MSE 0.010), T=100 (MSE 0.010).")
+    assert text[1] == (
+        "LSTM stays at the baseline at every length (T=25 to T=200; worst diverged (MSE not "
+        "finite))."
+    )
+    assert "the best is SimpleRNN (MSE 0.100) and the worst is LSTM (diverged" in text[2]
+    assert text[-1] == (
+        "After training, LSTM's gradient at T=200 could not be measured: its weights or loss "
+        "are no longer finite numbers."
+    )
+
+
 def test_plot_gradient_flow_draws_one_curve_per_entry(tmp_path):
     path = tmp_path / "figures" / "flow.png"
     flows = {"SimpleRNN": _flow([1e-6, 1e-3, 1.0]), "LSTM": np.array([0.5, 0.7, 1.0])}

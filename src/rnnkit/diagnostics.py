@@ -75,7 +75,6 @@ class _Recorder:
     """Records, for one recurrent layer, the mask of each call and every cell's h_t."""
 
     def __init__(self, key: str, layer: RNN) -> None:
-        self.key = key
         self.layer = layer
         if isinstance(layer.cell, StackedRNNCells):
             self.cells = {

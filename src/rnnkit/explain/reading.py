@@ -37,17 +37,20 @@ def layer_sentence(name: str, lengths: list[int], mse: list[float], baseline: fl
             break
     if failing_from == 0:
         span = f"T={lengths[0]}" if len(lengths) == 1 else f"T={lengths[0]} to T={lengths[-1]}"
-        worst = max(mse)
+        worst = next((m for m in mse if not math.isfinite(m)), max(mse))
         return f"{name} stays at the baseline at every length ({span}; worst {_mse(worst)})."
     parts = []
     if learned and len(learned) == len(lengths):
         t, m = learned[-1]
         parts.append(f"learns the task at every length, reaching {_mse(m)} at T={t}")
-    elif learned:
+    elif learned and [t for t, _ in learned] == lengths[: len(learned)]:
         t, m = learned[-1]
         parts.append(f"learns the task up to T={t} ({_mse(m)})")
+    elif learned:
+        where = ", ".join(f"T={t} ({_mse(m)})" for t, m in learned)
+        parts.append(f"learns the task only at {where}")
     else:
-        best = int(np.argmin(mse))
+        best = int(np.nanargmin(mse))
         parts.append(
             f"never gets below MSE {LEARNED_MSE}; its best is {_mse(mse[best])} at "
             f"T={lengths[best]}"
@@ -76,7 +79,7 @@ def decay(norms: np.ndarray) -> tuple[float, float | None]:
     """`(ratio, steps per factor of 10)`: ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖, and how many steps back the
     gradient loses a factor of 10 on average (None when it does not shrink)."""
     ratio = float(norms[0] / norms[-1]) if norms[-1] > 0 else float("nan")
-    if not ratio > 0 or ratio >= 1 or len(norms) < 2:
+    if not math.isfinite(ratio) or ratio <= 0 or ratio >= 1:
         return ratio, None
     return ratio, (len(norms) - 1) / -math.log10(ratio)
 
@@ -88,6 +91,12 @@ def flow_sentences(results: VanishingResults) -> list[str]:
     for name, flow in results.flows.items():
         norms = next(iter(flow.values()))
         ratio, per_decade = decay(norms)
+        if not math.isfinite(ratio):
+            sentences.append(
+                f"After training, {name}'s gradient at T={timesteps} could not be measured: "
+                "its weights or loss are no longer finite numbers."
+            )
+            continue
         if per_decade is None:
             sentences.append(
                 f"After training, {name}'s gradient at T={timesteps} does not shrink towards "

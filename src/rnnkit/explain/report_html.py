@@ -128,6 +128,7 @@ def html_page(results: VanishingResults, mse_png: str, flow_png: str) -> str:
     """The report page: the reading, both figures (embedded), and the numbers as tables."""
     settings = results.settings
     timesteps = results.flow_timesteps
+    rates = ", ".join(f"{name} {rate:g}" for name, rate in settings["learning_rates"].items())
     sentences = "".join(f"<li>{html.escape(s)}</li>" for s in reading.reading(results))
     mse_rows = [
         [name, *(f"{v:.4f}" if math.isfinite(v) else "diverged" for v in values)]
@@ -163,10 +164,10 @@ def html_page(results: VanishingResults, mse_png: str, flow_png: str) -> str:
             ],
             _flow_rows(results),
         ),
-        f"<p>Settings: {settings['steps']} Adam steps (learning rate "
-        f"{settings['learning_rate']}, clipnorm {settings['clipnorm']}) of "
-        f"{settings['batch_size']} fresh sequences per model, {settings['units']} units, seed "
-        f"{settings['seed']}; {results.seconds:.0f} s in all. Gradient flow is measured with "
+        f"<p>Settings: {settings['steps']} Adam steps per model (learning rate {rates}; "
+        f"gradients clipped to norm {settings['clipnorm']}), each on {settings['batch_size']} "
+        f"fresh sequences; {settings['units']} units; seed {settings['seed']}; "
+        f"{results.seconds:.0f} s in all. Gradient flow is measured with "
         "<code>rnnkit.diagnostics.gradient_flow</code>.</p></body></html>",
     ]
     return "\n".join(parts)
