@@ -20,6 +20,7 @@ setup: $(STAMP)
 
 demo: setup
 	$(PYTHON) examples/textbook_loop.py
+	$(VENV)/bin/rnnkit train charlm --out out/charlm
 
 lint: setup
 	$(VENV)/bin/ruff check .

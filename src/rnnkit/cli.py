@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--maxlen", type=_positive_int, help="timesteps per sample")
     train.add_argument("--data", help="local data file (imdb.npz, or a text file for charlm)")
     train.add_argument("--num-words", type=_positive_int, default=10000, help="imdb vocabulary")
-    train.add_argument("--max-chars", type=_positive_int, default=300_000, help="charlm text")
+    train.add_argument("--max-chars", type=_positive_int, default=120_000, help="charlm text")
     train.add_argument("--sample-length", type=_positive_int, default=200, help="charlm sample")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)

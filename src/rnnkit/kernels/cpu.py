@@ -195,26 +195,25 @@ def recurrent_product(H, M, R, first, last, acc):
 
 
 @_block
-def recurrent_product_backward(dinner, H, M, R, gates, dH, dR):
+def recurrent_product_backward(dinner, H, M, R, RT, gates, dH, dR):
     """Backward of `recurrent_product` over gates [0, gates), for a chunk of rows:
     dH[b] += sum_g (dinner[b, g] @ R_g^T) * M[b, g] and dR_g += sum_b (H[b] * M[b, g])^T
-    dinner[b, g]."""
+    dinner[b, g]. RT is R transposed, (G*U, U), so both products run along contiguous rows."""
     rows, units = H.shape
+    for b in range(rows):
+        for g in range(gates):
+            base = g * units
+            for j in range(units):
+                coefficient = dinner[b, base + j]
+                for k in range(units):
+                    dH[b, k] += coefficient * RT[base + j, k] * M[b, g, k]
     for k in range(units):
         for g in range(gates):
             base = g * units
-            weights = R[k, base : base + units]
-            grad = dR[k, base : base + units]
             for b in range(rows):
-                d = dinner[b, base : base + units]
-                part = 0.0
+                hk = H[b, k] * M[b, g, k]
                 for j in range(units):
-                    part += d[j] * weights[j]
-                mk = M[b, g, k]
-                dH[b, k] += part * mk
-                hk = H[b, k] * mk
-                for j in range(units):
-                    grad[j] += hk * d[j]
+                    dR[k, base + j] += hk * dinner[b, base + j]
 
 
 @_block
@@ -299,12 +298,13 @@ def forward(cell, xproj, R, brec, h0, c0, keep, rmask, backwards, zero_output, z
 
 
 @nb.njit(parallel=True, fastmath=True, error_model="numpy", cache=True)
-def backward(cell, R, brec, keep, rmask, backwards, zero_output, zero_leading, act, ract,
+def backward(cell, R, RT, brec, keep, rmask, backwards, zero_output, zero_leading, act, ract,
              precise, hs, cs, pre, aux, dout, dh_last, dc_last,
              dxproj, dR_chunks, dbrec_chunks, dh0, dc0):  # fmt: skip
     """Backpropagates through `forward`.
 
-    Fills dxproj (B, T, G*U) by time index, dh0, dc0 (B, U), and per-chunk sums of the
+    RT is R transposed (G*U, U). Fills dxproj (B, T, G*U) by time index, dh0, dc0 (B, U), and
+    per-chunk sums of the
     recurrent kernel and recurrent bias gradients: dR_chunks (chunks, U, G*U), dbrec_chunks
     (chunks, G*U). The gradient of `out[b, s]` reaches the state h after step s, which equals
     the output unless the output was zeroed.
@@ -399,7 +399,7 @@ def backward(cell, R, brec, keep, rmask, backwards, zero_output, zero_leading, a
                         for j in range(2 * units):
                             dn[j] = dx[j]
             recurrent_product_backward(
-                dinner, hs[b0:b1, s], rmask[b0:b1], R, product_gates, dhp, dR
+                dinner, hs[b0:b1, s], rmask[b0:b1], R, RT, product_gates, dhp, dR
             )
             dh[:] = dhp
         dh0[b0:b1] = dh

@@ -91,7 +91,8 @@ class _FusedRecurrence(torch.autograd.Function):
         dc0 = torch.empty(batch, units, dtype=dtype)
         zeros = torch.zeros(batch, units, dtype=dtype)
         cpu.backward(
-            cell, _as_numpy(recurrent_kernel), _as_numpy(recurrent_bias), _as_numpy(keep),
+            cell, _as_numpy(recurrent_kernel), _as_numpy(recurrent_kernel.t()),
+            _as_numpy(recurrent_bias), _as_numpy(keep),
             _as_numpy(rmask), backwards, zero_output, zero_leading, act, ract,
             dtype == torch.float64,
             hs.numpy(), cs.numpy(), pre.numpy(), aux.numpy(), _as_numpy(dout),
