@@ -51,12 +51,16 @@ def _add_explain(commands: Any) -> None:
         type=_sequence_length,
         nargs="+",
         default=defaults["lengths"],
-        help="sequence lengths T of the adding problem",
+        help="sequence lengths T of the adding problem (default: 25 50 100 200)",
     )
-    explain.add_argument("--steps", type=_positive_int, default=defaults["steps"])
+    explain.add_argument(
+        "--steps", type=_positive_int, default=defaults["steps"], help="Adam steps per model"
+    )
     explain.add_argument("--units", type=_positive_int, default=defaults["units"])
-    explain.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"])
-    explain.add_argument("--seed", type=int, default=0)
+    explain.add_argument(
+        "--batch-size", type=_positive_int, default=defaults["batch_size"], help="per step"
+    )
+    explain.add_argument("--seed", type=int, default=0, help="weights and data")
     explain.add_argument("--out", default="out", help="output folder (created if missing)")
 
 

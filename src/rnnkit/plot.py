@@ -1,4 +1,5 @@
-"""Plots of training: loss and metric curves per epoch, written to PNG files.
+"""Plots: training curves per epoch (`history`) and gradient norms through time
+(`gradient_flow`), written to PNG files.
 
 Figures are drawn with matplotlib's non-interactive Agg canvas, so nothing opens a window
 (and nothing needs a display) unless you ask for it with `show=True`.

@@ -20,7 +20,7 @@ NEAR_BASELINE = 0.8
 
 
 def _mse(value: float) -> str:
-    return "diverged (MSE not finite)" if not math.isfinite(value) else f"MSE {value:.3f}"
+    return "diverged (MSE not finite)" if not math.isfinite(value) else f"MSE {value:.3g}"
 
 
 def _at_baseline(value: float, baseline: float) -> bool:
@@ -103,11 +103,18 @@ def flow_sentences(results: VanishingResults) -> list[str]:
                 f"the first step (‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ = {ratio:.2g})."
             )
             continue
-        sentences.append(
-            f"After training, {name}'s gradient loses a factor of 10 every {per_decade:.0f} "
-            f"steps back in time: at the first of T={timesteps} steps it is {ratio:.1e} of its "
-            "size at the last."
-        )
+        if ratio >= 0.1:
+            sentences.append(
+                f"After training, {name}'s gradient fades by less than a factor of 10 over "
+                f"all T={timesteps} steps: at the first step it is still {ratio:.2g} of its "
+                "size at the last."
+            )
+        else:
+            sentences.append(
+                f"After training, {name}'s gradient loses a factor of 10 every "
+                f"{per_decade:.0f} steps back in time: at the first of T={timesteps} steps it "
+                f"is {ratio:.1e} of its size at the last."
+            )
         initial = results.initial_flows.get(name)
         if initial is not None:
             before, _ = decay(next(iter(initial.values())))

@@ -33,7 +33,7 @@ def mse_figure(results: VanishingResults, path: str) -> Any:
     from matplotlib.figure import Figure
     from matplotlib.ticker import NullLocator
 
-    figure = Figure(figsize=(7.0, 4.5))
+    figure = Figure(figsize=(8.5, 4.5))
     FigureCanvasAgg(figure)
     axis = figure.subplots()
     for name, values in results.mse.items():
@@ -43,7 +43,7 @@ def mse_figure(results: VanishingResults, path: str) -> Any:
         results.baseline,
         color="gray",
         linestyle="--",
-        label=f"baseline: always answer 1.0 (MSE {results.baseline:.3f})",
+        label=f"baseline: always 1.0\n(MSE {results.baseline:.3f})",
     )
     axis.set_xscale("log")
     axis.set_yscale("log")
@@ -54,7 +54,7 @@ def mse_figure(results: VanishingResults, path: str) -> Any:
     axis.set_xlabel("Sequence length T")
     axis.set_ylabel("Test MSE (log scale)")
     axis.set_title("Adding problem: test error after training")
-    axis.legend()
+    axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     return figure
@@ -131,7 +131,7 @@ def html_page(results: VanishingResults, mse_png: str, flow_png: str) -> str:
     rates = ", ".join(f"{name} {rate:g}" for name, rate in settings["learning_rates"].items())
     sentences = "".join(f"<li>{html.escape(s)}</li>" for s in reading.reading(results))
     mse_rows = [
-        [name, *(f"{v:.4f}" if math.isfinite(v) else "diverged" for v in values)]
+        [name, *(f"{v:.3g}" if math.isfinite(v) else "diverged" for v in values)]
         for name, values in results.mse.items()
     ]
     parts = [
