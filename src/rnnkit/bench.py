@@ -215,17 +215,21 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> dict[str, float]:
 
 
 def peak_train_memory_mb(implementation: str, workload: Workload) -> float | None:
-    """Peak resident memory added by training steps, measured in a fresh process."""
+    """Peak resident memory added by two training steps, measured in a fresh process (Linux:
+    the peak is reset through /proc/self/clear_refs after set-up and read from VmHWM)."""
     script = (
-        "import json, resource, sys\n"
+        "import json, sys\n"
         "from rnnkit import bench\n"
         f"workload = bench.Workload(**json.loads({json.dumps(json.dumps(asdict(workload)))}))\n"
         f"pair = bench.steps({implementation!r}, workload)\n"
         "if pair is None: print('null'); sys.exit()\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "def status(key):\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith(key): return int(line.split()[1])\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "before = status('VmRSS')\n"
         "pair[0](); pair[0]()\n"
-        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "print((after - before) / 1024)\n"
+        "print((status('VmHWM') - before) / 1024)\n"
     )
     completed = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=False

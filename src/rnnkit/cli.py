@@ -8,6 +8,7 @@ wrote. Bad options give a one-line error and exit code 2.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -168,6 +169,10 @@ def main(argv: Sequence[str] | None = None, stream: Any = None) -> int:
             print(f"rnnkit: error: {error}", file=sys.stderr)
             return 2
         return 0
+    from rnnkit.training import distributed
+
+    if not distributed.is_primary():  # under torchrun, process 0 reports for every process
+        stream = io.StringIO()
     for key, value in TASK_DEFAULTS[options.task].items():
         if getattr(options, key) is None:
             setattr(options, key, value)

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from rnnkit import layers, plot
+from rnnkit.training import distributed
 from rnnkit.training.callbacks import CSVLogger
 
 RECURRENT_LAYERS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
@@ -29,11 +30,13 @@ def output_paths(out_dir: str) -> dict[str, str]:
 
 
 def fit_and_save(model: Any, paths: dict[str, str], *args: Any, **kwargs: Any) -> Any:
-    """`model.fit(*args, **kwargs)` logging to the history CSV, then saves model and curves."""
+    """`model.fit(*args, **kwargs)` logging to the history CSV, then saves model and curves
+    (on the first process only, when training runs on several)."""
     history = model.fit(*args, callbacks=[CSVLogger(paths["history"])], **kwargs)
-    model.save(paths["model"])
-    if history.history:
-        plot.history(history, paths["curves"])
+    if distributed.is_primary():  # under torchrun, process 0 writes for every process
+        model.save(paths["model"])
+        if history.history:
+            plot.history(history, paths["curves"])
     return history
 
 

@@ -13,6 +13,10 @@ Ready-made: `EarlyStopping`, `ModelCheckpoint`, `CSVLogger`, `LambdaCallback`,
 `LearningRateScheduler`, `ReduceLROnPlateau`, `TerminateOnNaN`; `History` and the progress bar
 live in `history.py` and `progress.py`.
 
+In a distributed run (see `distributed.py`) every process runs the callbacks on the same global
+logs, so they decide the same everywhere; only process 0 prints their messages and writes
+files (`ModelCheckpoint`, `CSVLogger`).
+
 Example:
     >>> stop = EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
     >>> model.fit(x, y, epochs=20, validation_split=0.2, callbacks=[stop])
@@ -31,9 +35,15 @@ from typing import Any
 
 import torch
 
-from rnnkit.training import optimizers
+from rnnkit.training import distributed, optimizers
 
 Logs = dict[str, Any]
+
+
+def _print(message: str) -> None:
+    """Prints a callback's message: from process 0 only in a distributed run."""
+    if distributed.is_primary():
+        print(message)
 
 
 class Callback:
@@ -307,10 +317,10 @@ class EarlyStopping(_MonitorCallback):
 
     def on_train_end(self, logs: Logs | None = None) -> None:
         if self.stopped_epoch > 0 and self.verbose > 0:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+            _print(f"Epoch {self.stopped_epoch + 1}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
             if self.verbose > 0:
-                print(
+                _print(
                     "Restoring model weights from the end of the best epoch: "
                     f"{self.best_epoch + 1}."
                 )
@@ -318,7 +328,8 @@ class EarlyStopping(_MonitorCallback):
 
 
 class ModelCheckpoint(_MonitorCallback):
-    """Saves the model (or its weights) at the end of each epoch.
+    """Saves the model (or its weights) at the end of each epoch (from process 0 only in a
+    distributed run).
 
     Args:
         filepath: where to save; may hold format fields filled from the epoch (1-based) and the
@@ -363,16 +374,18 @@ class ModelCheckpoint(_MonitorCallback):
                 best = "None" if self.best is None else f"{self.best:.5f}"
                 if not self._is_improvement(current, self.best):
                     if self.verbose > 0:
-                        print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best}")
+                        _print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {best}")
                     return
                 if self.verbose > 0:
-                    print(
+                    _print(
                         f"\nEpoch {epoch + 1}: {self.monitor} improved from {best} to "
                         f"{current:.5f}, saving model to {path}"
                     )
                 self.best = current
         elif self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: saving model to {path}")
+            _print(f"\nEpoch {epoch + 1}: saving model to {path}")
+        if not distributed.is_primary():
+            return
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
@@ -383,7 +396,8 @@ class ModelCheckpoint(_MonitorCallback):
 
 
 class CSVLogger(Callback):
-    """Writes each epoch's logs as a row of a CSV file: `epoch,acc,loss,val_acc,val_loss`.
+    """Writes each epoch's logs as a row of a CSV file: `epoch,acc,loss,val_acc,val_loss`
+    (from process 0 only in a distributed run).
 
     Args:
         filename: the CSV file.
@@ -404,6 +418,8 @@ class CSVLogger(Callback):
         self.keys: list[str] | None = None
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
+        if not distributed.is_primary():
+            return
         write_header = True
         if self.append and os.path.exists(self.filename):
             with open(self.filename) as existing:
@@ -415,6 +431,8 @@ class CSVLogger(Callback):
         self.keys = None
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        if not distributed.is_primary():
+            return
         logs = logs or {}
         if self.keys is None:
             self.keys = sorted(logs)
@@ -494,7 +512,7 @@ class LearningRateScheduler(Callback):
             )
         optimizers.set_learning_rate(optimizer, float(rate))
         if self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {rate}.")
+            _print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {rate}.")
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if logs is not None:
@@ -563,7 +581,7 @@ class ReduceLROnPlateau(_MonitorCallback):
             new_rate = max(old_rate * self.factor, self.min_lr)
             optimizers.set_learning_rate(optimizer, new_rate)
             if self.verbose > 0:
-                print(
+                _print(
                     f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_rate}."
                 )
             self.cooldown_counter = self.cooldown
@@ -587,5 +605,5 @@ class TerminateOnNaN(Callback):
             return
         if self.raise_error:
             raise RuntimeError(f"NaN or Inf loss at batch {batch}: loss={loss}.")
-        print(f"Batch {batch}: Invalid loss, terminating training")
+        _print(f"Batch {batch}: Invalid loss, terminating training")
         self.model.stop_training = True

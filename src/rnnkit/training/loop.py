@@ -32,6 +32,9 @@ sorted validation keys. The training loss is the running mean over the epoch's b
 Ctrl-C during `fit` ends training cleanly: an optimizer step is never cut in half, the model
 keeps what it learned, `on_train_end` runs, and `fit` returns the History of the completed
 epochs.
+
+Launched by `torchrun` (several processes), `fit` trains data-parallel with no code change: see
+`distributed.py`. `evaluate` and `predict` then run whole on each process, without communication.
 """
 
 from __future__ import annotations
@@ -48,9 +51,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from rnnkit.training import distributed, optimizers
 from rnnkit.training import losses as losses_module
 from rnnkit.training import metrics as metrics_module
-from rnnkit.training import optimizers
 from rnnkit.training.callbacks import Callback, CallbackList
 from rnnkit.training.history import History
 from rnnkit.training.progress import ProgbarLogger
@@ -319,19 +322,28 @@ def _single_output(outputs: Any, method: str) -> torch.Tensor:
     return outputs
 
 
-def _batch_loss(model: Any, compiled: Compiled, y: Data, outputs: torch.Tensor) -> torch.Tensor:
-    """The compiled loss (per-sample values averaged) plus the model's regularization terms."""
-    loss = torch.as_tensor(compiled.loss(y, outputs))
-    if loss.dim() > 0:
-        loss = loss.mean()
+def _batch_loss(
+    model: Any, compiled: Compiled, y: Data, outputs: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch loss: the compiled loss (per-sample values averaged) plus the model's
+    regularization terms; returned with the compiled loss alone, as `(loss, compiled_loss)`."""
+    compiled_loss = torch.as_tensor(compiled.loss(y, outputs))
+    if compiled_loss.dim() > 0:
+        compiled_loss = compiled_loss.mean()
+    loss = compiled_loss
     for term in getattr(model, "losses", None) or []:
         loss = loss + term
-    return loss
+    return loss, compiled_loss
 
 
-def _results(loss_tracker: metrics_module.Mean, compiled: Compiled) -> dict[str, float]:
-    results = {loss_tracker.name: loss_tracker.result()}
-    results.update((metric.name, metric.result()) for metric in compiled.metrics)
+def _results(
+    loss_tracker: metrics_module.Mean,
+    compiled: Compiled,
+    group: distributed.Group = distributed.SINGLE_PROCESS,
+) -> dict[str, float]:
+    """The logs: the loss and each metric, means over every process's samples, sorted by name."""
+    trackers = [loss_tracker, *compiled.metrics]
+    results = {tracker.name: value for tracker, value in zip(trackers, group.means(trackers))}
     return dict(sorted(results.items()))
 
 
@@ -365,20 +377,35 @@ def _uninterruptible() -> Iterator[None]:
 
 
 def _train_step(
-    model: Any, compiled: Compiled, loss_tracker: metrics_module.Mean, x: Data, y: Data
+    model: Any,
+    compiled: Compiled,
+    loss_tracker: metrics_module.Mean,
+    x: Data,
+    y: Data,
+    replica: torch.nn.Module | None = None,
+    share: float = 1.0,
+    group: distributed.Group = distributed.SINGLE_PROCESS,
 ) -> dict[str, float]:
-    outputs = _single_output(model(x), "fit")
-    loss = _batch_loss(model, compiled, y, outputs)
+    """One optimizer step on `(x, y)`; returns the logs so far.
+
+    In a distributed run `replica` is the model's DistributedDataParallel wrapper and `share`
+    this process's share of the global batch (see `Group.shard`); the compiled loss is weighted
+    by it so that the gradients averaged over processes are those of the whole batch.
+    """
+    outputs = _single_output((model if replica is None else replica)(x), "fit")
+    loss, compiled_loss = _batch_loss(model, compiled, y, outputs)
+    objective = loss if share == 1.0 else loss + (share - 1.0) * compiled_loss
     optimizer = compiled.optimizer  # built here on the first step, once the model has weights
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    objective.backward()
     with _uninterruptible():
         optimizer.step()
         apply_constraints = getattr(model, "apply_constraints", None)
         if apply_constraints is not None:
             apply_constraints()
-    _update_trackers(loss_tracker, compiled, loss, y, outputs)
-    return _results(loss_tracker, compiled)
+    if share > 0.0:  # a share of 0 is a stand-in sample (see `Group.shard`): not counted
+        _update_trackers(loss_tracker, compiled, loss, y, outputs)
+    return _results(loss_tracker, compiled, group)
 
 
 def _run_test(
@@ -389,8 +416,10 @@ def _run_test(
     num_samples: int,
     batch_size: int,
     callbacks: CallbackList,
+    group: distributed.Group = distributed.SINGLE_PROCESS,
 ) -> dict[str, float]:
-    """Loss and metrics over `(x, y)` in eval mode, with the `on_test_*` hooks."""
+    """Loss and metrics over `(x, y)` in eval mode, with the `on_test_*` hooks; split between
+    the processes of `group` (each takes its part of every batch) and summed over them."""
     loss_tracker = metrics_module.Mean("loss")
     for metric in compiled.metrics:
         metric.reset()
@@ -401,15 +430,17 @@ def _run_test(
         with torch.no_grad():
             for step, index in enumerate(_Batches(num_samples, batch_size, False, None).epoch()):
                 callbacks.on_test_batch_begin(step)
-                device = _device(model)
-                y_batch = _take(y, index, device)
-                outputs = _single_output(model(_take(x, index, device)), "evaluate")
-                loss = _batch_loss(model, compiled, y_batch, outputs)
-                _update_trackers(loss_tracker, compiled, loss, y_batch, outputs)
-                callbacks.on_test_batch_end(step, _results(loss_tracker, compiled))
+                index, share = group.shard(index)
+                if share > 0.0:
+                    device = _device(model)
+                    y_batch = _take(y, index, device)
+                    outputs = _single_output(model(_take(x, index, device)), "evaluate")
+                    loss, _ = _batch_loss(model, compiled, y_batch, outputs)
+                    _update_trackers(loss_tracker, compiled, loss, y_batch, outputs)
+                callbacks.on_test_batch_end(step, _results(loss_tracker, compiled, group))
     finally:
         model.train(was_training)
-    logs = _results(loss_tracker, compiled)
+    logs = _results(loss_tracker, compiled, group)
     callbacks.on_test_end(logs)
     return logs
 
@@ -473,9 +504,13 @@ def fit(
             shuffling, held out to compute `val_` metrics after each epoch (default 0.0).
         validation_data: `(x_val, y_val)` to validate on instead.
         shuffle: reshuffle the training samples every epoch (default True); the order comes
-            from a generator seeded from torch's global RNG, so `torch.manual_seed` fixes it.
+            from a generator seeded from torch's global RNG, so `torch.manual_seed` fixes it
+            (in a distributed run, from process 0's).
         initial_epoch: the epoch to start at (to resume a run).
         steps_per_epoch: batches per epoch, or None for one pass over the data.
+
+    Under `torchrun` (`WORLD_SIZE` > 1) the processes train the model together, each on its
+    part of every batch, and all log the same global results: see `distributed.py`.
 
     Returns:
         The `History` (also stored as `model.history`).
@@ -491,9 +526,54 @@ def fit(
     x, y, samples, validation = _validation_set(
         model, x, y, samples, validation_split, validation_data
     )
+    group = distributed.setup()
+    with group.failing_together():
+        return _fit(
+            model,
+            compiled,
+            group,
+            x,
+            y,
+            samples,
+            validation,
+            batch_size=batch_size,
+            epochs=epochs,
+            verbose=verbose,
+            callbacks=callbacks,
+            shuffle=shuffle,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+        )
+
+
+def _fit(
+    model: Any,
+    compiled: Compiled,
+    group: distributed.Group,
+    x: Data,
+    y: Data,
+    samples: int,
+    validation: Any,
+    *,
+    batch_size: int,
+    epochs: int,
+    verbose: int,
+    callbacks: Sequence[Callback] | None,
+    shuffle: bool,
+    initial_epoch: int,
+    steps_per_epoch: int | None,
+) -> History:
+    """`fit` once its arguments are checked, on the processes of `group`."""
+    group.require_same(
+        {
+            "the number of training samples": samples,
+            "the number of validation samples": 0 if validation is None else validation[2],
+        }
+    )
     generator = None
     if shuffle:
-        generator = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+        seed = group.broadcast(int(torch.randint(0, 2**62, (1,)).item()))
+        generator = torch.Generator().manual_seed(seed)
     batches = _Batches(samples, batch_size, shuffle, generator)
     history = History()
     callback_list = _callback_list(
@@ -508,6 +588,7 @@ def fit(
     model.stop_training = False
     was_training = model.training
     loss_tracker = metrics_module.Mean("loss")
+    replica: torch.nn.Module | None = None  # what a training step calls (see Group.replicate)
     callback_list.on_train_begin()
     epoch_logs: dict[str, float] | None = None
     interrupted_epoch: int | None = None
@@ -522,25 +603,35 @@ def fit(
             logs: dict[str, float] = {}
             for step, index in enumerate(batches.epoch(steps_per_epoch)):
                 callback_list.on_train_batch_begin(step)
+                index, share = group.shard(index)
+                if replica is None:
+                    replica = group.replicate(model, _take(x, index))
                 device = _device(model)
                 x_batch, y_batch = _take(x, index, device), _take(y, index, device)
-                logs = _train_step(model, compiled, loss_tracker, x_batch, y_batch)
+                logs = _train_step(
+                    model, compiled, loss_tracker, x_batch, y_batch, replica, share, group
+                )
                 callback_list.on_train_batch_end(step, logs)
+                model.stop_training = group.any(model.stop_training)
                 if model.stop_training:
                     break
             logs = dict(logs)
             if validation is not None:
-                val_logs = _run_test(model, compiled, *validation, batch_size, callback_list)
+                val_logs = _run_test(model, compiled, *validation, batch_size, callback_list, group)
                 logs.update((f"val_{name}", value) for name, value in val_logs.items())
             callback_list.on_epoch_end(epoch, logs)
             epoch_logs = logs
+            model.stop_training = group.any(model.stop_training)
             if model.stop_training:
                 break
     except KeyboardInterrupt:
+        if group.distributed:  # the processes cannot agree where to stop: end them all
+            raise
         interrupted_epoch = epoch
     finally:
         model.train(was_training)
     callback_list.on_train_end(epoch_logs)
+    group.barrier()  # the files process 0 wrote are complete when fit returns anywhere
     if interrupted_epoch is not None:
         completed = len(history.epoch)
         print(

@@ -9,7 +9,8 @@ and leaves the epoch's totals (with the `val_` metrics) on the line when the epo
 When the output is not a terminal (a log file, a pipe, captured output), `verbose=1` writes only
 that final line per epoch, without colours or carriage returns. `verbose=2` always writes one
 line per epoch: `40/40 - 1s - 25ms/step - acc: 0.7012 - loss: 0.5534 - val_acc: ...`.
-The header `Epoch i/n` is printed when `epochs > 1`, as in Keras.
+The header `Epoch i/n` is printed when `epochs > 1`, as in Keras. In a distributed run only
+process 0 prints.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 from typing import IO, Any
 
+from rnnkit.training import distributed
 from rnnkit.training.callbacks import Callback, Logs
 
 _BOLD, _GREEN, _GREY, _RESET = "\x1b[1m", "\x1b[32m", "\x1b[37m", "\x1b[0m"
@@ -193,7 +195,7 @@ class ProgbarLogger(Callback):
     def set_params(self, params: dict[str, Any]) -> None:
         super().set_params(params)
         verbose = params.get("verbose", 1)
-        self.verbose = 1 if verbose == "auto" else verbose
+        self.verbose = (1 if verbose == "auto" else verbose) if distributed.is_primary() else 0
         self.epochs = params.get("epochs", 1)
         self.target = params.get("steps")
 
