@@ -1,11 +1,12 @@
 """Fused CPU recurrences (Numba): the whole sequence forward, and its backward, in compiled loops.
 
 The input projection of every timestep (`x @ kernel + bias`, one large matrix product) is done
-by PyTorch before these kernels run; the kernels do what must be sequential: the recurrent
-matrix product, the gate arithmetic, masking and direction, step by step. Rows of the batch are
-independent, so chunks of `CHUNK` rows run in parallel threads that never synchronise inside the
-sequence. Weight gradients are summed per chunk and the chunks are added in a fixed order, so
-results do not depend on the number of threads.
+by PyTorch before these kernels run, and so is the recurrent kernel's gradient afterwards (one
+large product over all steps, see `backward`); the kernels do what must be sequential: the
+recurrent matrix product, the gate arithmetic, masking and direction, step by step. Rows of the
+batch are independent, so chunks of `CHUNK` rows run in parallel threads that never synchronise
+inside the sequence; each step works on (chunk rows, width) tiles, so every element loop runs
+along contiguous memory and vectorises. Results do not depend on the number of threads.
 
 Layout (batch-major, as the layers use):
 
@@ -13,15 +14,20 @@ Layout (batch-major, as the layers use):
     R       (U, G*U)      recurrent kernel;  brec (G*U,) recurrent bias (GRU reset_after)
     keep    (B, T)        False where a step is masked;  rmask (B, G, U) recurrent dropout
     out     (B, T, U)     outputs in processing order (reversed when going backwards)
-    hs, cs  (B, T+1, U)   states before the first and after every processed step
-    pre     (B, T, G*U)   gate pre-activations;  aux (B, T, U) GRU reset_after's inner_h
+    hs      (B, T+1, U)   states before the first and after every processed step; cs the
+                          same for the LSTM's carry (LSTM only)
+    gates   (B, T, G*U)   gate values after their activations (SimpleRNN: the new state)
+    pre     (B, T, G*U)   pre-activations, kept only when `keep_pre` (silu is the one
+                          activation whose derivative cannot be computed from its output)
+    aux     (B, T, U)     LSTM: act(c); GRU reset_after: inner_h = h @ R_h + b_h;
+                          GRU reset_before: r * h (times the h-gate's dropout mask)
 
 Cells: SIMPLE (G=1), LSTM (G=4: i, f, c, o), GRU_AFTER and GRU_BEFORE (G=3: z, r, h).
 A masked step outputs the previous output (zeros with `zero_output`, and — as Keras's unrolled
 loop does — zeros before the first real step with `zero_leading`). Activations are applied a
-gate block at a time, so each element loop is simple enough to vectorise (with NumPy's error
-model: no Python ZeroDivisionError checks, which would stop vectorisation). Float32 uses a
-rational tanh (within 3e-7 of the exact one); float64 uses the exact functions.
+gate block at a time (with NumPy's error model: no Python ZeroDivisionError checks, which would
+stop vectorisation). Float32 uses a rational tanh (within 3e-7 of the exact one); float64 uses
+the exact functions.
 """
 
 from __future__ import annotations
@@ -86,134 +92,184 @@ def _sigmoid(x, precise):
 
 
 @_block
-def activate(code, src, dst, precise):
-    """dst[:] = f(src) for activation `code`, over one gate block."""
-    n = src.shape[0]
-    if code == TANH:
-        for j in range(n):
-            dst[j] = _tanh(src[j], precise)
-    elif code == SIGMOID:
-        for j in range(n):
-            dst[j] = _sigmoid(src[j], precise)
-    elif code == RELU:
-        for j in range(n):
-            dst[j] = max(src[j], 0.0)
-    elif code == HARD_SIGMOID:
-        for j in range(n):
-            dst[j] = min(max(src[j] / 6.0 + 0.5, 0.0), 1.0)
-    elif code == SOFTSIGN:
-        for j in range(n):
-            dst[j] = src[j] / (1.0 + abs(src[j]))
-    elif code == ELU:
-        for j in range(n):
-            dst[j] = src[j] if src[j] > 0 else math.expm1(src[j])
-    elif code == SELU:
-        for j in range(n):
-            x = src[j]
-            dst[j] = _SELU_SCALE * (x if x > 0 else _SELU_ALPHA * math.expm1(x))
-    elif code == SOFTPLUS:
-        for j in range(n):
-            dst[j] = max(src[j], 0.0) + math.log1p(math.exp(-abs(src[j])))
-    elif code == EXPONENTIAL:
-        for j in range(n):
-            dst[j] = math.exp(src[j])
-    elif code == SILU:
-        for j in range(n):
-            dst[j] = src[j] * _sigmoid(src[j], precise)
-    elif code == RELU6:
-        for j in range(n):
-            dst[j] = min(max(src[j], 0.0), 6.0)
-    else:
-        for j in range(n):
-            dst[j] = src[j]
+def activate(code, src, dst, lo, hi, precise):
+    """dst[i, lo:hi] = f(src[i, lo:hi]) for activation `code`, every row i of the tiles."""
+    for i in range(src.shape[0]):
+        x, y = src[i, lo:hi], dst[i, lo:hi]
+        if code == TANH:
+            for j in range(hi - lo):
+                y[j] = _tanh(x[j], precise)
+        elif code == SIGMOID:
+            for j in range(hi - lo):
+                y[j] = _sigmoid(x[j], precise)
+        elif code == RELU:
+            for j in range(hi - lo):
+                y[j] = max(x[j], 0.0)
+        elif code == HARD_SIGMOID:
+            for j in range(hi - lo):
+                y[j] = min(max(x[j] / 6.0 + 0.5, 0.0), 1.0)
+        elif code == SOFTSIGN:
+            for j in range(hi - lo):
+                y[j] = x[j] / (1.0 + abs(x[j]))
+        elif code == ELU:
+            for j in range(hi - lo):
+                y[j] = x[j] if x[j] > 0 else math.expm1(x[j])
+        elif code == SELU:
+            for j in range(hi - lo):
+                y[j] = _SELU_SCALE * (x[j] if x[j] > 0 else _SELU_ALPHA * math.expm1(x[j]))
+        elif code == SOFTPLUS:
+            for j in range(hi - lo):
+                y[j] = max(x[j], 0.0) + math.log1p(math.exp(-abs(x[j])))
+        elif code == EXPONENTIAL:
+            for j in range(hi - lo):
+                y[j] = math.exp(x[j])
+        elif code == SILU:
+            for j in range(hi - lo):
+                y[j] = x[j] * _sigmoid(x[j], precise)
+        elif code == RELU6:
+            for j in range(hi - lo):
+                y[j] = min(max(x[j], 0.0), 6.0)
+        else:
+            for j in range(hi - lo):
+                y[j] = x[j]
 
 
 @_block
-def derivative(code, src, dst, precise):
-    """dst[:] = f'(src) for activation `code` at the pre-activations `src`."""
-    n = src.shape[0]
-    if code == TANH:
-        for j in range(n):
-            y = _tanh(src[j], precise)
-            dst[j] = 1.0 - y * y
-    elif code == SIGMOID:
-        for j in range(n):
-            y = _sigmoid(src[j], precise)
-            dst[j] = y * (1.0 - y)
-    elif code == RELU:
-        for j in range(n):
-            dst[j] = 1.0 if src[j] > 0 else 0.0
-    elif code == HARD_SIGMOID:
-        for j in range(n):
-            dst[j] = 1.0 / 6.0 if -3.0 < src[j] < 3.0 else 0.0
-    elif code == SOFTSIGN:
-        for j in range(n):
-            d = 1.0 + abs(src[j])
-            dst[j] = 1.0 / (d * d)
-    elif code == ELU:
-        for j in range(n):
-            dst[j] = 1.0 if src[j] > 0 else math.exp(src[j])
-    elif code == SELU:
-        for j in range(n):
-            dst[j] = _SELU_SCALE * (1.0 if src[j] > 0 else _SELU_ALPHA * math.exp(src[j]))
-    elif code == SOFTPLUS:
-        for j in range(n):
-            dst[j] = _sigmoid(src[j], precise)
-    elif code == EXPONENTIAL:
-        for j in range(n):
-            dst[j] = math.exp(src[j])
-    elif code == SILU:
-        for j in range(n):
-            y = _sigmoid(src[j], precise)
-            dst[j] = y * (1.0 + src[j] * (1.0 - y))
-    elif code == RELU6:
-        for j in range(n):
-            dst[j] = 1.0 if 0 < src[j] < 6 else 0.0
-    else:
-        for j in range(n):
-            dst[j] = 1.0
+def derivative(code, out, src, dst, lo, hi, precise):
+    """dst[i, lo:hi] = f'(src[i, lo:hi]) for activation `code`, every row i of the tiles, from
+    the activation's output `out` = f(src). Only silu reads the pre-activations `src`."""
+    for i in range(out.shape[0]):
+        y, x, d = out[i, lo:hi], src[i, lo:hi], dst[i, lo:hi]
+        if code == TANH:
+            for j in range(hi - lo):
+                d[j] = 1.0 - y[j] * y[j]
+        elif code == SIGMOID:
+            for j in range(hi - lo):
+                d[j] = y[j] * (1.0 - y[j])
+        elif code == RELU:
+            for j in range(hi - lo):
+                d[j] = 1.0 if y[j] > 0 else 0.0
+        elif code == HARD_SIGMOID:
+            for j in range(hi - lo):
+                d[j] = 1.0 / 6.0 if 0.0 < y[j] < 1.0 else 0.0
+        elif code == SOFTSIGN:
+            for j in range(hi - lo):
+                d[j] = (1.0 - abs(y[j])) * (1.0 - abs(y[j]))
+        elif code == ELU:
+            for j in range(hi - lo):
+                d[j] = 1.0 if y[j] > 0 else y[j] + 1.0
+        elif code == SELU:
+            for j in range(hi - lo):
+                d[j] = _SELU_SCALE if y[j] > 0 else y[j] + _SELU_SCALE * _SELU_ALPHA
+        elif code == SOFTPLUS:
+            for j in range(hi - lo):
+                d[j] = -math.expm1(-y[j])
+        elif code == EXPONENTIAL:
+            for j in range(hi - lo):
+                d[j] = y[j]
+        elif code == SILU:
+            for j in range(hi - lo):
+                sig = _sigmoid(x[j], precise)
+                d[j] = sig * (1.0 + x[j] * (1.0 - sig))
+        elif code == RELU6:
+            for j in range(hi - lo):
+                d[j] = 1.0 if 0.0 < y[j] < 6.0 else 0.0
+        else:
+            for j in range(hi - lo):
+                d[j] = 1.0
 
 
 @_block
-def recurrent_product(H, M, R, first, last, acc):
-    """acc[b, g*U:(g+1)*U] = (H[b] * M[b, g]) @ R[:, g*U:(g+1)*U] for first <= g < last.
+def product(A, B, out, accumulate):
+    """out (+)= A @ B for C-contiguous A (rows, depth), B (depth, width), out (rows, width).
 
-    H (C, U) states of a chunk of rows, M (C, G, U) their dropout masks, acc (C, G*U). Each row
-    of R is read once for the whole chunk.
+    Two rows of A and four of B at a time, so each loaded row of B serves two output rows and
+    each output element is loaded and stored once per four products; the summation order is
+    fixed, so results do not depend on threads.
     """
-    rows, units = H.shape
-    acc[:, first * units : last * units] = 0.0
-    for k in range(units):
-        for g in range(first, last):
-            base = g * units
-            weights = R[k, base : base + units]
-            for b in range(rows):
-                hk = H[b, k] * M[b, g, k]
-                out = acc[b, base : base + units]
-                for j in range(units):
-                    out[j] += hk * weights[j]
+    rows, depth = A.shape
+    width = B.shape[1]
+    if not accumulate:
+        out[:] = 0.0
+    whole_rows, whole_depth = rows - rows % 2, depth - depth % 4
+    for b in range(0, whole_rows, 2):
+        o, p = out[b], out[b + 1]
+        for k in range(0, whole_depth, 4):
+            h0, h1, h2, h3 = A[b, k], A[b, k + 1], A[b, k + 2], A[b, k + 3]
+            g0, g1, g2, g3 = A[b + 1, k], A[b + 1, k + 1], A[b + 1, k + 2], A[b + 1, k + 3]
+            w0, w1, w2, w3 = B[k], B[k + 1], B[k + 2], B[k + 3]
+            for j in range(width):
+                a0, a1, a2, a3 = w0[j], w1[j], w2[j], w3[j]
+                o[j] += h0 * a0 + h1 * a1 + h2 * a2 + h3 * a3
+                p[j] += g0 * a0 + g1 * a1 + g2 * a2 + g3 * a3
+        for k in range(whole_depth, depth):
+            h, g, w = A[b, k], A[b + 1, k], B[k]
+            for j in range(width):
+                o[j] += h * w[j]
+                p[j] += g * w[j]
+    for b in range(whole_rows, rows):
+        o = out[b]
+        for k in range(depth):
+            h, w = A[b, k], B[k]
+            for j in range(width):
+                o[j] += h * w[j]
 
 
 @_block
-def recurrent_product_backward(dinner, H, M, R, RT, gates, dH, dR):
-    """Backward of `recurrent_product` over gates [0, gates), for a chunk of rows:
-    dH[b] += sum_g (dinner[b, g] @ R_g^T) * M[b, g] and dR_g += sum_b (H[b] * M[b, g])^T
-    dinner[b, g]. RT is R transposed, (G*U, U), so both products run along contiguous rows."""
+def recurrent_product(H, M, R, Rg, first, last, masked, acc, Hg, Og):
+    """acc[:, g*U:(g+1)*U] = (H * M[:, g]) @ R_g for first <= g < last, over a chunk's rows.
+
+    H (C, U) states, M (C, G, U) dropout masks (read only when `masked`), R (U, G*U) and Rg
+    (G, U, U) the recurrent kernel whole and by gate, acc (C, G*U); Hg, Og (C, U) scratch.
+    """
+    units = H.shape[1]
+    if not masked and first == 0 and last == Rg.shape[0]:
+        product(H, R, acc, False)
+        return
+    for g in range(first, last):
+        for i in range(H.shape[0]):
+            for k in range(units):
+                Hg[i, k] = H[i, k] * M[i, g, k] if masked else H[i, k]
+        product(Hg, Rg[g], Og, False)
+        for i in range(H.shape[0]):
+            acc[i, g * units : (g + 1) * units] = Og[i]
+
+
+@_block
+def recurrent_product_transposed(D, M, RT, RTg, first, last, masked, dH, Dg, Tg):
+    """dH += sum_g (D[:, g*U:(g+1)*U] @ R_g^T) * M[:, g] for first <= g < last: the gradient
+    `recurrent_product` passes to its states. RT (G*U, U) and RTg (G, U, U) are R transposed,
+    whole and by gate; Dg, Tg (C, U) scratch."""
+    units = dH.shape[1]
+    if not masked and first == 0 and last == RTg.shape[0]:
+        product(D, RT, dH, True)
+        return
+    for g in range(first, last):
+        for i in range(D.shape[0]):
+            Dg[i] = D[i, g * units : (g + 1) * units]
+        product(Dg, RTg[g], Tg, False)
+        for i in range(D.shape[0]):
+            for k in range(units):
+                dH[i, k] += Tg[i, k] * M[i, g, k] if masked else Tg[i, k]
+
+
+@_block
+def outer_product_sum(H, M, D, first, last, masked, dR, dRg, HT, Dg):
+    """One step's share of the recurrent kernel's gradient, over a chunk's rows H (C, U) and
+    D (C, G*U): (H * M[:, g])^T @ D[:, g*U:(g+1)*U] for first <= g < last, added to dR (U, G*U)
+    when all gates go unmasked at once, else to dRg[g] (U, U). HT (U, C), Dg (C, U) scratch."""
     rows, units = H.shape
-    for b in range(rows):
-        for g in range(gates):
-            base = g * units
-            for j in range(units):
-                coefficient = dinner[b, base + j]
-                for k in range(units):
-                    dH[b, k] += coefficient * RT[base + j, k] * M[b, g, k]
-    for k in range(units):
-        for g in range(gates):
-            base = g * units
-            for b in range(rows):
-                hk = H[b, k] * M[b, g, k]
-                for j in range(units):
-                    dR[k, base + j] += hk * dinner[b, base + j]
+    whole = not masked and first == 0 and last == dRg.shape[0]
+    for g in range(first, last):
+        for i in range(rows):
+            for k in range(units):
+                HT[k, i] = H[i, k] * M[i, g, k] if masked else H[i, k]
+        if whole:
+            product(HT, D, dR, True)
+            return
+        for i in range(rows):
+            Dg[i] = D[i, g * units : (g + 1) * units]
+        product(HT, Dg, dRg[g], True)
 
 
 @_block
@@ -230,177 +286,237 @@ def first_real_steps(keep, backwards):
 
 
 @nb.njit(parallel=True, fastmath=True, error_model="numpy", cache=True)
-def forward(cell, xproj, R, brec, h0, c0, keep, rmask, backwards, zero_output, zero_leading,
-            act, ract, precise, out, hs, cs, pre, aux):  # fmt: skip
-    """Runs the recurrence over all timesteps; fills out, hs, cs, pre, aux (see module doc)."""
-    batch, timesteps, width = xproj.shape
-    units = R.shape[0]
+def forward(cell, xproj, R, Rg, brec, h0, c0, keep, rmask, masked, backwards, zero_output,
+            zero_leading, act, ract, precise, out, h_last, c_last, save, hs, cs, gates, pre,
+            keep_pre, aux):  # fmt: skip
+    """Runs the recurrence over all timesteps; fills out and the final states h_last, c_last
+    (B, U), and, when `save` (for the backward pass), hs, gates, and cs (LSTM), aux (LSTM and
+    GRU) and pre (when `keep_pre`) — see the module doc. xproj, gates and pre come as
+    (B, T, G, U), brec as (G, U)."""
+    batch, timesteps, n_gates, units = xproj.shape
+    width = n_gates * units
     first = first_real_steps(keep, backwards)
-    product_gates = 2 if cell == GRU_BEFORE else width // units
+    product_gates = 2 if cell == GRU_BEFORE else n_gates
+    direct = 2 if cell == GRU_AFTER or cell == GRU_BEFORE else n_gates
     for chunk in nb.prange((batch + CHUNK - 1) // CHUNK):
         b0, b1 = chunk * CHUNK, min(batch, (chunk + 1) * CHUNK)
-        acc = np.empty((b1 - b0, width), dtype=xproj.dtype)
-        gate = np.empty(width, dtype=xproj.dtype)
-        new_h = np.empty(units, dtype=xproj.dtype)
-        hs[b0:b1, 0] = h0[b0:b1]
-        cs[b0:b1, 0] = c0[b0:b1]
+        rows = b1 - b0
+        dtype = xproj.dtype
+        H, C, M = h0[b0:b1].copy(), c0[b0:b1].copy(), rmask[b0:b1]
+        acc = np.empty((rows, width), dtype=dtype)
+        Z = np.empty((rows, width), dtype=dtype)
+        A = np.empty((rows, width), dtype=dtype)
+        acc3 = acc.reshape((rows, n_gates, units))
+        Z3 = Z.reshape((rows, n_gates, units))
+        A3 = A.reshape((rows, n_gates, units))
+        new_h = np.empty((rows, units), dtype=dtype)
+        new_c = np.empty((rows, units), dtype=dtype)
+        X = np.empty((rows, units), dtype=dtype)
+        Hg = np.empty((rows, units), dtype=dtype)
+        Og = np.empty((rows, units), dtype=dtype)
+        if save:
+            hs[b0:b1, 0] = H
+            if cell == LSTM:
+                cs[b0:b1, 0] = C
         for s in range(timesteps):
             t = timesteps - 1 - s if backwards else s
-            recurrent_product(hs[b0:b1, s], rmask[b0:b1], R, 0, product_gates, acc)
-            for b in range(b0, b1):
-                hp, x, z, a = hs[b, s], xproj[b, t], pre[b, s], acc[b - b0]
-                if cell == SIMPLE:
+            recurrent_product(H, M, R, Rg, 0, product_gates, masked, acc, Hg, Og)
+            for i in range(rows):
+                for g in range(direct):
+                    x, a, z, bias = xproj[b0 + i, t, g], acc3[i, g], Z3[i, g], brec[g]
                     for j in range(units):
-                        z[j] = x[j] + a[j]
-                    activate(act, z, new_h, precise)
-                elif cell == LSTM:
-                    for j in range(width):
-                        z[j] = x[j] + a[j]
-                    activate(ract, z[: 2 * units], gate[: 2 * units], precise)
-                    activate(act, z[2 * units : 3 * units], gate[2 * units : 3 * units], precise)
-                    activate(ract, z[3 * units :], gate[3 * units :], precise)
-                    c = cs[b, s + 1]
+                        z[j] = x[j] + a[j] + bias[j]
+            if cell == SIMPLE:
+                activate(act, Z, A, 0, units, precise)
+                new_h[:] = A
+            elif cell == LSTM:
+                activate(ract, Z, A, 0, 2 * units, precise)
+                activate(act, Z, A, 2 * units, 3 * units, precise)
+                activate(ract, Z, A, 3 * units, width, precise)
+                for i in range(rows):
                     for j in range(units):
-                        c[j] = gate[units + j] * cs[b, s, j] + gate[j] * gate[2 * units + j]
-                    activate(act, c, new_h, precise)
+                        new_c[i, j] = A3[i, 1, j] * C[i, j] + A3[i, 0, j] * A3[i, 2, j]
+                activate(act, new_c, X, 0, units, precise)
+                for i in range(rows):
                     for j in range(units):
-                        new_h[j] *= gate[3 * units + j]
-                else:
-                    for j in range(2 * units):
-                        z[j] = x[j] + a[j] + brec[j]
-                    activate(ract, z[: 2 * units], gate[: 2 * units], precise)
-                    if cell == GRU_AFTER:
+                        new_h[i, j] = A3[i, 3, j] * X[i, j]
+            else:
+                activate(ract, Z, A, 0, 2 * units, precise)
+                if cell == GRU_AFTER:  # X = inner_h = h @ R_h + b_h, reset after the product
+                    for i in range(rows):
+                        x = xproj[b0 + i, t, 2]
                         for j in range(units):
-                            aux[b, s, j] = a[2 * units + j] + brec[2 * units + j]
-                            z[2 * units + j] = x[2 * units + j] + gate[units + j] * aux[b, s, j]
-                    else:  # (r * h) @ R_h, with the h-gate's dropout mask
-                        for j in range(units):
-                            z[2 * units + j] = x[2 * units + j]
+                            X[i, j] = acc3[i, 2, j] + brec[2, j]
+                            Z3[i, 2, j] = x[j] + A3[i, 1, j] * X[i, j]
+                else:  # X = r * h (times the h-gate's dropout mask), then X @ R_h
+                    for i in range(rows):
                         for k in range(units):
-                            rk = gate[units + k] * hp[k] * rmask[b, 2, k]
-                            for j in range(units):
-                                z[2 * units + j] += rk * R[k, 2 * units + j]
-                    activate(act, z[2 * units :], gate[2 * units :], precise)
+                            X[i, k] = A3[i, 1, k] * H[i, k]
+                            if masked:
+                                X[i, k] *= M[i, 2, k]
+                    recurrent_product(X, M, R, Rg, 2, 3, False, acc, Hg, Og)
+                    for i in range(rows):
+                        x = xproj[b0 + i, t, 2]
+                        for j in range(units):
+                            Z3[i, 2, j] = x[j] + acc3[i, 2, j]
+                activate(act, Z, A, 2 * units, width, precise)
+                for i in range(rows):
                     for j in range(units):
-                        u = gate[j]
-                        new_h[j] = u * hp[j] + (1.0 - u) * gate[2 * units + j]
+                        u = A3[i, 0, j]
+                        new_h[i, j] = u * H[i, j] + (1.0 - u) * A3[i, 2, j]
+            for i in range(rows):
+                b = b0 + i
+                if save:
+                    gates[b, s] = A3[i]
+                    if keep_pre:
+                        pre[b, s] = Z3[i]
+                    if cell != SIMPLE:
+                        aux[b, s] = X[i]
                 if keep[b, t]:
-                    hs[b, s + 1] = new_h
-                    out[b, s] = new_h
-                else:
-                    hs[b, s + 1] = hp
+                    H[i] = new_h[i]
                     if cell == LSTM:
-                        cs[b, s + 1] = cs[b, s]
-                    if zero_output or (zero_leading and s < first[b]):
-                        out[b, s] = 0.0
-                    else:
-                        out[b, s] = hp
+                        C[i] = new_c[i]
+                    out[b, s] = new_h[i]
+                elif zero_output or (zero_leading and s < first[b]):
+                    out[b, s] = 0.0
+                else:
+                    out[b, s] = H[i]
+                if save:
+                    hs[b, s + 1] = H[i]
+                    if cell == LSTM:
+                        cs[b, s + 1] = C[i]
+        h_last[b0:b1] = H
+        c_last[b0:b1] = C
 
 
 @nb.njit(parallel=True, fastmath=True, error_model="numpy", cache=True)
-def backward(cell, R, RT, brec, keep, rmask, backwards, zero_output, zero_leading, act, ract,
-             precise, hs, cs, pre, aux, dout, dh_last, dc_last,
-             dxproj, dR_chunks, dbrec_chunks, dh0, dc0):  # fmt: skip
+def backward(cell, R, RT, RTg, keep, rmask, masked, backwards, zero_output, zero_leading, act,
+             ract, precise, hs, cs, gates, pre, keep_pre, aux, dout, dh_last, dc_last,
+             dxproj, dR_chunks, dRg_chunks, dbrec_chunks, dh0, dc0):  # fmt: skip
     """Backpropagates through `forward`.
 
-    RT is R transposed (G*U, U). Fills dxproj (B, T, G*U) by time index, dh0, dc0 (B, U), and
-    per-chunk sums of the
-    recurrent kernel and recurrent bias gradients: dR_chunks (chunks, U, G*U), dbrec_chunks
-    (chunks, G*U). The gradient of `out[b, s]` reaches the state h after step s, which equals
-    the output unless the output was zeroed.
+    Fills dxproj (B, T, G, U) by time index, dh0, dc0 (B, U), and per-chunk sums of the
+    recurrent kernel's gradient — dR_chunks (chunks, U, G*U) from products of all gates at once,
+    dRg_chunks (chunks, G, U, U) from products gate by gate; their sum is the gradient — and of
+    the recurrent bias's, dbrec_chunks (chunks, G*U). Adding the chunks in order gives results
+    that do not depend on the number of threads. The gradient of `out[b, s]` reaches the state
+    h after step s, which equals the output unless the output was zeroed.
     """
     batch, timesteps, units = dout.shape
-    width = R.shape[1]
+    n_gates = gates.shape[2]
+    width = n_gates * units
     first = first_real_steps(keep, backwards)
-    product_gates = 2 if cell == GRU_BEFORE else width // units
+    product_gates = 2 if cell == GRU_BEFORE else n_gates
     for chunk in nb.prange((batch + CHUNK - 1) // CHUNK):
         b0, b1 = chunk * CHUNK, min(batch, (chunk + 1) * CHUNK)
-        dR, dbrec = dR_chunks[chunk], dbrec_chunks[chunk]
-        dR[:] = 0.0
-        dbrec[:] = 0.0
+        rows = b1 - b0
         dtype = dout.dtype
-        dh = dh_last[b0:b1].copy()  # (C, U): gradient with respect to h after step s
-        dc = dc_last[b0:b1].copy()
-        dhp = np.empty((b1 - b0, units), dtype=dtype)
-        dinner = np.empty((b1 - b0, width), dtype=dtype)
-        gate = np.empty(width, dtype=dtype)
-        slope = np.empty(width, dtype=dtype)
-        tanh_c = np.empty(units, dtype=dtype)
-        slope_c = np.empty(units, dtype=dtype)
-        d_rh = np.empty(units, dtype=dtype)
+        dH, dC, M = dh_last[b0:b1].copy(), dc_last[b0:b1].copy(), rmask[b0:b1]
+        dR, dRg, dbrec = dR_chunks[chunk], dRg_chunks[chunk], dbrec_chunks[chunk]
+        dR[:] = 0.0
+        dRg[:] = 0.0
+        dbrec[:] = 0.0
+        A = np.empty((rows, width), dtype=dtype)
+        Z = np.empty((rows, width), dtype=dtype)
+        S = np.empty((rows, width), dtype=dtype)
+        DX = np.empty((rows, width), dtype=dtype)
+        DN = np.empty((rows, width), dtype=dtype)
+        A3 = A.reshape((rows, n_gates, units))
+        S3 = S.reshape((rows, n_gates, units))
+        DX3 = DX.reshape((rows, n_gates, units))
+        DN3 = DN.reshape((rows, n_gates, units))
+        Z3 = Z.reshape((rows, n_gates, units))
+        HP = np.empty((rows, units), dtype=dtype)
+        X = np.empty((rows, units), dtype=dtype)
+        CN = np.empty((rows, units), dtype=dtype)
+        SC = np.empty((rows, units), dtype=dtype)
+        dHP = np.empty((rows, units), dtype=dtype)
+        dCP = np.empty((rows, units), dtype=dtype)
+        Dg = np.empty((rows, units), dtype=dtype)
+        Tg = np.empty((rows, units), dtype=dtype)
+        d_rh = np.empty((rows, units), dtype=dtype)
+        HT = np.empty((units, rows), dtype=dtype)
+        source = Z if keep_pre else A
+        inner = DN if cell == GRU_AFTER else DX  # the gradient reaching recurrent_product
         for s in range(timesteps - 1, -1, -1):
             t = timesteps - 1 - s if backwards else s
-            for b in range(b0, b1):
-                i = b - b0
-                zeroed = zero_output or (zero_leading and s < first[b])
-                if keep[b, t] or not zeroed:
+            for i in range(rows):
+                b = b0 + i
+                A3[i] = gates[b, s]
+                HP[i] = hs[b, s]
+                if keep_pre:
+                    Z3[i] = pre[b, s]
+                if cell != SIMPLE:
+                    X[i] = aux[b, s]
+                if cell == LSTM:
+                    CN[i] = cs[b, s + 1]
+                if keep[b, t] or not (zero_output or (zero_leading and s < first[b])):
+                    d = dout[b, s]
                     for j in range(units):
-                        dh[i, j] += dout[b, s, j]
-                dx, dn = dxproj[b, t], dinner[i]
-                dn[:] = 0.0
-                if not keep[b, t]:  # the state passed through unchanged
-                    dx[:] = 0.0
-                    dhp[i] = dh[i]
-                    continue
-                hp, z = hs[b, s], pre[b, s]
-                dhp[i] = 0.0
-                if cell == SIMPLE:
-                    derivative(act, z, slope, precise)
+                        dH[i, j] += d[j]
+            dHP[:] = 0.0
+            if cell == SIMPLE:
+                derivative(act, A, source, S, 0, units, precise)
+                for i in range(rows):
                     for j in range(units):
-                        dx[j] = dh[i, j] * slope[j]
-                        dn[j] = dx[j]
-                elif cell == LSTM:
-                    activate(ract, z[: 2 * units], gate[: 2 * units], precise)
-                    activate(act, z[2 * units : 3 * units], gate[2 * units : 3 * units], precise)
-                    activate(ract, z[3 * units :], gate[3 * units :], precise)
-                    derivative(ract, z[: 2 * units], slope[: 2 * units], precise)
-                    derivative(act, z[2 * units : 3 * units], slope[2 * units : 3 * units], precise)
-                    derivative(ract, z[3 * units :], slope[3 * units :], precise)
-                    activate(act, cs[b, s + 1], tanh_c, precise)
-                    derivative(act, cs[b, s + 1], slope_c, precise)
+                        DX[i, j] = dH[i, j] * S[i, j]
+            elif cell == LSTM:
+                derivative(ract, A, source, S, 0, 2 * units, precise)
+                derivative(act, A, source, S, 2 * units, 3 * units, precise)
+                derivative(ract, A, source, S, 3 * units, width, precise)
+                derivative(act, X, CN, SC, 0, units, precise)
+                for i in range(rows):
+                    c_prev = cs[b0 + i, s]
                     for j in range(units):
-                        dc_total = dc[i, j] + dh[i, j] * gate[3 * units + j] * slope_c[j]
-                        dx[j] = dc_total * gate[2 * units + j] * slope[j]
-                        dx[units + j] = dc_total * cs[b, s, j] * slope[units + j]
-                        dx[2 * units + j] = dc_total * gate[j] * slope[2 * units + j]
-                        dx[3 * units + j] = dh[i, j] * tanh_c[j] * slope[3 * units + j]
-                        dc[i, j] = dc_total * gate[units + j]
-                    dn[:] = dx
-                else:
-                    activate(ract, z[: 2 * units], gate[: 2 * units], precise)
-                    activate(act, z[2 * units :], gate[2 * units :], precise)
-                    derivative(ract, z[: 2 * units], slope[: 2 * units], precise)
-                    derivative(act, z[2 * units :], slope[2 * units :], precise)
+                        dc_total = dC[i, j] + dH[i, j] * A3[i, 3, j] * SC[i, j]
+                        DX3[i, 0, j] = dc_total * A3[i, 2, j] * S3[i, 0, j]
+                        DX3[i, 1, j] = dc_total * c_prev[j] * S3[i, 1, j]
+                        DX3[i, 2, j] = dc_total * A3[i, 0, j] * S3[i, 2, j]
+                        DX3[i, 3, j] = dH[i, j] * X[i, j] * S3[i, 3, j]
+                        dCP[i, j] = dc_total * A3[i, 1, j]
+            else:
+                derivative(ract, A, source, S, 0, 2 * units, precise)
+                derivative(act, A, source, S, 2 * units, width, precise)
+                for i in range(rows):
                     for j in range(units):
-                        u = gate[j]
-                        dx[j] = dh[i, j] * (hp[j] - gate[2 * units + j]) * slope[j]
-                        dx[2 * units + j] = dh[i, j] * (1.0 - u) * slope[2 * units + j]
-                        dhp[i, j] = dh[i, j] * u
-                    if cell == GRU_AFTER:
+                        u = A3[i, 0, j]
+                        DX3[i, 0, j] = dH[i, j] * (HP[i, j] - A3[i, 2, j]) * S3[i, 0, j]
+                        DX3[i, 2, j] = dH[i, j] * (1.0 - u) * S3[i, 2, j]
+                        dHP[i, j] = dH[i, j] * u
+                if cell == GRU_AFTER:
+                    for i in range(rows):
                         for j in range(units):
-                            dx[units + j] = dx[2 * units + j] * aux[b, s, j] * slope[units + j]
-                            dn[2 * units + j] = dx[2 * units + j] * gate[units + j]
-                        for j in range(2 * units):
-                            dn[j] = dx[j]
-                        for j in range(width):
-                            dbrec[j] += dn[j]
-                    else:  # through (r * h * m_h) @ R_h; the z and r products follow
-                        for k in range(units):
-                            rh = gate[units + k] * hp[k] * rmask[b, 2, k]
-                            total = 0.0
-                            for j in range(units):
-                                total += dx[2 * units + j] * R[k, 2 * units + j]
-                                dR[k, 2 * units + j] += rh * dx[2 * units + j]
-                            d_rh[k] = total
+                            d_h = DX3[i, 2, j]
+                            DX3[i, 1, j] = d_h * X[i, j] * S3[i, 1, j]
+                            DN3[i, 0, j] = DX3[i, 0, j]
+                            DN3[i, 1, j] = DX3[i, 1, j]
+                            DN3[i, 2, j] = d_h * A3[i, 1, j]
+                else:  # back through X @ R_h, X = r * h * m_h
+                    d_rh[:] = 0.0
+                    recurrent_product_transposed(DX, M, RT, RTg, 2, 3, False, d_rh, Dg, Tg)
+                    for i in range(rows):
                         for j in range(units):
-                            m_h = rmask[b, 2, j]
-                            dx[units + j] = d_rh[j] * hp[j] * m_h * slope[units + j]
-                            dhp[i, j] += d_rh[j] * gate[units + j] * m_h
-                        for j in range(2 * units):
-                            dn[j] = dx[j]
-            recurrent_product_backward(
-                dinner, hs[b0:b1, s], rmask[b0:b1], R, RT, product_gates, dhp, dR
-            )
-            dh[:] = dhp
-        dh0[b0:b1] = dh
-        dc0[b0:b1] = dc
+                            d_x = d_rh[i, j] * M[i, 2, j] if masked else d_rh[i, j]
+                            DX3[i, 1, j] = d_x * HP[i, j] * S3[i, 1, j]
+                            dHP[i, j] += d_x * A3[i, 1, j]
+            for i in range(rows):
+                if keep[b0 + i, t]:
+                    if cell == LSTM:
+                        dC[i] = dCP[i]
+                else:  # the states passed through this step unchanged
+                    DX[i] = 0.0
+                    DN[i] = 0.0
+                    dHP[i] = dH[i]
+            recurrent_product_transposed(inner, M, RT, RTg, 0, product_gates, masked, dHP, Dg, Tg)
+            outer_product_sum(HP, M, inner, 0, product_gates, masked, dR, dRg, HT, Dg)
+            if cell == GRU_BEFORE:
+                outer_product_sum(X, M, DX, 2, 3, False, dR, dRg, HT, Dg)
+            if cell == GRU_AFTER:
+                for i in range(rows):
+                    for j in range(width):
+                        dbrec[j] += DN[i, j]
+            for i in range(rows):
+                dxproj[b0 + i, t] = DX3[i]
+            dH[:] = dHP
+        dh0[b0:b1] = dH
+        dc0[b0:b1] = dC

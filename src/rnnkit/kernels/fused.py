@@ -51,56 +51,80 @@ def _as_numpy(tensor: torch.Tensor) -> Any:
     return tensor.detach().contiguous().numpy()
 
 
+def _by_gate(recurrent_kernel: torch.Tensor, transpose: bool = False) -> Any:
+    """The recurrent kernel (U, G*U) as G contiguous (U, U) blocks, each transposed if asked."""
+    units = recurrent_kernel.shape[0]
+    blocks = recurrent_kernel.detach().reshape(units, -1, units).permute(1, 0, 2)
+    return (blocks.transpose(1, 2) if transpose else blocks).contiguous().numpy()
+
+
+def _empty(condition: bool, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A buffer of `shape` where the kernel fills it, else a one-element stand-in it ignores."""
+    return torch.empty(shape if condition else (1,) * len(shape), dtype=dtype)
+
+
 class _FusedRecurrence(torch.autograd.Function):
     """Autograd wrapper around the compiled forward and backward recurrences."""
 
     @staticmethod
     def forward(ctx, xproj, recurrent_kernel, recurrent_bias, h0, c0, keep, rmask, options):
-        cell, backwards, zero_output, zero_leading, act, ract = options
-        batch, timesteps, _ = xproj.shape
+        cell, backwards, zero_output, zero_leading, act, ract, masked, save = options
+        batch, timesteps, width = xproj.shape
         units = recurrent_kernel.shape[0]
+        gate_shape = (width // units, units)
         dtype = xproj.dtype
+        keep_pre = cpu.SILU in (act, ract)
         out = torch.empty(batch, timesteps, units, dtype=dtype)
-        hs = torch.empty(batch, timesteps + 1, units, dtype=dtype)
-        cs = torch.zeros(batch, timesteps + 1, units, dtype=dtype)
-        pre = torch.empty_like(xproj)
-        aux = torch.empty(batch, timesteps, units, dtype=dtype)
-        precise = dtype == torch.float64
+        h_last = torch.empty(batch, units, dtype=dtype)
+        c_last = torch.empty(batch, units, dtype=dtype)
+        hs = _empty(save, (batch, timesteps + 1, units), dtype)
+        cs = _empty(save and cell == cpu.LSTM, (batch, timesteps + 1, units), dtype)
+        gates = _empty(save, (batch, timesteps, *gate_shape), dtype)
+        pre = _empty(save and keep_pre, (batch, timesteps, *gate_shape), dtype)
+        aux = _empty(save and cell != cpu.SIMPLE, (batch, timesteps, units), dtype)
         numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
         cpu.forward(
-            cell, _as_numpy(xproj), _as_numpy(recurrent_kernel), _as_numpy(recurrent_bias),
-            _as_numpy(h0), _as_numpy(c0), _as_numpy(keep), _as_numpy(rmask), backwards,
-            zero_output, zero_leading, act, ract, precise, out.numpy(), hs.numpy(), cs.numpy(),
-            pre.numpy(), aux.numpy(),
+            cell, _as_numpy(xproj).reshape(batch, timesteps, *gate_shape),
+            _as_numpy(recurrent_kernel), _by_gate(recurrent_kernel),
+            _as_numpy(recurrent_bias).reshape(gate_shape), _as_numpy(h0), _as_numpy(c0),
+            _as_numpy(keep), _as_numpy(rmask), masked, backwards, zero_output, zero_leading,
+            act, ract, dtype == torch.float64, out.numpy(), h_last.numpy(), c_last.numpy(),
+            save, hs.numpy(), cs.numpy(), gates.numpy(), pre.numpy(), keep_pre, aux.numpy(),
         )  # fmt: skip
-        ctx.save_for_backward(recurrent_kernel, recurrent_bias, keep, rmask, hs, cs, pre, aux)
+        ctx.save_for_backward(recurrent_kernel, keep, rmask, hs, cs, gates, pre, aux)
         ctx.options = options
-        return out, hs[:, -1], cs[:, -1]
+        return out, h_last, c_last
 
     @staticmethod
     def backward(ctx, dout, dh_last, dc_last):
-        recurrent_kernel, recurrent_bias, keep, rmask, hs, cs, pre, aux = ctx.saved_tensors
-        cell, backwards, zero_output, zero_leading, act, ract = ctx.options
+        recurrent_kernel, keep, rmask, hs, cs, gates, pre, aux = ctx.saved_tensors
+        cell, backwards, zero_output, zero_leading, act, ract, masked, _ = ctx.options
         batch, timesteps, units = dout.shape
+        n_gates = gates.shape[2]
         dtype = dout.dtype
         chunks = (batch + cpu.CHUNK - 1) // cpu.CHUNK
-        dxproj = torch.empty_like(pre)
-        dR_chunks = torch.empty(chunks, *recurrent_kernel.shape, dtype=dtype)
-        dbrec_chunks = torch.empty(chunks, recurrent_bias.shape[0], dtype=dtype)
+        dxproj = torch.empty_like(gates)
+        dR_chunks = torch.empty(chunks, units, n_gates * units, dtype=dtype)
+        dRg_chunks = torch.empty(chunks, n_gates, units, units, dtype=dtype)
+        dbrec_chunks = torch.empty(chunks, n_gates * units, dtype=dtype)
         dh0 = torch.empty(batch, units, dtype=dtype)
         dc0 = torch.empty(batch, units, dtype=dtype)
         zeros = torch.zeros(batch, units, dtype=dtype)
+        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
         cpu.backward(
             cell, _as_numpy(recurrent_kernel), _as_numpy(recurrent_kernel.t()),
-            _as_numpy(recurrent_bias), _as_numpy(keep),
-            _as_numpy(rmask), backwards, zero_output, zero_leading, act, ract,
-            dtype == torch.float64,
-            hs.numpy(), cs.numpy(), pre.numpy(), aux.numpy(), _as_numpy(dout),
+            _by_gate(recurrent_kernel, transpose=True), _as_numpy(keep), _as_numpy(rmask),
+            masked, backwards, zero_output, zero_leading, act, ract, dtype == torch.float64,
+            hs.numpy(), cs.numpy(), gates.numpy(), pre.numpy(), cpu.SILU in (act, ract),
+            aux.numpy(), _as_numpy(dout),
             _as_numpy(dh_last if dh_last is not None else zeros),
             _as_numpy(dc_last if dc_last is not None else zeros),
-            dxproj.numpy(), dR_chunks.numpy(), dbrec_chunks.numpy(), dh0.numpy(), dc0.numpy(),
+            dxproj.numpy(), dR_chunks.numpy(), dRg_chunks.numpy(), dbrec_chunks.numpy(),
+            dh0.numpy(), dc0.numpy(),
         )  # fmt: skip
-        return dxproj, dR_chunks.sum(0), dbrec_chunks.sum(0), dh0, dc0, None, None, None
+        by_gate = dRg_chunks.sum(0).permute(1, 0, 2).reshape(units, n_gates * units)
+        drecurrent = dR_chunks.sum(0) + by_gate
+        return dxproj.flatten(2), drecurrent, dbrec_chunks.sum(0), dh0, dc0, None, None, None
 
 
 def run_fused(
@@ -137,6 +161,7 @@ def run_fused(
     keep = mask if mask is not None else torch.ones(inputs.shape[:2], dtype=torch.bool)
     h0 = initial_states[0]
     c0 = initial_states[1] if code == cpu.LSTM else torch.zeros_like(h0)
+    differentiable = (xproj, cell.recurrent_kernel, recurrent_bias, h0, c0)
     options = (
         code,
         go_backwards,
@@ -144,10 +169,11 @@ def run_fused(
         unroll,
         _ACTIVATIONS[id(cell.activation)],
         _ACTIVATIONS.get(id(getattr(cell, "recurrent_activation", None)), cpu.LINEAR),
+        recurrent_mask is not None,
+        # What the backward pass reads is kept only when there will be one.
+        torch.is_grad_enabled() and any(t.requires_grad for t in differentiable),
     )
-    out, h, c = _FusedRecurrence.apply(
-        xproj, cell.recurrent_kernel, recurrent_bias, h0, c0, keep, rmask.to(dtype), options
-    )
+    out, h, c = _FusedRecurrence.apply(*differentiable, keep, rmask.to(dtype), options)
     states = [h, c] if code == cpu.LSTM else [h]
     return (out if return_sequences else None), out[:, -1], states
 
