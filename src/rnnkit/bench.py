@@ -216,13 +216,17 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> dict[str, float]:
 
 def peak_train_memory_mb(implementation: str, workload: Workload) -> float | None:
     """Peak resident memory added by two training steps, measured in a fresh process (Linux:
-    the peak is reset through /proc/self/clear_refs after set-up and read from VmHWM)."""
+    the peak is reset through /proc/self/clear_refs after set-up and read from VmHWM). Set-up
+    includes a training step on a tiny batch, so loading and compiling code is not counted."""
     script = (
         "import json, sys\n"
         "from rnnkit import bench\n"
         f"workload = bench.Workload(**json.loads({json.dumps(json.dumps(asdict(workload)))}))\n"
         f"pair = bench.steps({implementation!r}, workload)\n"
         "if pair is None: print('null'); sys.exit()\n"
+        "bench.SHAPES['warm-up'] = (2, 3, 4, 4)\n"
+        "tiny = bench.Workload(workload.cell, 'warm-up', workload.variant)\n"
+        f"bench.steps({implementation!r}, tiny)[0]()\n"
         "def status(key):\n"
         "    for line in open('/proc/self/status'):\n"
         "        if line.startswith(key): return int(line.split()[1])\n"

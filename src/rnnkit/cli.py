@@ -15,10 +15,10 @@ from typing import Any
 
 TASK_DEFAULTS = {
     # The charlm defaults train for about a minute on a 2-core CPU.
-    "charlm": {"units": 128, "epochs": 2, "batch_size": 128, "maxlen": 40},
+    "charlm": {"units": 128, "epochs": 4, "batch_size": 128, "maxlen": 40},
     "imdb": {"units": 32, "epochs": 10, "batch_size": 128, "maxlen": 500},
 }
-# `explain vanishing` trains 16 models; these defaults take about 10 minutes on a 2-core CPU.
+# `explain vanishing` trains 16 models; these defaults take about 4 minutes on a 2-core CPU.
 VANISHING_DEFAULTS = {"lengths": [25, 50, 100, 200], "steps": 1000, "units": 32, "batch_size": 64}
 
 
