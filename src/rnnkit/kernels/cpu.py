@@ -1,23 +1,25 @@
 """Fused CPU recurrences (Numba): the whole sequence forward, and its backward, in compiled loops.
 
 The input projection of every timestep (`x @ kernel + bias`, one large matrix product) is done
-by PyTorch before these kernels run, and so is the recurrent kernel's gradient afterwards (one
-large product over all steps, see `backward`); the kernels do what must be sequential: the
-recurrent matrix product, the gate arithmetic, masking and direction, step by step. Rows of the
-batch are independent, so chunks of `CHUNK` rows run in parallel threads that never synchronise
-inside the sequence; each step works on (chunk rows, width) tiles, so every element loop runs
-along contiguous memory and vectorises. Results do not depend on the number of threads.
+by PyTorch before these kernels run; the kernels do what must be sequential: the recurrent
+matrix product, the gate arithmetic, masking and direction, step by step, and the recurrent
+kernel's gradient alongside. Rows of the batch are independent, so chunks of `CHUNK` rows run in
+parallel threads that never synchronise inside the sequence; each step works on (chunk rows,
+width) tiles, with inner loops that start at 0 along contiguous memory, so they vectorise
+(Numba's negative-index handling and array slices inside inner loops stop that). Per-chunk
+gradient sums are added in a fixed order, so results do not depend on the number of threads.
 
 Layout (batch-major, as the layers use):
 
-    xproj   (B, T, G*U)   projected inputs by time index, gate blocks in Keras's order
-    R       (U, G*U)      recurrent kernel;  brec (G*U,) recurrent bias (GRU reset_after)
+    xproj   (B, T, G, U)  projected inputs by time index, gate blocks in Keras's order
+    R       (U, G*U)      recurrent kernel (Rg: by gate, (G, U, U));  brec (G, U) recurrent
+                          bias (GRU reset_after)
     keep    (B, T)        False where a step is masked;  rmask (B, G, U) recurrent dropout
     out     (B, T, U)     outputs in processing order (reversed when going backwards)
     hs      (B, T+1, U)   states before the first and after every processed step; cs the
                           same for the LSTM's carry (LSTM only)
-    gates   (B, T, G*U)   gate values after their activations (SimpleRNN: the new state)
-    pre     (B, T, G*U)   pre-activations, kept only when `keep_pre` (silu is the one
+    gates   (B, T, G, U)  gate values after their activations (SimpleRNN: the new state)
+    pre     (B, T, G, U)  pre-activations, kept only when `keep_pre` (silu is the one
                           activation whose derivative cannot be computed from its output)
     aux     (B, T, U)     LSTM: act(c); GRU reset_after: inner_h = h @ R_h + b_h;
                           GRU reset_before: r * h (times the h-gate's dropout mask)
