@@ -15,11 +15,12 @@ Example:
 from __future__ import annotations
 
 import numbers
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+
+from rnnkit._registry import Registry
 
 EPSILON = 1e-7
 ConstraintLike = Callable[[torch.Tensor], torch.Tensor]
@@ -155,75 +156,7 @@ class MinMaxNorm(Constraint):
         }
 
 
-_CLASSES = (MaxNorm, NonNeg, UnitNorm, MinMaxNorm)
-_BY_NAME: dict[str, type[Constraint]] = {
-    **{cls.__name__: cls for cls in _CLASSES},
-    **{re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower(): cls for cls in _CLASSES},
-}
-
-
-def deserialize(
-    config: str | dict[str, Any], custom_objects: dict[str, type] | None = None
-) -> Constraint:
-    """Builds a constraint from a name or from ``{"class_name": ..., "config": {...}}``.
-
-    Keras's extra keys (``module``, ``registered_name``) are ignored.
-
-    Raises:
-        ValueError: an unknown name (the message lists the accepted ones).
-        TypeError: ``config`` is neither a string nor such a dict.
-    """
-    if isinstance(config, str):
-        config = {"class_name": config, "config": {}}
-    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
-        raise TypeError(
-            "A constraint config must be a name or a dict with 'class_name' and 'config', "
-            f"received {config!r}."
-        )
-    table = {**_BY_NAME, **(custom_objects or {})}
-    name = config["class_name"]
-    if name not in table:
-        raise ValueError(f"Unknown constraint {name!r}; accepted names: {sorted(table)}.")
-    return table[name].from_config(dict(config.get("config") or {}))
-
-
-def get(identifier: str | dict[str, Any] | ConstraintLike | None) -> ConstraintLike | None:
-    """Turns a Keras name, a config dict, a class or a callable into a constraint.
-
-    Args:
-        identifier: ``None`` (returned as is), a name (``"max_norm"`` or ``"MaxNorm"``), a
-            config dict, a :class:`Constraint` class (instantiated with its defaults) or a
-            callable ``w -> projected w``.
-
-    Raises:
-        ValueError: an unknown name.
-        TypeError: anything else that is not callable.
-    """
-    if identifier is None:
-        return None
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier)
-    if isinstance(identifier, type) and issubclass(identifier, Constraint):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise TypeError(
-        "Argument `constraint` must be None, a name, a dict, a Constraint or a callable, "
-        f"received {identifier!r}."
-    )
-
-
-def serialize(constraint: Constraint | None) -> dict[str, Any] | None:
-    """Returns ``{"class_name": ..., "config": {...}}`` (Keras 3's format), or None for None.
-
-    Raises:
-        TypeError: ``constraint`` has no ``get_config()`` (a plain function cannot be saved).
-    """
-    if constraint is None:
-        return None
-    if not callable(getattr(constraint, "get_config", None)):
-        raise TypeError(
-            f"Cannot serialize the constraint {constraint!r}: it has no `get_config()`. "
-            "Subclass rnnkit.constraints.Constraint to make it serializable."
-        )
-    return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
+_REGISTRY = Registry("constraint", Constraint, (MaxNorm, NonNeg, UnitNorm, MinMaxNorm))
+deserialize = _REGISTRY.deserialize
+get = _REGISTRY.get
+serialize = _REGISTRY.serialize

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+
+from rnnkit._registry import Registry
 
 InitializerLike = Callable[..., torch.Tensor]
 DType = torch.dtype | str | None
@@ -375,81 +376,35 @@ class Orthogonal(_RandomInitializer):
         return {**super().get_config(), "gain": self.gain}
 
 
-_CLASSES = (
-    Zeros, Ones, Constant, Identity, RandomUniform, RandomNormal, TruncatedNormal, VarianceScaling,
-    GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform, LecunNormal, Orthogonal,
-)  # fmt: skip
-_BY_NAME: dict[str, type[Initializer]] = {
-    **{cls.__name__: cls for cls in _CLASSES},
-    **{re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower(): cls for cls in _CLASSES},
-    # Keras's aliases.
-    **{"zero": Zeros, "one": Ones, "uniform": RandomUniform, "normal": RandomNormal},
-    **{"IdentityInitializer": Identity, "OrthogonalInitializer": Orthogonal},
-}
-
-
-def deserialize(
-    config: str | dict[str, Any], custom_objects: dict[str, type] | None = None
-) -> Initializer:
-    """Builds an initializer from a name or from ``{"class_name": ..., "config": {...}}``.
-
-    Keras's extra keys (``module``, ``registered_name``) are ignored.
-
-    Raises:
-        ValueError: an unknown name (the message lists the accepted ones).
-        TypeError: ``config`` is neither a string nor such a dict.
-    """
-    if isinstance(config, str):
-        config = {"class_name": config, "config": {}}
-    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
-        raise TypeError(
-            "An initializer config must be a name or a dict with 'class_name' and 'config', "
-            f"received {config!r}."
-        )
-    table = {**_BY_NAME, **(custom_objects or {})}
-    name = config["class_name"]
-    if name not in table:
-        raise ValueError(f"Unknown initializer {name!r}; accepted names: {sorted(table)}.")
-    return table[name].from_config(dict(config.get("config") or {}))
-
-
-def get(identifier: str | dict[str, Any] | InitializerLike | None) -> InitializerLike | None:
-    """Turns a Keras name, a config dict, a class or a callable into an initializer.
-
-    Args:
-        identifier: ``None`` (returned as is), a name (``"glorot_uniform"`` or
-            ``"GlorotUniform"``), a config dict, an :class:`Initializer` class (instantiated
-            with its defaults), or a callable ``(shape, dtype=None, device=None)``.
-
-    Raises:
-        ValueError: an unknown name.
-        TypeError: anything else that is not callable.
-    """
-    if identifier is None:
-        return None
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier)
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise TypeError(
-        "Argument `initializer` must be a name, a dict, an Initializer or a callable, "
-        f"received {identifier!r}."
-    )
-
-
-def serialize(initializer: Initializer | None) -> dict[str, Any] | None:
-    """Returns ``{"class_name": ..., "config": {...}}`` (Keras 3's format), or None for None.
-
-    Raises:
-        TypeError: ``initializer`` has no ``get_config()`` (a plain function cannot be saved).
-    """
-    if initializer is None:
-        return None
-    if not callable(getattr(initializer, "get_config", None)):
-        raise TypeError(
-            f"Cannot serialize the initializer {initializer!r}: it has no `get_config()`. "
-            "Subclass rnnkit.initializers.Initializer to make it serializable."
-        )
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+_REGISTRY = Registry(
+    "initializer",
+    Initializer,
+    (
+        Zeros,
+        Ones,
+        Constant,
+        Identity,
+        RandomUniform,
+        RandomNormal,
+        TruncatedNormal,
+        VarianceScaling,
+        GlorotUniform,
+        GlorotNormal,
+        HeUniform,
+        HeNormal,
+        LecunUniform,
+        LecunNormal,
+        Orthogonal,
+    ),  # fmt: skip
+    aliases={  # Keras's
+        "zero": Zeros,
+        "one": Ones,
+        "uniform": RandomUniform,
+        "normal": RandomNormal,
+        "IdentityInitializer": Identity,
+        "OrthogonalInitializer": Orthogonal,
+    },  # fmt: skip
+)
+deserialize = _REGISTRY.deserialize
+get = _REGISTRY.get
+serialize = _REGISTRY.serialize

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 import numbers
-import re
 from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from rnnkit._registry import Registry
 
 RegularizerLike = Callable[[torch.Tensor], torch.Tensor]
 
@@ -152,81 +153,14 @@ class OrthogonalRegularizer(Regularizer):
         return {"factor": self.factor, "mode": self.mode}
 
 
-_CLASSES = (L1, L2, L1L2, OrthogonalRegularizer)
-_BY_NAME: dict[str, type[Regularizer]] = {
-    **{cls.__name__: cls for cls in _CLASSES},
-    **{re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower(): cls for cls in _CLASSES},
-    "l1l2": L1L2,
-}
-# Factors a bare name gives where they differ from the constructor's defaults (see above).
-_NAME_DEFAULTS: dict[type[Regularizer], dict[str, float]] = {L1L2: {"l1": 0.01, "l2": 0.01}}
-
-
-def deserialize(
-    config: str | dict[str, Any], custom_objects: dict[str, type] | None = None
-) -> Regularizer:
-    """Builds a regularizer from a name or from ``{"class_name": ..., "config": {...}}``.
-
-    Keras's extra keys (``module``, ``registered_name``) are ignored.
-
-    Raises:
-        ValueError: an unknown name (the message lists the accepted ones).
-        TypeError: ``config`` is neither a string nor such a dict.
-    """
-    table = {**_BY_NAME, **(custom_objects or {})}
-    if isinstance(config, str):
-        if config not in table:
-            raise ValueError(f"Unknown regularizer {config!r}; accepted names: {sorted(table)}.")
-        cls = table[config]
-        return cls(**_NAME_DEFAULTS.get(cls, {}))
-    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
-        raise TypeError(
-            "A regularizer config must be a name or a dict with 'class_name' and 'config', "
-            f"received {config!r}."
-        )
-    name = config["class_name"]
-    if name not in table:
-        raise ValueError(f"Unknown regularizer {name!r}; accepted names: {sorted(table)}.")
-    return table[name].from_config(dict(config.get("config") or {}))
-
-
-def get(identifier: str | dict[str, Any] | RegularizerLike | None) -> RegularizerLike | None:
-    """Turns a Keras name, a config dict, a class or a callable into a regularizer.
-
-    Args:
-        identifier: ``None`` (returned as is), a name (``"l2"`` or ``"L2"``), a config dict,
-            a :class:`Regularizer` class (instantiated with its defaults) or a callable
-            ``x -> scalar tensor``.
-
-    Raises:
-        ValueError: an unknown name.
-        TypeError: anything else that is not callable.
-    """
-    if identifier is None:
-        return None
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier)
-    if isinstance(identifier, type) and issubclass(identifier, Regularizer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise TypeError(
-        "Argument `regularizer` must be None, a name, a dict, a Regularizer or a callable, "
-        f"received {identifier!r}."
-    )
-
-
-def serialize(regularizer: Regularizer | None) -> dict[str, Any] | None:
-    """Returns ``{"class_name": ..., "config": {...}}`` (Keras 3's format), or None for None.
-
-    Raises:
-        TypeError: ``regularizer`` has no ``get_config()`` (a plain function cannot be saved).
-    """
-    if regularizer is None:
-        return None
-    if not callable(getattr(regularizer, "get_config", None)):
-        raise TypeError(
-            f"Cannot serialize the regularizer {regularizer!r}: it has no `get_config()`. "
-            "Subclass rnnkit.regularizers.Regularizer to make it serializable."
-        )
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+_REGISTRY = Registry(
+    "regularizer",
+    Regularizer,
+    (L1, L2, L1L2, OrthogonalRegularizer),
+    aliases={"l1l2": L1L2},
+    # A bare name's factors where they differ from the constructor's defaults (see above).
+    name_defaults={L1L2: {"l1": 0.01, "l2": 0.01}},
+)
+deserialize = _REGISTRY.deserialize
+get = _REGISTRY.get
+serialize = _REGISTRY.serialize
