@@ -1,16 +1,16 @@
 """The fused CPU path: `supports` says whether it can run a cell, `run_fused` runs it.
 
-`run_fused` has `run_loop`'s signature and result. It projects all timesteps' inputs with one
-matrix product in PyTorch (so autograd handles the kernel, the input bias and input dropout),
-then hands the recurrence to the compiled kernels in `rnnkit.kernels.cpu` through a
-`torch.autograd.Function` whose backward runs the compiled backward pass.
+`run_fused` has `run_loop`'s signature and result. It hands the whole sequence — each step's
+input and recurrent products, gates, masks and direction — to the compiled kernels in
+`rnnkit.kernels.cpu` through a `torch.autograd.Function` whose backward runs the compiled
+backward pass and then the weight gradients as long products over every row and step.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numba
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,6 +18,7 @@ from rnnkit import activations
 from rnnkit.kernels import cpu
 from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 _CELL_CODES = {SimpleRNNCell: cpu.SIMPLE, LSTMCell: cpu.LSTM}
 _ACTIVATIONS = {id(activations.get(name)): code for name, code in cpu.ACTIVATION_CODES.items()}
 
@@ -44,87 +45,141 @@ def supports(cell: nn.Module) -> str | None:
         return f"the weights are {cell.dtype} (fused kernels run float32 and float64)"
     if cell.device.type != "cpu":
         return f"the weights are on {cell.device} (the fused kernels run on the CPU)"
-    return None
+    return cpu.unavailable()
 
 
-def _as_numpy(tensor: torch.Tensor) -> Any:
-    return tensor.detach().contiguous().numpy()
+def _buffer(condition: bool, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """A buffer of `shape` where the kernel fills it, else a one-element stand-in it ignores.
+
+    Allocated by NumPy, which asks Linux for transparent huge pages on large allocations:
+    first touching a fresh buffer then costs a few times less than `torch.empty`'s pages.
+    """
+    size = shape if condition else (1,) * len(shape)
+    return torch.from_numpy(np.empty(size, dtype=_NUMPY_DTYPES[dtype]))
 
 
-def _by_gate(recurrent_kernel: torch.Tensor, transpose: bool = False) -> Any:
-    """The recurrent kernel (U, G*U) as G contiguous (U, U) blocks, each transposed if asked."""
-    units = recurrent_kernel.shape[0]
-    blocks = recurrent_kernel.detach().reshape(units, -1, units).permute(1, 0, 2)
-    return (blocks.transpose(1, 2) if transpose else blocks).contiguous().numpy()
+def _contiguous(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().contiguous()
 
 
-def _empty(condition: bool, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A buffer of `shape` where the kernel fills it, else a one-element stand-in it ignores."""
-    return torch.empty(shape if condition else (1,) * len(shape), dtype=dtype)
+def _per_gate(mask: torch.Tensor | None, gates: int, like: torch.Tensor) -> torch.Tensor:
+    """A dropout mask as (batch, gates, size) (a shared mask repeated), or a stand-in if None."""
+    if mask is None:
+        return like.new_ones(1, 1, 1)
+    if mask.dim() == 2:
+        mask = mask.unsqueeze(1).expand(-1, gates, -1)
+    return mask.to(like.dtype).contiguous()
 
 
 class _FusedRecurrence(torch.autograd.Function):
-    """Autograd wrapper around the compiled forward and backward recurrences."""
+    """Autograd wrapper around the compiled forward and backward recurrences.
+
+    The backward kernel fills the gradients of the inputs, the initial states and the
+    pre-activations; the weight gradients are then long products over every row and step,
+    `inputs^T @ d_pre` and `h_prev^T @ d_pre` (each row's dropout mask on its inputs and states).
+    """
 
     @staticmethod
-    def forward(ctx, xproj, recurrent_kernel, recurrent_bias, h0, c0, keep, rmask, options):
-        cell, backwards, zero_output, zero_leading, act, ract, masked, save = options
-        batch, timesteps, width = xproj.shape
-        units = recurrent_kernel.shape[0]
-        gate_shape = (width // units, units)
-        dtype = xproj.dtype
-        keep_pre = cpu.SILU in (act, ract)
-        out = torch.empty(batch, timesteps, units, dtype=dtype)
-        h_last = torch.empty(batch, units, dtype=dtype)
-        c_last = torch.empty(batch, units, dtype=dtype)
-        hs = _empty(save, (batch, timesteps + 1, units), dtype)
-        cs = _empty(save and cell == cpu.LSTM, (batch, timesteps + 1, units), dtype)
-        gates = _empty(save, (batch, timesteps, *gate_shape), dtype)
-        pre = _empty(save and keep_pre, (batch, timesteps, *gate_shape), dtype)
-        aux = _empty(save and cell != cpu.SIMPLE, (batch, timesteps, units), dtype)
-        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-        cpu.forward(
-            cell, _as_numpy(xproj).reshape(batch, timesteps, *gate_shape),
-            _as_numpy(recurrent_kernel), _by_gate(recurrent_kernel),
-            _as_numpy(recurrent_bias).reshape(gate_shape), _as_numpy(h0), _as_numpy(c0),
-            _as_numpy(keep), _as_numpy(rmask), masked, backwards, zero_output, zero_leading,
-            act, ract, dtype == torch.float64, out.numpy(), h_last.numpy(), c_last.numpy(),
-            save, hs.numpy(), cs.numpy(), gates.numpy(), pre.numpy(), keep_pre, aux.numpy(),
-        )  # fmt: skip
-        ctx.save_for_backward(recurrent_kernel, keep, rmask, hs, cs, gates, pre, aux)
-        ctx.options = options
-        return out, h_last, c_last
+    def forward(ctx, inputs, kernel, input_bias, recurrent_kernel, recurrent_bias, h0, c0,
+                keep, xmask, rmask, options):  # fmt: skip
+        batch, timesteps, features = inputs.shape
+        units, width = recurrent_kernel.shape
+        n_gates = width // units
+        dtype = inputs.dtype
+        kernel_options = dict(options, batch=batch, timesteps=timesteps, features=features,
+                              units=units, gates=n_gates)  # fmt: skip
+        save, cell = kernel_options["save"], kernel_options["cell"]
+        arrays = {
+            "inputs": _contiguous(inputs),
+            "kernel": _contiguous(kernel),
+            "input_bias": _contiguous(input_bias),
+            "xmask": xmask,
+            "recurrent_kernel": _contiguous(recurrent_kernel),
+            "recurrent_bias": _contiguous(recurrent_bias),
+            "h0": _contiguous(h0),
+            "c0": _contiguous(c0),
+            "rmask": rmask,
+            "keep": keep.contiguous(),
+            "out": _buffer(True, (batch, timesteps, units), dtype),
+            "h_last": torch.empty(batch, units, dtype=dtype),
+            "c_last": torch.empty(batch, units, dtype=dtype),
+            "hs": _buffer(save, (batch, timesteps, units), dtype),
+            "cs": _buffer(save and cell == cpu.LSTM, (batch, timesteps, units), dtype),
+            "gate_values": _buffer(save, (batch, timesteps, n_gates, units), dtype),
+            "pre": _buffer(save and options["keep_pre"], (batch, timesteps, n_gates, units), dtype),
+            "aux": _buffer(save and cell != cpu.SIMPLE, (batch, timesteps, units), dtype),
+        }
+        cpu.forward(kernel_options, arrays)
+        ctx.save_for_backward(*(arrays[name] for name in _SAVED))
+        ctx.kernel_options = kernel_options
+        return arrays["out"], arrays["h_last"], arrays["c_last"]
 
     @staticmethod
     def backward(ctx, dout, dh_last, dc_last):
-        recurrent_kernel, keep, rmask, hs, cs, gates, pre, aux = ctx.saved_tensors
-        cell, backwards, zero_output, zero_leading, act, ract, masked, _ = ctx.options
+        arrays = dict(zip(_SAVED, ctx.saved_tensors))
+        options = dict(ctx.kernel_options, input_gradient=ctx.needs_input_grad[0])
         batch, timesteps, units = dout.shape
-        n_gates = gates.shape[2]
         dtype = dout.dtype
-        chunks = (batch + cpu.CHUNK - 1) // cpu.CHUNK
-        dxproj = torch.empty_like(gates)
-        dR_chunks = torch.empty(chunks, units, n_gates * units, dtype=dtype)
-        dRg_chunks = torch.empty(chunks, n_gates, units, units, dtype=dtype)
-        dbrec_chunks = torch.empty(chunks, n_gates * units, dtype=dtype)
-        dh0 = torch.empty(batch, units, dtype=dtype)
-        dc0 = torch.empty(batch, units, dtype=dtype)
-        zeros = torch.zeros(batch, units, dtype=dtype)
-        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
-        cpu.backward(
-            cell, _as_numpy(recurrent_kernel), _as_numpy(recurrent_kernel.t()),
-            _by_gate(recurrent_kernel, transpose=True), _as_numpy(keep), _as_numpy(rmask),
-            masked, backwards, zero_output, zero_leading, act, ract, dtype == torch.float64,
-            hs.numpy(), cs.numpy(), gates.numpy(), pre.numpy(), cpu.SILU in (act, ract),
-            aux.numpy(), _as_numpy(dout),
-            _as_numpy(dh_last if dh_last is not None else zeros),
-            _as_numpy(dc_last if dc_last is not None else zeros),
-            dxproj.numpy(), dR_chunks.numpy(), dRg_chunks.numpy(), dbrec_chunks.numpy(),
-            dh0.numpy(), dc0.numpy(),
-        )  # fmt: skip
-        by_gate = dRg_chunks.sum(0).permute(1, 0, 2).reshape(units, n_gates * units)
-        drecurrent = dR_chunks.sum(0) + by_gate
-        return dxproj.flatten(2), drecurrent, dbrec_chunks.sum(0), dh0, dc0, None, None, None
+        arrays.update(
+            kernel_t=arrays["kernel"].t().contiguous(),
+            recurrent_kernel_t=arrays["recurrent_kernel"].t().contiguous(),
+            dout=dout.contiguous(),
+            dh_last=dh_last.contiguous(),
+            dc_last=dc_last.contiguous(),
+            dxproj=_buffer(True, arrays["gate_values"].shape, dtype),
+            dinner=_buffer(options["cell"] == cpu.GRU_AFTER, (batch, timesteps, units), dtype),
+            dinputs=_buffer(options["input_gradient"], arrays["inputs"].shape, dtype),
+            dh0=torch.empty(batch, units, dtype=dtype),
+            dc0=torch.empty(batch, units, dtype=dtype),
+        )
+        cpu.backward(options, arrays)
+        gradients = _weight_gradients(options, arrays)
+        dinputs = arrays["dinputs"] if options["input_gradient"] else None
+        return (dinputs, *gradients, arrays["dh0"], arrays["dc0"], None, None, None, None)
+
+
+# What the forward pass keeps for the backward pass.
+_SAVED = ("inputs", "kernel", "xmask", "recurrent_kernel", "keep", "rmask", "hs", "cs",
+          "gate_values", "pre", "aux")  # fmt: skip
+
+
+def _gate_products(
+    states: torch.Tensor, mask: torch.Tensor, masked: bool, dpre: torch.Tensor,
+    out: torch.Tensor, gates: int,
+) -> None:  # fmt: skip
+    """out[:, :gates*U] = sum over rows and steps of (states * mask_g)^T @ dpre_g, g < gates."""
+    if not masked:
+        cpu.states_t_times(states, None, dpre, out, 0, gates)
+        return
+    for g in range(gates):
+        cpu.states_t_times(states, mask, dpre, out, g, g + 1)
+
+
+def _weight_gradients(
+    options: dict[str, int], arrays: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The gradients of the kernel (F, G*U), input bias (G*U,), recurrent kernel (U, G*U) and
+    recurrent bias (G*U,) from the backward kernel's pre-activation gradients."""
+    cell = options["cell"]
+    dpre = arrays["dxproj"]  # (B, T, G, U) by time index, as every saved array
+    batch, timesteps, n_gates, units = dpre.shape
+    inputs = arrays["inputs"]
+    dkernel = torch.empty(inputs.shape[-1], n_gates * units, dtype=dpre.dtype)
+    _gate_products(inputs, arrays["xmask"], options["input_masked"], dpre, dkernel, n_gates)
+    dinput_bias = dpre.sum((0, 1)).flatten()
+    if cell == cpu.GRU_AFTER:  # the h-gate reaches R through inner_h = h @ R_h + b_h
+        dpre[:, :, 2] = arrays["dinner"]
+    drecurrent = torch.empty(units, n_gates * units, dtype=dpre.dtype)
+    product_gates = 2 if cell == cpu.GRU_BEFORE else n_gates
+    _gate_products(arrays["hs"], arrays["rmask"], options["masked"], dpre, drecurrent,
+                   product_gates)  # fmt: skip
+    if cell == cpu.GRU_BEFORE:  # inner_h = r * h * m_h already carries the h-gate's mask
+        cpu.states_t_times(arrays["aux"], None, dpre, drecurrent, 2, 3)
+    if cell == cpu.GRU_AFTER:
+        drecurrent_bias = dpre.sum((0, 1)).flatten()
+    else:
+        drecurrent_bias = torch.zeros(n_gates * units, dtype=dpre.dtype)
+    return dkernel, dinput_bias, drecurrent, drecurrent_bias
 
 
 def run_fused(
@@ -143,49 +198,64 @@ def run_fused(
     `rnnkit.kernels.loop.run_loop`."""
     code = _cell_code(cell)
     gates, units = cell.gates, cell.units
-    batch = inputs.shape[0]
+    dtype = cell.dtype
     input_mask = dropout_masks.inputs if dropout_masks is not None else None
     recurrent_mask = dropout_masks.recurrent if dropout_masks is not None else None
-    xproj = cell.project_inputs(inputs, input_mask)  # (batch, timesteps, gates*units)
-    dtype = xproj.dtype
-    if recurrent_mask is None:
-        rmask = torch.ones(batch, gates, units, dtype=dtype)
-    elif recurrent_mask.dim() == 2:
-        rmask = recurrent_mask.unsqueeze(1).expand(batch, gates, units)
-    else:
-        rmask = recurrent_mask
-    if code == cpu.GRU_AFTER and cell.bias is not None:
-        recurrent_bias = cell.bias[1]
-    else:
-        recurrent_bias = torch.zeros(gates * units, dtype=dtype)
+    zeros = torch.zeros(gates * units, dtype=dtype)
+    input_bias = cell.input_bias()
+    if input_bias is None:
+        input_bias = zeros
+    recurrent_bias = cell.bias[1] if code == cpu.GRU_AFTER and cell.bias is not None else zeros
     keep = mask if mask is not None else torch.ones(inputs.shape[:2], dtype=torch.bool)
     h0 = initial_states[0]
     c0 = initial_states[1] if code == cpu.LSTM else torch.zeros_like(h0)
-    differentiable = (xproj, cell.recurrent_kernel, recurrent_bias, h0, c0)
-    options = (
-        code,
-        go_backwards,
-        zero_output_for_mask,
-        unroll,
-        _ACTIVATIONS[id(cell.activation)],
-        _ACTIVATIONS.get(id(getattr(cell, "recurrent_activation", None)), cpu.LINEAR),
-        recurrent_mask is not None,
-        # What the backward pass reads is kept only when there will be one.
-        torch.is_grad_enabled() and any(t.requires_grad for t in differentiable),
+    inputs = inputs.to(dtype)
+    differentiable = (
+        inputs,
+        cell.kernel,
+        input_bias,
+        cell.recurrent_kernel,
+        recurrent_bias,
+        h0,
+        c0,
     )
-    out, h, c = _FusedRecurrence.apply(*differentiable, keep, rmask.to(dtype), options)
+    activation = _ACTIVATIONS[id(cell.activation)]
+    recurrent_activation = _ACTIVATIONS.get(
+        id(getattr(cell, "recurrent_activation", None)), cpu.LINEAR
+    )
+    options = {
+        "cell": code,
+        "backwards": go_backwards,
+        "zero_output": zero_output_for_mask,
+        "zero_leading": unroll,
+        "activation": activation,
+        "recurrent_activation": recurrent_activation,
+        "input_masked": input_mask is not None,
+        "masked": recurrent_mask is not None,
+        # What the backward pass reads is kept only when there will be one.
+        "save": torch.is_grad_enabled() and any(t.requires_grad for t in differentiable),
+        "keep_pre": cpu.SILU in (activation, recurrent_activation),
+    }
+    xmask = _per_gate(input_mask, gates, zeros)
+    rmask = _per_gate(recurrent_mask, gates, zeros)
+    out, h, c = _FusedRecurrence.apply(*differentiable, keep, xmask, rmask, options)
     states = [h, c] if code == cpu.LSTM else [h]
     return (out if return_sequences else None), out[:, -1], states
 
 
 def compile_kernels() -> None:
-    """Compiles (or loads from Numba's cache) the kernels for float32 and float64 by running
-    a tiny sequence forward and backward; prints how long it took."""
+    """Compiles (or loads from the cache) the kernels and checks them on a tiny sequence,
+    forward and backward, in float32 and float64; prints how long it took.
+
+    Raises:
+        KernelBuildError: when they cannot be built (the message has the compiler's output).
+    """
     import time
 
     from rnnkit.layers import SimpleRNN
 
     start = time.perf_counter()
+    cpu.library()
     for dtype in (torch.float32, torch.float64):
         layer = SimpleRNN(2, use_fused=True, dtype=dtype)
         layer(torch.ones(1, 2, 1, dtype=dtype)).sum().backward()
