@@ -84,37 +84,40 @@ inline void matmul_block(const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
     for (int v = 0; v < NV; ++v) store(C + r * ldc + j + v * LANES, acc[r][v]);
 }
 
+constexpr int BLOCK_ROWS = 6;  // 6 rows x 2 vectors: 12 accumulators, within AVX2's 16 registers
+
 // C (rows x width) (+)= A (rows x depth) @ B (depth x width), leading dimensions lda, ldb, ldc.
-// The summation over depth runs in order for every element. Rows go in blocks of four; the
-// last rows are padded to a block, so that every row is computed by the same code whatever
-// its place in the chunk (and so whatever the number of threads).
+// The summation over depth runs in order for every element. Columns go in strips of two
+// vectors, outermost, so that a strip of B stays in L1 for all rows; rows go in blocks of six,
+// the last rows padded to a block, so that every row is computed by the same code whatever its
+// place in the chunk (and so whatever the number of threads).
 template <typename T>
 void matmul(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t rows,
             int64_t depth, int64_t width, bool accumulate) {
-  constexpr int LANES = VECTOR_BYTES / sizeof(T);
-  const int64_t whole = rows - rows % 4;
-  for (int64_t i = 0; i < whole; i += 4) {
-    const T* a = A + i * lda;
-    T* c = C + i * ldc;
-    int64_t j = 0;
-    for (; j + 2 * LANES <= width; j += 2 * LANES)
-      matmul_block<T, 4, 2>(a, lda, B, ldb, c, ldc, depth, j, accumulate);
-    for (; j + LANES <= width; j += LANES)
-      matmul_block<T, 4, 1>(a, lda, B, ldb, c, ldc, depth, j, accumulate);
-    for (; j < width; ++j)
-      for (int r = 0; r < 4; ++r) {
-        T sum = accumulate ? c[r * ldc + j] : T(0);
-        for (int64_t k = 0; k < depth; ++k) sum += a[r * lda + k] * B[k * ldb + j];
-        c[r * ldc + j] = sum;
-      }
-  }
+  constexpr int LANES = VECTOR_BYTES / sizeof(T), R = BLOCK_ROWS;
+  const int64_t whole = rows - rows % R;
+  int64_t j = 0;
+  for (; j + 2 * LANES <= width; j += 2 * LANES)
+    for (int64_t i = 0; i < whole; i += R)
+      matmul_block<T, R, 2>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, depth, j, accumulate);
+  for (; j + LANES <= width; j += LANES)
+    for (int64_t i = 0; i < whole; i += R)
+      matmul_block<T, R, 1>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, depth, j, accumulate);
+  for (; j < width; ++j)
+    for (int64_t i = 0; i < whole; ++i) {
+      T sum = accumulate ? C[i * ldc + j] : T(0);
+      for (int64_t k = 0; k < depth; ++k) sum += A[i * lda + k] * B[k * ldb + j];
+      C[i * ldc + j] = sum;
+    }
   if (whole == rows) return;
-  std::vector<T> a(4 * depth, T(0)), c(4 * width, T(0));
+  thread_local std::vector<T> a, c;
+  a.assign(R * depth, T(0));
+  c.assign(R * width, T(0));
   for (int64_t r = 0; r < rows - whole; ++r) {
     std::copy_n(A + (whole + r) * lda, depth, &a[r * depth]);
     if (accumulate) std::copy_n(C + (whole + r) * ldc, width, &c[r * width]);
   }
-  matmul(a.data(), depth, B, ldb, c.data(), width, 4, depth, width, accumulate);
+  matmul(a.data(), depth, B, ldb, c.data(), width, R, depth, width, accumulate);
   for (int64_t r = 0; r < rows - whole; ++r)
     std::copy_n(&c[r * width], width, C + (whole + r) * ldc);
 }
@@ -146,71 +149,64 @@ template <typename T> inline T sigmoid_of(T x) {
   return 0.5f + 0.5f * tanh_of(0.5f * x);
 }
 
-// y[0:n] = f(x[0:n]) for activation `code`.
-template <typename T> void activate(int64_t code, const T* __restrict x, T* __restrict y, int64_t n) {
+// f(x) for activation `code`. Inlined where `code` is a compile-time constant, so that the
+// switch folds away and the loops around it vectorise.
+template <typename T> inline T activation_of(int64_t code, T x) {
   switch (code) {
-    case TANH: for (int64_t j = 0; j < n; ++j) y[j] = tanh_of(x[j]); break;
-    case SIGMOID: for (int64_t j = 0; j < n; ++j) y[j] = sigmoid_of(x[j]); break;
-    case RELU: for (int64_t j = 0; j < n; ++j) y[j] = std::max(x[j], T(0)); break;
-    case HARD_SIGMOID:
-      for (int64_t j = 0; j < n; ++j) y[j] = std::min(std::max(x[j] / T(6) + T(0.5), T(0)), T(1));
-      break;
-    case SOFTSIGN: for (int64_t j = 0; j < n; ++j) y[j] = x[j] / (T(1) + std::abs(x[j])); break;
-    case ELU: for (int64_t j = 0; j < n; ++j) y[j] = x[j] > 0 ? x[j] : std::expm1(x[j]); break;
-    case SELU:
-      for (int64_t j = 0; j < n; ++j)
-        y[j] = T(SELU_SCALE) * (x[j] > 0 ? x[j] : T(SELU_ALPHA) * std::expm1(x[j]));
-      break;
-    case SOFTPLUS:
-      for (int64_t j = 0; j < n; ++j)
-        y[j] = std::max(x[j], T(0)) + std::log1p(std::exp(-std::abs(x[j])));
-      break;
-    case EXPONENTIAL: for (int64_t j = 0; j < n; ++j) y[j] = std::exp(x[j]); break;
-    case SILU: for (int64_t j = 0; j < n; ++j) y[j] = x[j] * sigmoid_of(x[j]); break;
-    case RELU6: for (int64_t j = 0; j < n; ++j) y[j] = std::min(std::max(x[j], T(0)), T(6)); break;
-    default: for (int64_t j = 0; j < n; ++j) y[j] = x[j];
+    case TANH: return tanh_of(x);
+    case SIGMOID: return sigmoid_of(x);
+    case RELU: return std::max(x, T(0));
+    case HARD_SIGMOID: return std::min(std::max(x / T(6) + T(0.5), T(0)), T(1));
+    case SOFTSIGN: return x / (T(1) + std::abs(x));
+    case ELU: return x > 0 ? x : std::expm1(x);
+    case SELU: return T(SELU_SCALE) * (x > 0 ? x : T(SELU_ALPHA) * std::expm1(x));
+    case SOFTPLUS: return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x)));
+    case EXPONENTIAL: return std::exp(x);
+    case SILU: return x * sigmoid_of(x);
+    case RELU6: return std::min(std::max(x, T(0)), T(6));
+    default: return x;
   }
 }
 
-// d[0:n] = f'(x[0:n]) for activation `code`, from its output y = f(x); only silu reads x.
-template <typename T>
-void derivative(int64_t code, const T* __restrict y, const T* __restrict x, T* __restrict d,
-                int64_t n) {
+// f'(x) for activation `code`, from its output y = f(x); only silu reads x.
+template <typename T> inline T derivative_of(int64_t code, T y, T x) {
   switch (code) {
-    case TANH: for (int64_t j = 0; j < n; ++j) d[j] = T(1) - y[j] * y[j]; break;
-    case SIGMOID: for (int64_t j = 0; j < n; ++j) d[j] = y[j] * (T(1) - y[j]); break;
-    case RELU: for (int64_t j = 0; j < n; ++j) d[j] = y[j] > 0 ? T(1) : T(0); break;
-    case HARD_SIGMOID:
-      for (int64_t j = 0; j < n; ++j) d[j] = (y[j] > 0 && y[j] < 1) ? T(1) / T(6) : T(0);
-      break;
-    case SOFTSIGN:
-      for (int64_t j = 0; j < n; ++j) d[j] = (T(1) - std::abs(y[j])) * (T(1) - std::abs(y[j]));
-      break;
-    case ELU: for (int64_t j = 0; j < n; ++j) d[j] = y[j] > 0 ? T(1) : y[j] + T(1); break;
-    case SELU:
-      for (int64_t j = 0; j < n; ++j)
-        d[j] = y[j] > 0 ? T(SELU_SCALE) : y[j] + T(SELU_SCALE * SELU_ALPHA);
-      break;
-    case SOFTPLUS: for (int64_t j = 0; j < n; ++j) d[j] = -std::expm1(-y[j]); break;
-    case EXPONENTIAL: for (int64_t j = 0; j < n; ++j) d[j] = y[j]; break;
-    case SILU:
-      for (int64_t j = 0; j < n; ++j) {
-        const T sig = sigmoid_of(x[j]);
-        d[j] = sig * (T(1) + x[j] * (T(1) - sig));
-      }
-      break;
-    case RELU6: for (int64_t j = 0; j < n; ++j) d[j] = (y[j] > 0 && y[j] < 6) ? T(1) : T(0); break;
-    default: for (int64_t j = 0; j < n; ++j) d[j] = T(1);
+    case TANH: return T(1) - y * y;
+    case SIGMOID: return y * (T(1) - y);
+    case RELU: return y > 0 ? T(1) : T(0);
+    case HARD_SIGMOID: return (y > 0 && y < 1) ? T(1) / T(6) : T(0);
+    case SOFTSIGN: return (T(1) - std::abs(y)) * (T(1) - std::abs(y));
+    case ELU: return y > 0 ? T(1) : y + T(1);
+    case SELU: return y > 0 ? T(SELU_SCALE) : y + T(SELU_SCALE * SELU_ALPHA);
+    case SOFTPLUS: return -std::expm1(-y);
+    case EXPONENTIAL: return y;
+    case SILU: {
+      const T sig = sigmoid_of(x);
+      return sig * (T(1) + x * (T(1) - sig));
+    }
+    case RELU6: return (y > 0 && y < 6) ? T(1) : T(0);
+    default: return T(1);
   }
 }
 
-// Runs body(first_row, rows) over chunks of rows on `threads` threads (round robin); chunks of
-// at most 16 rows, at least one per thread when there are enough rows.
-template <typename Body> void for_each_chunk(int64_t batch, int64_t threads, Body body) {
+// The activations of one kernel instance: compile-time codes (ACT, RACT >= 0) for the common
+// pairs, or the problem's codes read at run time (-1).
+template <int64_t ACT, int64_t RACT> struct Activations {
+  int64_t act, ract;
+  explicit Activations(const Problem& p)
+      : act(ACT >= 0 ? ACT : p.activation), ract(RACT >= 0 ? RACT : p.recurrent_activation) {}
+};
+
+// Runs body(first_row, rows) over chunks of rows on `threads` threads (round robin): at least
+// one chunk per thread when there are enough rows, of about `max_rows` rows at most (a multiple
+// of BLOCK_ROWS where possible).
+template <typename Body>
+void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body) {
   threads = std::max<int64_t>(1, std::min(threads, batch));
   const int64_t per_thread = (batch + threads - 1) / threads;
-  const int64_t chunks_per_thread = (per_thread + 15) / 16;
-  const int64_t rows = (per_thread + chunks_per_thread - 1) / chunks_per_thread;
+  const int64_t chunks_per_thread = (per_thread + max_rows - 1) / max_rows;
+  int64_t rows = (per_thread + chunks_per_thread - 1) / chunks_per_thread;
+  rows = std::min(per_thread, (rows + BLOCK_ROWS - 1) / BLOCK_ROWS * BLOCK_ROWS);
   const int64_t chunks = (batch + rows - 1) / rows;
   auto work = [&](int64_t worker) {
     for (int64_t c = worker; c < chunks; c += threads)
@@ -221,6 +217,10 @@ template <typename Body> void for_each_chunk(int64_t batch, int64_t threads, Bod
   work(0);
   for (auto& thread : pool) thread.join();
 }
+
+// Rows per chunk: enough to reuse each strip of the weights over several row blocks, few
+// enough that the chunk's step buffers stay in cache.
+int64_t chunk_rows(const Problem& p) { return p.gates * p.units <= 256 ? 24 : 48; }
 
 // Per row, the processing index of its first unmasked step (timesteps if none).
 std::vector<int64_t> first_real_steps(const Problem& p, int64_t b0, int64_t rows) {
@@ -277,7 +277,9 @@ void gate_products_transposed(const T* D, int64_t ldD, const T* mask, const T* B
   }
 }
 
-template <typename T> void forward_chunk(const Problem& p, int64_t b0, int64_t rows) {
+template <typename T, int64_t ACT, int64_t RACT>
+void forward_chunk(const Problem& p, int64_t b0, int64_t rows) {
+  const Activations<ACT, RACT> f(p);
   const int64_t T_ = p.timesteps, F = p.features, U = p.units, G = p.gates, W = G * U;
   const T* inputs = static_cast<const T*>(p.inputs);
   const T* K = static_cast<const T*>(p.kernel);
@@ -287,25 +289,25 @@ template <typename T> void forward_chunk(const Problem& p, int64_t b0, int64_t r
   const T* xmask = p.input_masked ? static_cast<const T*>(p.xmask) + b0 * G * F : nullptr;
   const T* M = p.masked ? static_cast<const T*>(p.rmask) + b0 * G * U : nullptr;
   T* out = static_cast<T*>(p.out);
-  T* hs = static_cast<T*>(p.hs);
-  T* cs = static_cast<T*>(p.cs);
-  T* gate_values = static_cast<T*>(p.gate_values);
-  T* pre = static_cast<T*>(p.pre);
-  T* aux = static_cast<T*>(p.aux);
   const bool gru = p.cell == GRU_AFTER || p.cell == GRU_BEFORE;
   const int64_t direct = gru ? 2 : G;  // gates whose recurrent part adds straight to x @ K
   const std::vector<int64_t> first = first_real_steps(p, b0, rows);
   const T* h0 = static_cast<const T*>(p.h0) + b0 * U;
   const T* c0 = static_cast<const T*>(p.c0) + b0 * U;
   std::vector<T> H(h0, h0 + rows * U), C(c0, c0 + rows * U);
-  std::vector<T> acc(rows * W), Z(rows * W), A(rows * W), hidden(rows * U), new_h(rows * U),
-      new_c(rows * U), X(rows * U), Hg(rows * U), Xg(rows * F);
+  // Step buffers; gate values, pre-activations and aux go straight to the saved arrays when
+  // there is a backward pass to come.
+  std::vector<T> acc(rows * W), hidden(rows * U), new_h(rows * U), new_c(rows * U), Hg(rows * U),
+      Xg(rows * F), A(p.save ? 0 : rows * W), Z(rows * W), X(rows * U);
   for (int64_t s = 0; s < T_; ++s) {
     const int64_t t = p.backwards ? T_ - 1 - s : s;
+    auto at = [&](void* array, int64_t i, int64_t size) {  // row i's saved entry at time t
+      return static_cast<T*>(array) + ((b0 + i) * T_ + t) * size;
+    };
     if (p.save)
       for (int64_t i = 0; i < rows; ++i) {
-        std::copy_n(&H[i * U], U, hs + ((b0 + i) * T_ + t) * U);
-        if (p.cell == LSTM) std::copy_n(&C[i * U], U, cs + ((b0 + i) * T_ + t) * U);
+        std::copy_n(&H[i * U], U, at(p.hs, i, U));
+        if (p.cell == LSTM) std::copy_n(&C[i * U], U, at(p.cs, i, U));
       }
     // acc = x_t @ K + h @ R for the direct gates, x_t @ K alone for GRU's h gate.
     gate_products(inputs + (b0 * T_ + t) * F, T_ * F, xmask, K, acc.data(), W, rows, F, G, U, 0,
@@ -314,59 +316,69 @@ template <typename T> void forward_chunk(const Problem& p, int64_t b0, int64_t r
     if (p.cell == GRU_AFTER)  // hidden = h @ R_h, reset after the product
       gate_products(H.data(), U, M, R, hidden.data(), U, rows, U, G, U, 2, 3, false, Hg.data());
     for (int64_t i = 0; i < rows; ++i) {
-      T* z = &Z[i * W];
-      const T* a = &acc[i * W];
-      for (int64_t j = 0; j < direct * U; ++j) z[j] = a[j] + bias[j] + brec[j];
-      for (int64_t j = direct * U; j < W; ++j) z[j] = a[j] + bias[j];
-    }
-    if (gru)
-      for (int64_t i = 0; i < rows; ++i)
-        activate(p.recurrent_activation, &Z[i * W], &A[i * W], 2 * U);
-    if (p.cell == GRU_BEFORE) {  // X = r * h (times the h-gate's dropout mask); hidden = X @ R_h
-      for (int64_t i = 0; i < rows; ++i)
-        for (int64_t k = 0; k < U; ++k)
-          X[i * U + k] = A[i * W + U + k] * H[i * U + k] * (M ? M[(i * G + 2) * U + k] : T(1));
-      matmul(X.data(), U, R + 2 * U, W, hidden.data(), U, rows, U, U, false);
+      T* z = p.keep_pre ? at(p.pre, i, W) : &Z[i * W];
+      const T* ac = &acc[i * W];
+      #pragma GCC ivdep
+      for (int64_t j = 0; j < direct * U; ++j) z[j] = ac[j] + bias[j] + brec[j];
+      #pragma GCC ivdep
+      for (int64_t j = direct * U; j < W; ++j) z[j] = ac[j] + bias[j];
     }
     for (int64_t i = 0; i < rows; ++i) {
-      T* z = &Z[i * W];
-      T* a = &A[i * W];
-      T* h = &H[i * U];
+      const T* z = p.keep_pre ? at(p.pre, i, W) : &Z[i * W];
+      T* a = p.save ? at(p.gate_values, i, W) : &A[i * W];
+      T* x = p.save && p.cell != SIMPLE ? at(p.aux, i, U) : &X[i * U];
+      const T* h = &H[i * U];
       T* nh = &new_h[i * U];
       if (p.cell == SIMPLE) {
-        activate(p.activation, z, a, U);
-        std::copy_n(a, U, nh);
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < U; ++j) nh[j] = a[j] = activation_of(f.act, z[j]);
       } else if (p.cell == LSTM) {
-        activate(p.recurrent_activation, z, a, 2 * U);
-        activate(p.activation, z + 2 * U, a + 2 * U, U);
-        activate(p.recurrent_activation, z + 3 * U, a + 3 * U, U);
-        T* c = &C[i * U];
+        const T* c = &C[i * U];
         T* nc = &new_c[i * U];
-        for (int64_t j = 0; j < U; ++j) nc[j] = a[U + j] * c[j] + a[j] * a[2 * U + j];
-        activate(p.activation, nc, &X[i * U], U);
-        for (int64_t j = 0; j < U; ++j) nh[j] = a[3 * U + j] * X[i * U + j];
-      } else {
-        const T* hid = &hidden[i * U];
-        T* inner = &X[i * U];
-        if (p.cell == GRU_AFTER) {  // X = inner_h = h @ R_h + b_h
-          for (int64_t j = 0; j < U; ++j) {
-            inner[j] = hid[j] + brec[2 * U + j];
-            z[2 * U + j] += a[U + j] * inner[j];
-          }
-        } else {
-          for (int64_t j = 0; j < U; ++j) z[2 * U + j] += hid[j];
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < U; ++j) {
+          const T in = activation_of(f.ract, z[j]), forget = activation_of(f.ract, z[U + j]);
+          const T cand = activation_of(f.act, z[2 * U + j]);
+          const T output = activation_of(f.ract, z[3 * U + j]);
+          a[j] = in, a[U + j] = forget, a[2 * U + j] = cand, a[3 * U + j] = output;
+          nc[j] = forget * c[j] + in * cand;
+          x[j] = activation_of(f.act, nc[j]);
+          nh[j] = output * x[j];
         }
-        activate(p.activation, z + 2 * U, a + 2 * U, U);
-        for (int64_t j = 0; j < U; ++j) nh[j] = a[j] * h[j] + (T(1) - a[j]) * a[2 * U + j];
+      } else {
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < 2 * U; ++j) a[j] = activation_of(f.ract, z[j]);
+        if (p.cell == GRU_BEFORE)  // X = r * h (times the h-gate's dropout mask)
+          #pragma GCC ivdep
+          for (int64_t k = 0; k < U; ++k) x[k] = a[U + k] * h[k] * (M ? M[(i * G + 2) * U + k] : T(1));
       }
     }
+    if (p.cell == GRU_BEFORE)  // hidden = X @ R_h (X's rows lie T*U apart in the saved aux)
+      matmul(p.save ? at(p.aux, 0, U) : X.data(), p.save ? T_ * U : U, R + 2 * U, W,
+             hidden.data(), U, rows, U, U, false);
+    if (gru)
+      for (int64_t i = 0; i < rows; ++i) {
+        T* z = p.keep_pre ? at(p.pre, i, W) : &Z[i * W];
+        T* a = p.save ? at(p.gate_values, i, W) : &A[i * W];
+        T* x = p.save ? at(p.aux, i, U) : &X[i * U];
+        const T* hid = &hidden[i * U];
+        const T* h = &H[i * U];
+        T* nh = &new_h[i * U];
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < U; ++j) {
+          if (p.cell == GRU_AFTER) {  // X = inner_h = h @ R_h + b_h
+            x[j] = hid[j] + brec[2 * U + j];
+            z[2 * U + j] += a[U + j] * x[j];
+          } else {
+            z[2 * U + j] += hid[j];
+          }
+          const T update = a[j], cand = activation_of(f.act, z[2 * U + j]);
+          a[2 * U + j] = cand;
+          nh[j] = update * h[j] + (T(1) - update) * cand;
+        }
+      }
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t b = b0 + i;
-      if (p.save) {
-        std::copy_n(&A[i * W], W, gate_values + (b * T_ + t) * W);
-        if (p.keep_pre) std::copy_n(&Z[i * W], W, pre + (b * T_ + t) * W);
-        if (p.cell != SIMPLE) std::copy_n(&X[i * U], U, aux + (b * T_ + t) * U);
-      }
       T* o = out + (b * T_ + s) * U;
       if (p.keep[b * T_ + t]) {
         std::copy_n(&new_h[i * U], U, &H[i * U]);
@@ -383,114 +395,111 @@ template <typename T> void forward_chunk(const Problem& p, int64_t b0, int64_t r
   std::copy(C.begin(), C.end(), static_cast<T*>(p.c_last) + b0 * U);
 }
 
-template <typename T> void backward_chunk(const Problem& p, int64_t b0, int64_t rows) {
+template <typename T, int64_t ACT, int64_t RACT>
+void backward_chunk(const Problem& p, int64_t b0, int64_t rows) {
+  const Activations<ACT, RACT> f(p);
   const int64_t T_ = p.timesteps, F = p.features, U = p.units, G = p.gates, W = G * U;
   const T* KT = static_cast<const T*>(p.kernel_t);
   const T* RT = static_cast<const T*>(p.recurrent_kernel_t);
   const T* xmask = p.input_masked ? static_cast<const T*>(p.xmask) + b0 * G * F : nullptr;
   const T* M = p.masked ? static_cast<const T*>(p.rmask) + b0 * G * U : nullptr;
-  const T* hs = static_cast<const T*>(p.hs);
-  const T* cs = static_cast<const T*>(p.cs);
-  const T* gate_values = static_cast<const T*>(p.gate_values);
-  const T* pre = static_cast<const T*>(p.pre);
-  const T* aux = static_cast<const T*>(p.aux);
   const T* dout = static_cast<const T*>(p.dout);
-  T* dxproj = static_cast<T*>(p.dxproj);
-  T* dinner = static_cast<T*>(p.dinner);
   T* dinputs = static_cast<T*>(p.dinputs);
   const int64_t product_gates = p.cell == GRU_BEFORE ? 2 : G;
   const std::vector<int64_t> first = first_real_steps(p, b0, rows);
   const T* dh_last = static_cast<const T*>(p.dh_last) + b0 * U;
   const T* dc_last = static_cast<const T*>(p.dc_last) + b0 * U;
   std::vector<T> dH(dh_last, dh_last + rows * U), dC(dc_last, dc_last + rows * U);
-  std::vector<T> S(rows * W), DX(rows * W), DN(rows * W), SC(U), CN(U), dHP(rows * U), d_rh(rows * U),
-      Tg(rows * U), TgF(rows * F);
-  // The gradient that reaches the recurrent product: DN (GRU reset_after) or DX.
-  T* inner = p.cell == GRU_AFTER ? DN.data() : DX.data();
+  std::vector<T> DN(rows * W), dHP(rows * U), d_rh(rows * U), Tg(rows * U), TgF(rows * F);
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const int64_t t = p.backwards ? T_ - 1 - s : s;
+    auto at = [&](const void* array, int64_t i, int64_t size) {  // row i's entry at time t
+      return static_cast<T*>(const_cast<void*>(array)) + ((b0 + i) * T_ + t) * size;
+    };
+    // DX: the pre-activations' gradient, written straight into dxproj (rows lie T*W apart).
+    T* DX = at(p.dxproj, 0, W);
+    const int64_t ldx = T_ * W;
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t b = b0 + i;
-      const T* a = gate_values + (b * T_ + t) * W;
-      const T* source = p.keep_pre ? pre + (b * T_ + t) * W : a;
-      const T* hp = hs + (b * T_ + t) * U;
-      const T* x = p.cell == SIMPLE ? nullptr : aux + (b * T_ + t) * U;
+      const T* a = at(p.gate_values, i, W);
+      const T* src = p.keep_pre ? at(p.pre, i, W) : a;  // read by silu only
+      const T* hp = at(p.hs, i, U);
+      const T* x = p.cell == SIMPLE ? nullptr : at(p.aux, i, U);
       T* dh = &dH[i * U];
       T* dhp = &dHP[i * U];
-      T* sd = &S[i * W];
-      T* dx = &DX[i * W];
+      T* dx = DX + i * ldx;
       if (p.keep[b * T_ + t] || !(p.zero_output || (p.zero_leading && s < first[i]))) {
         const T* d = dout + (b * T_ + s) * U;
+        #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) dh[j] += d[j];
       }
-      std::fill_n(dhp, U, T(0));
       if (p.cell == SIMPLE) {
-        derivative(p.activation, a, source, sd, U);
-        for (int64_t j = 0; j < U; ++j) dx[j] = dh[j] * sd[j];
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < U; ++j) dx[j] = dh[j] * derivative_of(f.act, a[j], src[j]);
+        std::fill_n(dhp, U, T(0));
       } else if (p.cell == LSTM) {
-        derivative(p.recurrent_activation, a, source, sd, 2 * U);
-        derivative(p.activation, a + 2 * U, source + 2 * U, sd + 2 * U, U);
-        derivative(p.recurrent_activation, a + 3 * U, source + 3 * U, sd + 3 * U, U);
-        const T* c_prev = cs + (b * T_ + t) * U;
-        if (p.keep_pre)  // silu's derivative reads its input, the new carry
-          for (int64_t j = 0; j < U; ++j) CN[j] = a[U + j] * c_prev[j] + a[j] * a[2 * U + j];
-        derivative(p.activation, x, CN.data(), SC.data(), U);
+        const T* c_prev = at(p.cs, i, U);
+        const bool kept = p.keep[b * T_ + t];
         T* dc = &dC[i * U];
+        #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) {
-          const T dc_total = dc[j] + dh[j] * a[3 * U + j] * SC[j];
-          dx[j] = dc_total * a[2 * U + j] * sd[j];
-          dx[U + j] = dc_total * c_prev[j] * sd[U + j];
-          dx[2 * U + j] = dc_total * a[j] * sd[2 * U + j];
-          dx[3 * U + j] = dh[j] * x[j] * sd[3 * U + j];
-          if (p.keep[b * T_ + t]) dc[j] = dc_total * a[U + j];
+          const T in = a[j], forget = a[U + j], cand = a[2 * U + j], output = a[3 * U + j];
+          const T c_new = p.keep_pre ? forget * c_prev[j] + in * cand : x[j];  // silu reads c
+          const T dc_total = dc[j] + dh[j] * output * derivative_of(f.act, x[j], c_new);
+          dx[j] = dc_total * cand * derivative_of(f.ract, in, src[j]);
+          dx[U + j] = dc_total * c_prev[j] * derivative_of(f.ract, forget, src[U + j]);
+          dx[2 * U + j] = dc_total * in * derivative_of(f.act, cand, src[2 * U + j]);
+          dx[3 * U + j] = dh[j] * x[j] * derivative_of(f.ract, output, src[3 * U + j]);
+          if (kept) dc[j] = dc_total * forget;
+          dhp[j] = T(0);
         }
       } else {
-        derivative(p.recurrent_activation, a, source, sd, 2 * U);
-        derivative(p.activation, a + 2 * U, source + 2 * U, sd + 2 * U, U);
+        T* dn = &DN[i * W];
+        #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) {
-          dx[j] = dh[j] * (hp[j] - a[2 * U + j]) * sd[j];
-          dx[2 * U + j] = dh[j] * (T(1) - a[j]) * sd[2 * U + j];
-          dhp[j] = dh[j] * a[j];
-        }
-        if (p.cell == GRU_AFTER) {
-          T* dn = &DN[i * W];
-          for (int64_t j = 0; j < U; ++j) {
-            dx[U + j] = dx[2 * U + j] * x[j] * sd[U + j];
-            dn[j] = dx[j];
-            dn[U + j] = dx[U + j];
-            dn[2 * U + j] = dx[2 * U + j] * a[U + j];
+          const T update = a[j], reset = a[U + j], cand = a[2 * U + j];
+          dx[j] = dh[j] * (hp[j] - cand) * derivative_of(f.ract, update, src[j]);
+          dx[2 * U + j] = dh[j] * (T(1) - update) * derivative_of(f.act, cand, src[2 * U + j]);
+          dhp[j] = dh[j] * update;
+          if (p.cell == GRU_AFTER) {
+            dx[U + j] = dx[2 * U + j] * x[j] * derivative_of(f.ract, reset, src[U + j]);
+            dn[j] = dx[j], dn[U + j] = dx[U + j], dn[2 * U + j] = dx[2 * U + j] * reset;
           }
         }
       }
     }
     if (p.cell == GRU_BEFORE) {  // back through X @ R_h, X = r * h * m_h
-      matmul(&DX[2 * U], W, RT + 2 * U * U, U, d_rh.data(), U, rows, U, U, false);
+      matmul(DX + 2 * U, ldx, RT + 2 * U * U, U, d_rh.data(), U, rows, U, U, false);
       for (int64_t i = 0; i < rows; ++i) {
-        const T* a = gate_values + ((b0 + i) * T_ + t) * W;
-        const T* hp = hs + ((b0 + i) * T_ + t) * U;
+        const T* a = at(p.gate_values, i, W);
+        const T* src = p.keep_pre ? at(p.pre, i, W) : a;
+        const T* hp = at(p.hs, i, U);
+        #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) {
           const T d_x = d_rh[i * U + j] * (M ? M[(i * G + 2) * U + j] : T(1));
-          DX[i * W + U + j] = d_x * hp[j] * S[i * W + U + j];
+          DX[i * ldx + U + j] = d_x * hp[j] * derivative_of(f.ract, a[U + j], src[U + j]);
           dHP[i * U + j] += d_x * a[U + j];
         }
       }
     }
     for (int64_t i = 0; i < rows; ++i)
       if (!p.keep[(b0 + i) * T_ + t]) {  // the states passed through this step unchanged
-        std::fill_n(&DX[i * W], W, T(0));
+        std::fill_n(DX + i * ldx, W, T(0));
         std::fill_n(&DN[i * W], W, T(0));
         std::copy_n(&dH[i * U], U, &dHP[i * U]);
       }
-    gate_products_transposed(inner, W, M, RT, dHP.data(), U, rows, U, G, U, 0, product_gates,
-                             true, Tg.data());
-    if (p.input_gradient)
-      gate_products_transposed(DX.data(), W, xmask, KT, dinputs + (b0 * T_ + t) * F, T_ * F,
-                               rows, F, G, U, 0, G, false, TgF.data());
-    for (int64_t i = 0; i < rows; ++i) {
-      const int64_t b = b0 + i;
-      std::copy_n(&DX[i * W], W, dxproj + (b * T_ + t) * W);
-      if (p.cell == GRU_AFTER) std::copy_n(&DN[i * W + 2 * U], U, dinner + (b * T_ + t) * U);
+    // The gradient reaching the recurrent product: DN (GRU reset_after) or DX.
+    if (p.cell == GRU_AFTER) {
+      gate_products_transposed(DN.data(), W, M, RT, dHP.data(), U, rows, U, G, U, 0, G, true,
+                               Tg.data());
+      for (int64_t i = 0; i < rows; ++i) std::copy_n(&DN[i * W + 2 * U], U, at(p.dinner, i, U));
+    } else {
+      gate_products_transposed(DX, ldx, M, RT, dHP.data(), U, rows, U, G, U, 0, product_gates,
+                               true, Tg.data());
     }
+    if (p.input_gradient)
+      gate_products_transposed(DX, ldx, xmask, KT, dinputs + (b0 * T_ + t) * F, T_ * F, rows, F,
+                               G, U, 0, G, false, TgF.data());
     std::swap(dH, dHP);
   }
   std::copy(dH.begin(), dH.end(), static_cast<T*>(p.dh0) + b0 * U);
@@ -531,26 +540,43 @@ void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, i
   for (auto& thread : pool) thread.join();
 }
 
+// Runs `chunk<T, ACT, RACT>` over the batch: compile-time activations for the common pairs
+// (tanh or relu with sigmoid gates), run-time codes otherwise; double when `precise`.
+template <template <typename, int64_t, int64_t> class Chunk>
+void run_chunks(const Problem& p, bool precise) {
+  const bool sigmoid_gates = p.cell == SIMPLE || p.recurrent_activation == SIGMOID;
+  auto body = [&](auto chunk) {
+    for_each_chunk(p.batch, p.threads, chunk_rows(p), [&](int64_t b0, int64_t rows) {
+      chunk(p, b0, rows);
+    });
+  };
+  if (precise) return body(Chunk<double, -1, -1>::run);
+  if (sigmoid_gates && p.activation == TANH) return body(Chunk<float, TANH, SIGMOID>::run);
+  if (sigmoid_gates && p.activation == RELU) return body(Chunk<float, RELU, SIGMOID>::run);
+  body(Chunk<float, -1, -1>::run);
+}
+
+template <typename T, int64_t ACT, int64_t RACT> struct Forward {
+  static void run(const Problem& p, int64_t b0, int64_t rows) {
+    forward_chunk<T, ACT, RACT>(p, b0, rows);
+  }
+};
+template <typename T, int64_t ACT, int64_t RACT> struct Backward {
+  static void run(const Problem& p, int64_t b0, int64_t rows) {
+    backward_chunk<T, ACT, RACT>(p, b0, rows);
+  }
+};
+
 }  // namespace
 
 extern "C" {
 
 // Runs the recurrence over all timesteps (double when `precise`, else float).
-void rnnkit_forward(const Problem* p, int64_t precise) {
-  for_each_chunk(p->batch, p->threads, [&](int64_t b0, int64_t rows) {
-    if (precise) forward_chunk<double>(*p, b0, rows);
-    else forward_chunk<float>(*p, b0, rows);
-  });
-}
+void rnnkit_forward(const Problem* p, int64_t precise) { run_chunks<Forward>(*p, precise); }
 
-// Backpropagates through `rnnkit_forward` (the state gradients; weight gradients are products
-// of what this fills, done by the caller).
-void rnnkit_backward(const Problem* p, int64_t precise) {
-  for_each_chunk(p->batch, p->threads, [&](int64_t b0, int64_t rows) {
-    if (precise) backward_chunk<double>(*p, b0, rows);
-    else backward_chunk<float>(*p, b0, rows);
-  });
-}
+// Backpropagates through `rnnkit_forward`: the gradients of the inputs, the initial states and
+// the pre-activations; the weight gradients are `rnnkit_long_product`s of what this fills.
+void rnnkit_backward(const Problem* p, int64_t precise) { run_chunks<Backward>(*p, precise); }
 
 // The weight gradient `long_product` computes; see there.
 void rnnkit_long_product(const void* states, const void* mask, int64_t gate, int64_t gates,
