@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	# torch is pinned here (the CPU build cached on these machines); pyproject keeps a range.
 	$(PYTHON) -m pip install --quiet torch==2.13.0
 	$(PYTHON) -m pip install --quiet -e ".[test]"
-	# Compile the fused kernels once now (Numba caches them), not during the first call.
+	# Compile the fused C++ kernels once now (cached in ~/.rnnkit/kernels), not at the first call.
 	$(PYTHON) -c "from rnnkit.kernels.fused import compile_kernels; compile_kernels()"
 	touch $(STAMP)
 

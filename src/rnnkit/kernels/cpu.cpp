@@ -84,42 +84,52 @@ inline void matmul_block(const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
     for (int v = 0; v < NV; ++v) store(C + r * ldc + j + v * LANES, acc[r][v]);
 }
 
-constexpr int BLOCK_ROWS = 6;  // 6 rows x 2 vectors: 12 accumulators, within AVX2's 16 registers
-
-// C (rows x width) (+)= A (rows x depth) @ B (depth x width), leading dimensions lda, ldb, ldc.
-// The summation over depth runs in order for every element. Columns go in strips of two
-// vectors, outermost, so that a strip of B stays in L1 for all rows; rows go in blocks of six,
-// the last rows padded to a block, so that every row is computed by the same code whatever its
-// place in the chunk (and so whatever the number of threads).
-template <typename T>
-void matmul(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t rows,
-            int64_t depth, int64_t width, bool accumulate) {
-  constexpr int LANES = VECTOR_BYTES / sizeof(T), R = BLOCK_ROWS;
-  const int64_t whole = rows - rows % R;
+// Every element of C sums its products over the depth in order, in the same instructions
+// whatever the block shape, so a row's result does not depend on its place in the chunk (and so
+// on the number of threads).
+template <typename T, int ROWS>
+void matmul_rows(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
+                 int64_t rows, int64_t depth, int64_t width, bool accumulate) {
+  constexpr int LANES = VECTOR_BYTES / sizeof(T);
   int64_t j = 0;
   for (; j + 2 * LANES <= width; j += 2 * LANES)
-    for (int64_t i = 0; i < whole; i += R)
-      matmul_block<T, R, 2>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, depth, j, accumulate);
+    for (int64_t i = 0; i < rows; i += ROWS)
+      matmul_block<T, ROWS, 2>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, depth, j, accumulate);
   for (; j + LANES <= width; j += LANES)
-    for (int64_t i = 0; i < whole; i += R)
-      matmul_block<T, R, 1>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, depth, j, accumulate);
+    for (int64_t i = 0; i < rows; i += ROWS)
+      matmul_block<T, ROWS, 1>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, depth, j, accumulate);
   for (; j < width; ++j)
-    for (int64_t i = 0; i < whole; ++i) {
+    for (int64_t i = 0; i < rows; ++i) {
       T sum = accumulate ? C[i * ldc + j] : T(0);
       for (int64_t k = 0; k < depth; ++k) sum += A[i * lda + k] * B[k * ldb + j];
       C[i * ldc + j] = sum;
     }
-  if (whole == rows) return;
+}
+
+// C (rows x width) (+)= A (rows x depth) @ B (depth x width), leading dimensions lda, ldb, ldc.
+// Columns go in strips of two vectors, outermost, so that a strip of B stays in L1 for all
+// rows; rows in blocks of six (6 x 2 vectors: 12 accumulators, within AVX2's 16 registers) or
+// four, the last rows padded to a block of four.
+template <typename T>
+void matmul(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t rows,
+            int64_t depth, int64_t width, bool accumulate) {
+  if (rows % 6 == 0) return matmul_rows<T, 6>(A, lda, B, ldb, C, ldc, rows, depth, width, accumulate);
+  const int64_t sixes = rows % 4 == 0 ? 0 : rows / 6 * 6;
+  matmul_rows<T, 6>(A, lda, B, ldb, C, ldc, sixes, depth, width, accumulate);
+  const int64_t fours = sixes + (rows - sixes) / 4 * 4;
+  matmul_rows<T, 4>(A + sixes * lda, lda, B, ldb, C + sixes * ldc, ldc, fours - sixes, depth,
+                    width, accumulate);
+  if (fours == rows) return;
   thread_local std::vector<T> a, c;
-  a.assign(R * depth, T(0));
-  c.assign(R * width, T(0));
-  for (int64_t r = 0; r < rows - whole; ++r) {
-    std::copy_n(A + (whole + r) * lda, depth, &a[r * depth]);
-    if (accumulate) std::copy_n(C + (whole + r) * ldc, width, &c[r * width]);
+  a.assign(4 * depth, T(0));
+  c.assign(4 * width, T(0));
+  for (int64_t r = 0; r < rows - fours; ++r) {
+    std::copy_n(A + (fours + r) * lda, depth, &a[r * depth]);
+    if (accumulate) std::copy_n(C + (fours + r) * ldc, width, &c[r * width]);
   }
-  matmul(a.data(), depth, B, ldb, c.data(), width, R, depth, width, accumulate);
-  for (int64_t r = 0; r < rows - whole; ++r)
-    std::copy_n(&c[r * width], width, C + (whole + r) * ldc);
+  matmul_rows<T, 4>(a.data(), depth, B, ldb, c.data(), width, 4, depth, width, accumulate);
+  for (int64_t r = 0; r < rows - fours; ++r)
+    std::copy_n(&c[r * width], width, C + (fours + r) * ldc);
 }
 
 // Float32 tanh as a rational function (Eigen's, within 3e-7 of the exact one); float64 exact.
@@ -199,14 +209,14 @@ template <int64_t ACT, int64_t RACT> struct Activations {
 
 // Runs body(first_row, rows) over chunks of rows on `threads` threads (round robin): at least
 // one chunk per thread when there are enough rows, of about `max_rows` rows at most (a multiple
-// of BLOCK_ROWS where possible).
+// of four or six where possible, the heights of `matmul`'s blocks).
 template <typename Body>
 void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body) {
   threads = std::max<int64_t>(1, std::min(threads, batch));
   const int64_t per_thread = (batch + threads - 1) / threads;
   const int64_t chunks_per_thread = (per_thread + max_rows - 1) / max_rows;
   int64_t rows = (per_thread + chunks_per_thread - 1) / chunks_per_thread;
-  rows = std::min(per_thread, (rows + BLOCK_ROWS - 1) / BLOCK_ROWS * BLOCK_ROWS);
+  if (rows % 4) rows = std::min(per_thread, (rows + 5) / 6 * 6);
   const int64_t chunks = (batch + rows - 1) / rows;
   auto work = [&](int64_t worker) {
     for (int64_t c = worker; c < chunks; c += threads)

@@ -1,0 +1,82 @@
+"""The fused CPU kernels' build and their weight-gradient product (rnnkit.kernels.cpu).
+
+The kernels' numerics are tested through the layers in test_rnn.py (every cell and option
+against the reference, gradients against the loop and by gradcheck, thread-count independence).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnkit.kernels import cpu, fused
+from rnnkit.layers import LSTM
+
+
+@pytest.fixture
+def fresh_library():
+    """Forget the loaded kernels around a test, so that it builds (or fails to) anew."""
+    cpu.library.cache_clear()
+    cpu.unavailable.cache_clear()
+    yield
+    cpu.library.cache_clear()
+    cpu.unavailable.cache_clear()
+
+
+def test_kernels_are_compiled_once_into_the_cache(fresh_library, tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNKIT_HOME", str(tmp_path))
+    cpu.library()
+    built = list((tmp_path / "kernels").glob("rnnkit_cpu_*.so"))
+    assert len(built) == 1
+    modified = built[0].stat().st_mtime_ns
+    cpu.library.cache_clear()
+    cpu.library()
+    assert list((tmp_path / "kernels").glob("*")) == built  # no temporary files left behind
+    assert built[0].stat().st_mtime_ns == modified
+
+
+def test_without_a_compiler_the_fused_path_says_why_and_auto_falls_back(
+    fresh_library, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("RNNKIT_HOME", str(tmp_path))
+    monkeypatch.setenv("CXX", "no-such-compiler")
+    x = torch.randn(3, 4, 2)
+    with pytest.raises(ValueError, match="use_fused=True.*no C\\+\\+ compiler.*no-such-compiler"):
+        LSTM(3, use_fused=True)(x)
+    auto = LSTM(3, use_fused="auto")
+    loop = LSTM(3, use_fused=False)
+    auto.build(x.shape)
+    loop.build(x.shape)
+    loop.set_weights(auto.get_weights())
+    torch.testing.assert_close(auto(x), loop(x), rtol=0, atol=0)
+    assert fused.supports(auto.cell).startswith("no C++ compiler")
+
+
+def test_a_failed_build_reports_the_compiler_error(fresh_library, tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNKIT_HOME", str(tmp_path))
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    with pytest.raises(cpu.KernelBuildError, match="compiling the fused CPU kernels failed"):
+        cpu.library()
+    assert not list((tmp_path / "kernels").glob("*.so"))
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
+def test_states_t_times_is_the_masked_product_over_rows_and_steps(masked):
+    generator = torch.Generator().manual_seed(0)
+    batch, timesteps, size, gates, units = 3, 300, 7, 4, 5  # depth spans several blocks
+
+    def random(*shape):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64)
+
+    states, gradients = random(batch, timesteps, size), random(batch, timesteps, gates, units)
+    mask = (random(batch, gates, size) > 0).double() if masked else None
+    out = torch.full((size, gates * units), float("nan"), dtype=torch.float64)
+    first, last = (1, 2) if masked else (1, 3)
+    cpu.states_t_times(states, mask, gradients, out, first, last)
+    for g in range(first, last):
+        masked_states = states * mask[:, None, g] if masked else states
+        want = torch.einsum("bts,btu->su", masked_states, gradients[:, :, g])
+        torch.testing.assert_close(out[:, g * units : (g + 1) * units], want, rtol=1e-12, atol=0)
+    untouched = [g for g in range(gates) if not first <= g < last]
+    for g in untouched:
+        assert torch.isnan(out[:, g * units : (g + 1) * units]).all()
