@@ -61,64 +61,84 @@ template <typename T> inline void store(T* p, typename Vector<T>::type v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-// C (rows x NV vectors at column j) (+)= A (rows x depth) @ B (depth x ...): ROWS x NV
-// accumulators stay in registers for the whole depth loop.
+// C (ROWS x NV vectors) (+)= A (ROWS x depth) @ B (depth x NV vectors, row stride ldb): the
+// ROWS x NV accumulators stay in registers for the whole depth loop.
 template <typename T, int ROWS, int NV>
 inline void matmul_block(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
-                         int64_t depth, int64_t j, bool accumulate) {
+                         int64_t depth, bool accumulate) {
   using V = typename Vector<T>::type;
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
   V acc[ROWS][NV];
   for (int r = 0; r < ROWS; ++r)
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = accumulate ? load(C + r * ldc + j + v * LANES) : V{};
+    for (int v = 0; v < NV; ++v) acc[r][v] = accumulate ? load(C + r * ldc + v * LANES) : V{};
   for (int64_t k = 0; k < depth; ++k) {
     V b[NV];
-    for (int v = 0; v < NV; ++v) b[v] = load(B + k * ldb + j + v * LANES);
+    for (int v = 0; v < NV; ++v) b[v] = load(B + k * ldb + v * LANES);
     for (int r = 0; r < ROWS; ++r) {
       const T a = A[r * lda + k];
       for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
     }
   }
   for (int r = 0; r < ROWS; ++r)
-    for (int v = 0; v < NV; ++v) store(C + r * ldc + j + v * LANES, acc[r][v]);
+    for (int v = 0; v < NV; ++v) store(C + r * ldc + v * LANES, acc[r][v]);
+}
+
+// Weights are packed before the recurrence: a (depth x width) matrix becomes panels of its
+// columns — strips of two vectors, then of one, then single columns — each stored (depth x
+// panel width) contiguously, one after another, so the panel starting at column j begins at
+// P + depth * j. A product then streams each panel from memory in order (no stride that crosses
+// a page at every row, as a wide row-major matrix has).
+template <typename T>
+void pack(const T* B, int64_t ldb, int64_t depth, int64_t width, T* P) {
+  constexpr int64_t LANES = VECTOR_BYTES / sizeof(T);
+  int64_t j = 0;
+  auto panel = [&](int64_t panel_width) {
+    for (int64_t k = 0; k < depth; ++k)
+      std::copy_n(B + k * ldb + j, panel_width, P + depth * j + k * panel_width);
+    j += panel_width;
+  };
+  while (j + 2 * LANES <= width) panel(2 * LANES);
+  while (j + LANES <= width) panel(LANES);
+  while (j < width) panel(1);
 }
 
 // Every element of C sums its products over the depth in order, in the same instructions
 // whatever the block shape, so a row's result does not depend on its place in the chunk (and so
 // on the number of threads).
 template <typename T, int ROWS>
-void matmul_rows(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
-                 int64_t rows, int64_t depth, int64_t width, bool accumulate) {
+void matmul_rows(const T* A, int64_t lda, const T* P, T* C, int64_t ldc, int64_t rows,
+                 int64_t depth, int64_t width, bool accumulate) {
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
   int64_t j = 0;
   for (; j + 2 * LANES <= width; j += 2 * LANES)
     for (int64_t i = 0; i < rows; i += ROWS)
-      matmul_block<T, ROWS, 2>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, depth, j, accumulate);
+      matmul_block<T, ROWS, 2>(A + i * lda, lda, P + depth * j, 2 * LANES, C + i * ldc + j, ldc,
+                               depth, accumulate);
   for (; j + LANES <= width; j += LANES)
     for (int64_t i = 0; i < rows; i += ROWS)
-      matmul_block<T, ROWS, 1>(A + i * lda, lda, B, ldb, C + i * ldc, ldc, depth, j, accumulate);
+      matmul_block<T, ROWS, 1>(A + i * lda, lda, P + depth * j, LANES, C + i * ldc + j, ldc,
+                               depth, accumulate);
   for (; j < width; ++j)
     for (int64_t i = 0; i < rows; ++i) {
       T sum = accumulate ? C[i * ldc + j] : T(0);
-      for (int64_t k = 0; k < depth; ++k) sum += A[i * lda + k] * B[k * ldb + j];
+      for (int64_t k = 0; k < depth; ++k) sum += A[i * lda + k] * P[depth * j + k];
       C[i * ldc + j] = sum;
     }
 }
 
-// C (rows x width) (+)= A (rows x depth) @ B (depth x width), leading dimensions lda, ldb, ldc.
-// Columns go in strips of two vectors, outermost, so that a strip of B stays in L1 for all
+// C (rows x width) (+)= A (rows x depth) @ B (depth x width), B packed (`pack`), leading
+// dimensions lda, ldc. Columns go in panels, outermost, so that a panel stays in L1 for all
 // rows; rows in blocks of six (6 x 2 vectors: 12 accumulators, within AVX2's 16 registers) or
 // four, the last rows padded to a block of four.
 template <typename T>
-void matmul(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc, int64_t rows,
-            int64_t depth, int64_t width, bool accumulate) {
-  if (rows % 6 == 0) return matmul_rows<T, 6>(A, lda, B, ldb, C, ldc, rows, depth, width, accumulate);
+void matmul(const T* A, int64_t lda, const T* P, T* C, int64_t ldc, int64_t rows, int64_t depth,
+            int64_t width, bool accumulate) {
+  if (rows % 6 == 0) return matmul_rows<T, 6>(A, lda, P, C, ldc, rows, depth, width, accumulate);
   const int64_t sixes = rows % 4 == 0 ? 0 : rows / 6 * 6;
-  matmul_rows<T, 6>(A, lda, B, ldb, C, ldc, sixes, depth, width, accumulate);
+  matmul_rows<T, 6>(A, lda, P, C, ldc, sixes, depth, width, accumulate);
   const int64_t fours = sixes + (rows - sixes) / 4 * 4;
-  matmul_rows<T, 4>(A + sixes * lda, lda, B, ldb, C + sixes * ldc, ldc, fours - sixes, depth,
-                    width, accumulate);
+  matmul_rows<T, 4>(A + sixes * lda, lda, P, C + sixes * ldc, ldc, fours - sixes, depth, width,
+                    accumulate);
   if (fours == rows) return;
   thread_local std::vector<T> a, c;
   a.assign(4 * depth, T(0));
@@ -127,9 +147,22 @@ void matmul(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
     std::copy_n(A + (fours + r) * lda, depth, &a[r * depth]);
     if (accumulate) std::copy_n(C + (fours + r) * ldc, width, &c[r * width]);
   }
-  matmul_rows<T, 4>(a.data(), depth, B, ldb, c.data(), width, 4, depth, width, accumulate);
+  matmul_rows<T, 4>(a.data(), depth, P, c.data(), width, 4, depth, width, accumulate);
   for (int64_t r = 0; r < rows - fours; ++r)
     std::copy_n(&c[r * width], width, C + (fours + r) * ldc);
+}
+
+// The G gate blocks of a weight matrix, each packed: block g is columns g*U.. of B (depth x
+// G*width), or with `by_rows` rows g*depth.. of B (G*depth x width); it starts at g*depth*width.
+template <typename T>
+std::vector<T> pack_gates(const void* weights, int64_t depth, int64_t width, int64_t G,
+                          bool by_rows) {
+  const T* B = static_cast<const T*>(weights);
+  std::vector<T> packed(G * depth * width);
+  for (int64_t g = 0; g < G; ++g)
+    pack(by_rows ? B + g * depth * width : B + g * width, by_rows ? width : G * width, depth,
+         width, packed.data() + g * depth * width);
+  return packed;
 }
 
 // Float32 tanh as a rational function (Eigen's, within 3e-7 of the exact one); float64 exact.
@@ -246,55 +279,63 @@ std::vector<int64_t> first_real_steps(const Problem& p, int64_t b0, int64_t rows
   return first;
 }
 
-// dst[:, (g-g0)*U : (g-g0+1)*U] (+)= (A * mask[:, g]) @ B[:, g*U : (g+1)*U] for g0 <= g < g1:
-// A (rows x depth, lda), B (depth x G*U), dst (rows x ..., ldd); mask (rows, G, depth) or null
-// (then all gates in one product); Ag (rows x depth) scratch.
+// dst[:, (g-g0)*U : (g-g0+1)*U] (+)= (A * mask[:, g]) @ B_g for g0 <= g < g1: A (rows x depth,
+// lda), P the gate blocks B_g (depth x U) packed (`pack_gates`), dst (rows x ..., ldd); mask
+// (rows, G, depth) or null; Ag (rows x depth) scratch.
 template <typename T>
-void gate_products(const T* A, int64_t lda, const T* mask, const T* B, T* dst, int64_t ldd,
+void gate_products(const T* A, int64_t lda, const T* mask, const T* P, T* dst, int64_t ldd,
                    int64_t rows, int64_t depth, int64_t G, int64_t U, int64_t g0, int64_t g1,
                    bool accumulate, T* Ag) {
-  if (!mask) {
-    matmul(A, lda, B + g0 * U, G * U, dst, ldd, rows, depth, (g1 - g0) * U, accumulate);
-    return;
-  }
   for (int64_t g = g0; g < g1; ++g) {
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t k = 0; k < depth; ++k)
-        Ag[i * depth + k] = A[i * lda + k] * mask[(i * G + g) * depth + k];
-    matmul(Ag, depth, B + g * U, G * U, dst + (g - g0) * U, ldd, rows, depth, U, accumulate);
+    const T* a = A;
+    if (mask) {
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t k = 0; k < depth; ++k)
+          Ag[i * depth + k] = A[i * lda + k] * mask[(i * G + g) * depth + k];
+      a = Ag;
+    }
+    matmul(a, mask ? depth : lda, P + g * depth * U, dst + (g - g0) * U, ldd, rows, depth, U,
+           accumulate);
   }
 }
 
 // dst (rows x depth, ldd) (+)= sum over g0 <= g < g1 of (D[:, g*U:(g+1)*U] @ BT_g) * mask[:, g]:
-// the gradient `gate_products` passes to A. BT (G*U x depth) is B transposed, BT_g its rows
-// g*U..; mask (rows, G, depth) or null; Tg (rows x depth) scratch.
+// the gradient `gate_products` passes to A. PT holds BT_g = B_g^T (U x depth) packed
+// (`pack_gates` by rows); mask (rows, G, depth) or null; Tg (rows x depth) scratch.
 template <typename T>
-void gate_products_transposed(const T* D, int64_t ldD, const T* mask, const T* BT, T* dst,
+void gate_products_transposed(const T* D, int64_t ldD, const T* mask, const T* PT, T* dst,
                               int64_t ldd, int64_t rows, int64_t depth, int64_t G, int64_t U,
                               int64_t g0, int64_t g1, bool accumulate, T* Tg) {
   if (!mask) {
-    matmul(D + g0 * U, ldD, BT + g0 * U * depth, depth, dst, ldd, rows, (g1 - g0) * U, depth,
-           accumulate);
+    for (int64_t g = g0; g < g1; ++g)
+      matmul(D + g * U, ldD, PT + g * U * depth, dst, ldd, rows, U, depth,
+             accumulate || g > g0);
     return;
   }
   if (!accumulate)
     for (int64_t i = 0; i < rows; ++i) std::fill_n(dst + i * ldd, depth, T(0));
   for (int64_t g = g0; g < g1; ++g) {
-    matmul(D + g * U, ldD, BT + g * U * depth, depth, Tg, depth, rows, U, depth, false);
+    matmul(D + g * U, ldD, PT + g * U * depth, Tg, depth, rows, U, depth, false);
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t k = 0; k < depth; ++k)
         dst[i * ldd + k] += Tg[i * depth + k] * mask[(i * G + g) * depth + k];
   }
 }
 
+// A kernel's and a recurrent kernel's gate blocks, packed once per call and shared by the
+// threads: forward B_g (K: F x U, R: U x U), backward B_g^T (K: U x F, R: U x U).
+template <typename T> struct PackedWeights {
+  std::vector<T> kernel, recurrent;
+};
+
 template <typename T, int64_t ACT, int64_t RACT>
-void forward_chunk(const Problem& p, int64_t b0, int64_t rows) {
+void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int64_t rows) {
   const Activations<ACT, RACT> f(p);
   const int64_t T_ = p.timesteps, F = p.features, U = p.units, G = p.gates, W = G * U;
   const T* inputs = static_cast<const T*>(p.inputs);
-  const T* K = static_cast<const T*>(p.kernel);
+  const T* K = w.kernel.data();
   const T* bias = static_cast<const T*>(p.input_bias);
-  const T* R = static_cast<const T*>(p.recurrent_kernel);
+  const T* R = w.recurrent.data();
   const T* brec = static_cast<const T*>(p.recurrent_bias);
   const T* xmask = p.input_masked ? static_cast<const T*>(p.xmask) + b0 * G * F : nullptr;
   const T* M = p.masked ? static_cast<const T*>(p.rmask) + b0 * G * U : nullptr;
@@ -364,7 +405,7 @@ void forward_chunk(const Problem& p, int64_t b0, int64_t rows) {
       }
     }
     if (p.cell == GRU_BEFORE)  // hidden = X @ R_h (X's rows lie T*U apart in the saved aux)
-      matmul(p.save ? at(p.aux, 0, U) : X.data(), p.save ? T_ * U : U, R + 2 * U, W,
+      matmul(p.save ? at(p.aux, 0, U) : X.data(), p.save ? T_ * U : U, R + 2 * U * U,
              hidden.data(), U, rows, U, U, false);
     if (gru)
       for (int64_t i = 0; i < rows; ++i) {
@@ -406,11 +447,11 @@ void forward_chunk(const Problem& p, int64_t b0, int64_t rows) {
 }
 
 template <typename T, int64_t ACT, int64_t RACT>
-void backward_chunk(const Problem& p, int64_t b0, int64_t rows) {
+void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int64_t rows) {
   const Activations<ACT, RACT> f(p);
   const int64_t T_ = p.timesteps, F = p.features, U = p.units, G = p.gates, W = G * U;
-  const T* KT = static_cast<const T*>(p.kernel_t);
-  const T* RT = static_cast<const T*>(p.recurrent_kernel_t);
+  const T* KT = w.kernel.data();
+  const T* RT = w.recurrent.data();
   const T* xmask = p.input_masked ? static_cast<const T*>(p.xmask) + b0 * G * F : nullptr;
   const T* M = p.masked ? static_cast<const T*>(p.rmask) + b0 * G * U : nullptr;
   const T* dout = static_cast<const T*>(p.dout);
@@ -479,7 +520,7 @@ void backward_chunk(const Problem& p, int64_t b0, int64_t rows) {
       }
     }
     if (p.cell == GRU_BEFORE) {  // back through X @ R_h, X = r * h * m_h
-      matmul(DX + 2 * U, ldx, RT + 2 * U * U, U, d_rh.data(), U, rows, U, U, false);
+      matmul(DX + 2 * U, ldx, RT + 2 * U * U, d_rh.data(), U, rows, U, U, false);
       for (int64_t i = 0; i < rows; ++i) {
         const T* a = at(p.gate_values, i, W);
         const T* src = p.keep_pre ? at(p.pre, i, W) : a;
@@ -519,7 +560,8 @@ void backward_chunk(const Problem& p, int64_t b0, int64_t rows) {
 // C (S x width) = sum over n of (states[n] * mask_g[n / timesteps])^T B[n] for n < depth (every
 // row and step; states (depth x S), B (depth x width, ldb), mask (batch, gates, S) or null): a
 // weight's gradient. The depth goes in blocks of 128, each transposed (and masked) into
-// scratch and added in order; the columns in strips of two vectors, each strip on one thread.
+// scratch and added in order; the columns in strips of two vectors, each strip on one thread
+// (packed per block).
 // Every element sums over the depth in order, whatever the number of threads.
 template <typename T>
 void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, int64_t timesteps,
@@ -529,7 +571,7 @@ void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, i
   const int64_t strips = (width + STRIP - 1) / STRIP;
   threads = std::max<int64_t>(1, std::min(threads, strips));
   auto work = [&](int64_t worker) {
-    std::vector<T> block(S * DEPTH_BLOCK);  // (S x block depth)
+    std::vector<T> block(S * DEPTH_BLOCK), panel(DEPTH_BLOCK * STRIP);  // (S x block depth)
     for (int64_t k = 0; k < depth; k += DEPTH_BLOCK) {
       const int64_t n = std::min(DEPTH_BLOCK, depth - k);
       for (int64_t d = 0; d < n; ++d) {
@@ -538,9 +580,9 @@ void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, i
         for (int64_t r = 0; r < S; ++r) block[r * n + d] = m ? row[r] * m[r] : row[r];
       }
       for (int64_t strip = worker; strip < strips; strip += threads) {
-        const int64_t j = strip * STRIP;
-        matmul(block.data(), n, B + k * ldb + j, ldb, C + j, ldc, S, n,
-               std::min(STRIP, width - j), k > 0);
+        const int64_t j = strip * STRIP, strip_width = std::min(STRIP, width - j);
+        pack(B + k * ldb + j, ldb, n, strip_width, panel.data());
+        matmul(block.data(), n, panel.data(), C + j, ldc, S, n, strip_width, k > 0);
       }
     }
   };
@@ -550,30 +592,39 @@ void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, i
   for (auto& thread : pool) thread.join();
 }
 
-// Runs `chunk<T, ACT, RACT>` over the batch: compile-time activations for the common pairs
-// (tanh or relu with sigmoid gates), run-time codes otherwise; double when `precise`.
-template <template <typename, int64_t, int64_t> class Chunk>
+// Runs Pass<T, ACT, RACT> over the batch: compile-time activations for the common pairs (tanh
+// or relu with sigmoid gates), run-time codes otherwise; double when `precise`.
+template <template <typename, int64_t, int64_t> class Pass>
 void run_chunks(const Problem& p, bool precise) {
   const bool sigmoid_gates = p.cell == SIMPLE || p.recurrent_activation == SIGMOID;
-  auto body = [&](auto chunk) {
+  auto body = [&](auto pass) {
+    const auto weights = pass.pack(p);
     for_each_chunk(p.batch, p.threads, chunk_rows(p), [&](int64_t b0, int64_t rows) {
-      chunk(p, b0, rows);
+      pass.run(p, weights, b0, rows);
     });
   };
-  if (precise) return body(Chunk<double, -1, -1>::run);
-  if (sigmoid_gates && p.activation == TANH) return body(Chunk<float, TANH, SIGMOID>::run);
-  if (sigmoid_gates && p.activation == RELU) return body(Chunk<float, RELU, SIGMOID>::run);
-  body(Chunk<float, -1, -1>::run);
+  if (precise) return body(Pass<double, -1, -1>{});
+  if (sigmoid_gates && p.activation == TANH) return body(Pass<float, TANH, SIGMOID>{});
+  if (sigmoid_gates && p.activation == RELU) return body(Pass<float, RELU, SIGMOID>{});
+  body(Pass<float, -1, -1>{});
 }
 
 template <typename T, int64_t ACT, int64_t RACT> struct Forward {
-  static void run(const Problem& p, int64_t b0, int64_t rows) {
-    forward_chunk<T, ACT, RACT>(p, b0, rows);
+  static PackedWeights<T> pack(const Problem& p) {
+    return {pack_gates<T>(p.kernel, p.features, p.units, p.gates, false),
+            pack_gates<T>(p.recurrent_kernel, p.units, p.units, p.gates, false)};
+  }
+  static void run(const Problem& p, const PackedWeights<T>& w, int64_t b0, int64_t rows) {
+    forward_chunk<T, ACT, RACT>(p, w, b0, rows);
   }
 };
 template <typename T, int64_t ACT, int64_t RACT> struct Backward {
-  static void run(const Problem& p, int64_t b0, int64_t rows) {
-    backward_chunk<T, ACT, RACT>(p, b0, rows);
+  static PackedWeights<T> pack(const Problem& p) {
+    return {pack_gates<T>(p.kernel_t, p.units, p.features, p.gates, true),
+            pack_gates<T>(p.recurrent_kernel_t, p.units, p.units, p.gates, true)};
+  }
+  static void run(const Problem& p, const PackedWeights<T>& w, int64_t b0, int64_t rows) {
+    backward_chunk<T, ACT, RACT>(p, w, b0, rows);
   }
 };
 
