@@ -3,13 +3,15 @@
 // (with -march=native) and calls `rnnkit_forward` / `rnnkit_backward` through ctypes; its
 // docstring describes the array layouts. Rows of the batch are independent: chunks of rows run
 // on separate threads that never synchronise inside the sequence, and no result depends on how
-// rows are split, so results do not depend on the number of threads.
+// rows are split, so results do not depend on the number of threads. The threads are OpenMP's:
+// loaded beside PyTorch, the library shares PyTorch's OpenMP runtime and its thread pool (whose
+// idle threads spin for a while after each PyTorch operation, and would otherwise take the cores
+// from threads of our own).
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -251,14 +253,8 @@ void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body)
   int64_t rows = (per_thread + chunks_per_thread - 1) / chunks_per_thread;
   if (rows % 4) rows = std::min(per_thread, (rows + 5) / 6 * 6);
   const int64_t chunks = (batch + rows - 1) / rows;
-  auto work = [&](int64_t worker) {
-    for (int64_t c = worker; c < chunks; c += threads)
-      body(c * rows, std::min(rows, batch - c * rows));
-  };
-  std::vector<std::thread> pool;
-  for (int64_t worker = 1; worker < threads; ++worker) pool.emplace_back(work, worker);
-  work(0);
-  for (auto& thread : pool) thread.join();
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int64_t c = 0; c < chunks; ++c) body(c * rows, std::min(rows, batch - c * rows));
 }
 
 // Rows per chunk: enough to reuse each strip of the weights over several row blocks, few
@@ -586,10 +582,8 @@ void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, i
       }
     }
   };
-  std::vector<std::thread> pool;
-  for (int64_t worker = 1; worker < threads; ++worker) pool.emplace_back(work, worker);
-  work(0);
-  for (auto& thread : pool) thread.join();
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int64_t worker = 0; worker < threads; ++worker) work(worker);
 }
 
 // Runs Pass<T, ACT, RACT> over the batch: compile-time activations for the common pairs (tanh

@@ -78,7 +78,7 @@ ACTIVATION_CODES = {
 
 _SOURCE = Path(__file__).with_name("cpu.cpp")
 # No -ffast-math: linked into a shared library it would flush denormals for the whole process.
-_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-fno-math-errno",
+_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno",
           "-fno-trapping-math", "-ffp-contract=fast"]  # fmt: skip
 _OPTIONS = (
     "cell", "batch", "timesteps", "features", "units", "gates", "backwards", "zero_output",
@@ -118,10 +118,11 @@ def _cpu_features() -> str:
 
 def _compile(compiler: str, library: Path) -> None:
     """Builds cpu.cpp into `library` (atomically: a temporary file, then a rename); tries
-    -march=native first, then the compiler's default target."""
+    -march=native with OpenMP first, then OpenMP on the compiler's default target, then
+    neither (the kernels then run on one thread)."""
     library.parent.mkdir(parents=True, exist_ok=True)
     errors = []
-    for target in (["-march=native"], []):
+    for target in (["-march=native", "-fopenmp"], ["-fopenmp"], []):
         with tempfile.NamedTemporaryFile(dir=library.parent, suffix=".so", delete=False) as file:
             partial = Path(file.name)
         command = [compiler, *_FLAGS, *target, str(_SOURCE), "-o", str(partial)]
