@@ -63,11 +63,12 @@ template <typename T> inline void store(T* p, typename Vector<T>::type v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-// C (ROWS x NV vectors) (+)= A (ROWS x depth) @ B (depth x NV vectors, row stride ldb): the
-// ROWS x NV accumulators stay in registers for the whole depth loop.
+// C (ROWS x NV vectors) (+)= A (ROWS x depth; A(r, k) = A[r * lda + k * a_step]) @ B (depth x
+// NV vectors, row stride ldb): the ROWS x NV accumulators stay in registers for the whole depth
+// loop.
 template <typename T, int ROWS, int NV>
-inline void matmul_block(const T* A, int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc,
-                         int64_t depth, bool accumulate) {
+inline void matmul_block(const T* A, int64_t lda, int64_t a_step, const T* B, int64_t ldb, T* C,
+                         int64_t ldc, int64_t depth, bool accumulate) {
   using V = typename Vector<T>::type;
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
   V acc[ROWS][NV];
@@ -77,7 +78,7 @@ inline void matmul_block(const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
     V b[NV];
     for (int v = 0; v < NV; ++v) b[v] = load(B + k * ldb + v * LANES);
     for (int r = 0; r < ROWS; ++r) {
-      const T a = A[r * lda + k];
+      const T a = A[r * lda + k * a_step];
       for (int v = 0; v < NV; ++v) acc[r][v] += a * b[v];
     }
   }
@@ -90,68 +91,79 @@ inline void matmul_block(const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
 // panel width) contiguously, one after another, so the panel starting at column j begins at
 // P + depth * j. A product then streams each panel from memory in order (no stride that crosses
 // a page at every row, as a wide row-major matrix has).
+template <typename T, int64_t PANEL>
+inline void pack_panel(const T* B, int64_t ldb, int64_t depth, T* P) {
+  for (int64_t k = 0; k < depth; ++k)
+    for (int64_t jj = 0; jj < PANEL; ++jj) P[k * PANEL + jj] = B[k * ldb + jj];
+}
+
 template <typename T>
 void pack(const T* B, int64_t ldb, int64_t depth, int64_t width, T* P) {
   constexpr int64_t LANES = VECTOR_BYTES / sizeof(T);
   int64_t j = 0;
-  auto panel = [&](int64_t panel_width) {
-    for (int64_t k = 0; k < depth; ++k)
-      std::copy_n(B + k * ldb + j, panel_width, P + depth * j + k * panel_width);
-    j += panel_width;
-  };
-  while (j + 2 * LANES <= width) panel(2 * LANES);
-  while (j + LANES <= width) panel(LANES);
-  while (j < width) panel(1);
+  for (; j + 2 * LANES <= width; j += 2 * LANES)
+    pack_panel<T, 2 * LANES>(B + j, ldb, depth, P + depth * j);
+  for (; j + LANES <= width; j += LANES) pack_panel<T, LANES>(B + j, ldb, depth, P + depth * j);
+  for (; j < width; ++j) pack_panel<T, 1>(B + j, ldb, depth, P + depth * j);
 }
 
 // Every element of C sums its products over the depth in order, in the same instructions
 // whatever the block shape, so a row's result does not depend on its place in the chunk (and so
 // on the number of threads).
 template <typename T, int ROWS>
-void matmul_rows(const T* A, int64_t lda, const T* P, T* C, int64_t ldc, int64_t rows,
-                 int64_t depth, int64_t width, bool accumulate) {
+void matmul_rows(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, int64_t ldc,
+                 int64_t rows, int64_t depth, int64_t width, bool accumulate) {
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
   int64_t j = 0;
   for (; j + 2 * LANES <= width; j += 2 * LANES)
     for (int64_t i = 0; i < rows; i += ROWS)
-      matmul_block<T, ROWS, 2>(A + i * lda, lda, P + depth * j, 2 * LANES, C + i * ldc + j, ldc,
-                               depth, accumulate);
+      matmul_block<T, ROWS, 2>(A + i * lda, lda, a_step, P + depth * j, 2 * LANES,
+                               C + i * ldc + j, ldc, depth, accumulate);
   for (; j + LANES <= width; j += LANES)
     for (int64_t i = 0; i < rows; i += ROWS)
-      matmul_block<T, ROWS, 1>(A + i * lda, lda, P + depth * j, LANES, C + i * ldc + j, ldc,
-                               depth, accumulate);
+      matmul_block<T, ROWS, 1>(A + i * lda, lda, a_step, P + depth * j, LANES,
+                               C + i * ldc + j, ldc, depth, accumulate);
   for (; j < width; ++j)
     for (int64_t i = 0; i < rows; ++i) {
       T sum = accumulate ? C[i * ldc + j] : T(0);
-      for (int64_t k = 0; k < depth; ++k) sum += A[i * lda + k] * P[depth * j + k];
+      for (int64_t k = 0; k < depth; ++k) sum += A[i * lda + k * a_step] * P[depth * j + k];
       C[i * ldc + j] = sum;
     }
 }
 
-// C (rows x width) (+)= A (rows x depth) @ B (depth x width), B packed (`pack`), leading
-// dimensions lda, ldc. Columns go in panels, outermost, so that a panel stays in L1 for all
-// rows; rows in blocks of six (6 x 2 vectors: 12 accumulators, within AVX2's 16 registers) or
-// four, the last rows padded to a block of four.
+// C (rows x width) (+)= A (rows x depth; A(r, k) = A[r * lda + k * a_step]) @ B (depth x width),
+// B packed (`pack`), C's leading dimension ldc. Columns go in panels, outermost, so that a panel
+// stays in L1 for all rows; rows in blocks of six (6 x 2 vectors: 12 accumulators, within
+// AVX2's 16 registers), or of four for a few rows that four divide, the last rows padded to a
+// block of four.
 template <typename T>
-void matmul(const T* A, int64_t lda, const T* P, T* C, int64_t ldc, int64_t rows, int64_t depth,
-            int64_t width, bool accumulate) {
-  if (rows % 6 == 0) return matmul_rows<T, 6>(A, lda, P, C, ldc, rows, depth, width, accumulate);
-  const int64_t sixes = rows % 4 == 0 ? 0 : rows / 6 * 6;
-  matmul_rows<T, 6>(A, lda, P, C, ldc, sixes, depth, width, accumulate);
+void matmul_strided(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, int64_t ldc,
+                    int64_t rows, int64_t depth, int64_t width, bool accumulate) {
+  if (rows % 6 == 0)
+    return matmul_rows<T, 6>(A, lda, a_step, P, C, ldc, rows, depth, width, accumulate);
+  const int64_t sixes = rows % 4 == 0 && rows < 24 ? 0 : rows / 6 * 6;
+  matmul_rows<T, 6>(A, lda, a_step, P, C, ldc, sixes, depth, width, accumulate);
   const int64_t fours = sixes + (rows - sixes) / 4 * 4;
-  matmul_rows<T, 4>(A + sixes * lda, lda, P, C + sixes * ldc, ldc, fours - sixes, depth, width,
-                    accumulate);
+  matmul_rows<T, 4>(A + sixes * lda, lda, a_step, P, C + sixes * ldc, ldc, fours - sixes, depth,
+                    width, accumulate);
   if (fours == rows) return;
   thread_local std::vector<T> a, c;
   a.assign(4 * depth, T(0));
   c.assign(4 * width, T(0));
   for (int64_t r = 0; r < rows - fours; ++r) {
-    std::copy_n(A + (fours + r) * lda, depth, &a[r * depth]);
+    for (int64_t k = 0; k < depth; ++k) a[r * depth + k] = A[(fours + r) * lda + k * a_step];
     if (accumulate) std::copy_n(C + (fours + r) * ldc, width, &c[r * width]);
   }
-  matmul_rows<T, 4>(a.data(), depth, P, c.data(), width, 4, depth, width, accumulate);
+  matmul_rows<T, 4>(a.data(), depth, 1, P, c.data(), width, 4, depth, width, accumulate);
   for (int64_t r = 0; r < rows - fours; ++r)
     std::copy_n(&c[r * width], width, C + (fours + r) * ldc);
+}
+
+// matmul_strided for a row-major A (rows x depth, leading dimension lda).
+template <typename T>
+void matmul(const T* A, int64_t lda, const T* P, T* C, int64_t ldc, int64_t rows, int64_t depth,
+            int64_t width, bool accumulate) {
+  matmul_strided(A, lda, 1, P, C, ldc, rows, depth, width, accumulate);
 }
 
 // The G gate blocks of a weight matrix, each packed: block g is columns g*U.. of B (depth x
@@ -555,10 +567,10 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
 
 // C (S x width) = sum over n of (states[n] * mask_g[n / timesteps])^T B[n] for n < depth (every
 // row and step; states (depth x S), B (depth x width, ldb), mask (batch, gates, S) or null): a
-// weight's gradient. The depth goes in blocks of 128, each transposed (and masked) into
-// scratch and added in order; the columns in strips of two vectors, each strip on one thread
-// (packed per block).
-// Every element sums over the depth in order, whatever the number of threads.
+// weight's gradient. The depth goes in blocks of 128, added in order; the columns in strips of
+// two vectors, each strip on one thread, packed per block. States are read in place as the
+// transposed left operand (masked ones copied per block first). Every element sums over the
+// depth in order, whatever the number of threads.
 template <typename T>
 void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, int64_t timesteps,
                   const T* B, int64_t ldb, T* C, int64_t ldc, int64_t S, int64_t depth,
@@ -567,18 +579,21 @@ void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, i
   const int64_t strips = (width + STRIP - 1) / STRIP;
   threads = std::max<int64_t>(1, std::min(threads, strips));
   auto work = [&](int64_t worker) {
-    std::vector<T> block(S * DEPTH_BLOCK), panel(DEPTH_BLOCK * STRIP);  // (S x block depth)
+    std::vector<T> masked(mask ? DEPTH_BLOCK * S : 0), panel(DEPTH_BLOCK * STRIP);
     for (int64_t k = 0; k < depth; k += DEPTH_BLOCK) {
       const int64_t n = std::min(DEPTH_BLOCK, depth - k);
-      for (int64_t d = 0; d < n; ++d) {
-        const T* row = states + (k + d) * S;
-        const T* m = mask ? mask + (((k + d) / timesteps) * gates + gate) * S : nullptr;
-        for (int64_t r = 0; r < S; ++r) block[r * n + d] = m ? row[r] * m[r] : row[r];
+      const T* block = states + k * S;  // (n x S): the left operand's transpose
+      if (mask) {
+        for (int64_t d = 0; d < n; ++d) {
+          const T* m = mask + (((k + d) / timesteps) * gates + gate) * S;
+          for (int64_t r = 0; r < S; ++r) masked[d * S + r] = block[d * S + r] * m[r];
+        }
+        block = masked.data();
       }
       for (int64_t strip = worker; strip < strips; strip += threads) {
         const int64_t j = strip * STRIP, strip_width = std::min(STRIP, width - j);
         pack(B + k * ldb + j, ldb, n, strip_width, panel.data());
-        matmul(block.data(), n, panel.data(), C + j, ldc, S, n, strip_width, k > 0);
+        matmul_strided(block, 1, S, panel.data(), C + j, ldc, S, n, strip_width, k > 0);
       }
     }
   };
