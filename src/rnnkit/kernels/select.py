@@ -1,15 +1,18 @@
 """Which kernel runs a recurrent layer's sequence.
 
-`select` is the one seam between the layers and the kernels: the layer names its cell and its
-`use_fused` choice, and gets back a function with `run_loop`'s signature. The fused CPU kernel
-runs when `fused.supports(cell)` finds nothing that blocks it; otherwise `"auto"` falls back to
-the generic loop quietly and `True` raises an error that names what blocks it.
+`select` is the one seam between the layers and the kernels: the layer names its cell, its
+inputs and its `use_fused` choice, and gets back a function with `run_loop`'s signature. On a
+CUDA device the Triton kernels (`rnnkit.kernels.gpu`) run when `gpu.supports` finds nothing that
+blocks them; elsewhere the fused CPU kernel runs when `fused.supports(cell)` finds nothing.
+Otherwise `"auto"` falls back to the generic loop quietly and `True` raises an error that names
+what blocks the fused path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from rnnkit.kernels import fused
@@ -24,17 +27,27 @@ def check_use_fused(owner: str, use_fused: object) -> None:
         )
 
 
-def select(cell: nn.Module, *, use_fused: str | bool) -> Callable:
-    """The kernel for `cell`: the fused one where it can run and is wanted, else the loop.
+def select(cell: nn.Module, inputs: torch.Tensor, *, use_fused: str | bool) -> Callable:
+    """The kernel for `cell` over `inputs`: the fused one for their device where it can run and
+    is wanted, else the loop.
 
     Raises:
         ValueError: with `use_fused=True`, when the fused kernel cannot run `cell`.
     """
     if use_fused is False:
         return run_loop
-    blocker = fused.supports(cell)
-    if blocker is None:
-        return fused.run_fused
+    if inputs.device.type == "cuda":
+        from rnnkit.kernels import gpu  # imports Triton: only where it can be used
+
+        blocker = gpu.supports(cell, inputs)
+        if blocker is None:
+            return gpu.run_gpu
+        path = "the Triton GPU kernels cannot run"
+    else:
+        blocker = fused.supports(cell)
+        if blocker is None:
+            return fused.run_fused
+        path = "the fused CPU kernel cannot run"
     if use_fused is True:
-        raise ValueError(f"use_fused=True, but the fused CPU kernel cannot run: {blocker}.")
+        raise ValueError(f"use_fused=True, but {path}: {blocker}.")
     return run_loop
