@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from rnnkit import activations
-from rnnkit.kernels import cpu
+from rnnkit.kernels import buffers, cpu
 from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
@@ -51,11 +51,15 @@ def supports(cell: nn.Module) -> str | None:
 def _buffer(condition: bool, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     """A buffer of `shape` where the kernel fills it, else a one-element stand-in it ignores.
 
-    Allocated by NumPy, which asks Linux for transparent huge pages on large allocations:
-    first touching a fresh buffer then costs a few times less than `torch.empty`'s pages.
+    From NumPy (transparent huge pages: first touch a few times cheaper than `torch.empty`'s).
     """
     size = shape if condition else (1,) * len(shape)
     return torch.from_numpy(np.empty(size, dtype=_NUMPY_DTYPES[dtype]))
+
+
+def _scratch(condition: bool, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """As `_buffer`, for arrays that never leave this module: reused from call to call."""
+    return buffers.POOL.empty(shape if condition else (1,) * len(shape), dtype)
 
 
 def _contiguous(tensor: torch.Tensor) -> torch.Tensor:
@@ -103,11 +107,13 @@ class _FusedRecurrence(torch.autograd.Function):
             "out": _buffer(True, (batch, timesteps, units), dtype),
             "h_last": torch.empty(batch, units, dtype=dtype),
             "c_last": torch.empty(batch, units, dtype=dtype),
-            "hs": _buffer(save, (batch, timesteps, units), dtype),
-            "cs": _buffer(save and cell == cpu.LSTM, (batch, timesteps, units), dtype),
-            "gate_values": _buffer(save, (batch, timesteps, n_gates, units), dtype),
-            "pre": _buffer(save and options["keep_pre"], (batch, timesteps, n_gates, units), dtype),
-            "aux": _buffer(save and cell != cpu.SIMPLE, (batch, timesteps, units), dtype),
+            "hs": _scratch(save, (batch, timesteps, units), dtype),
+            "cs": _scratch(save and cell == cpu.LSTM, (batch, timesteps, units), dtype),
+            "gate_values": _scratch(save, (batch, timesteps, n_gates, units), dtype),
+            "pre": _scratch(
+                save and options["keep_pre"], (batch, timesteps, n_gates, units), dtype
+            ),
+            "aux": _scratch(save and cell != cpu.SIMPLE, (batch, timesteps, units), dtype),
         }
         cpu.forward(kernel_options, arrays)
         ctx.save_for_backward(*(arrays[name] for name in _SAVED))
@@ -126,8 +132,8 @@ class _FusedRecurrence(torch.autograd.Function):
             dout=dout.contiguous(),
             dh_last=dh_last.contiguous(),
             dc_last=dc_last.contiguous(),
-            dxproj=_buffer(True, arrays["gate_values"].shape, dtype),
-            dinner=_buffer(options["cell"] == cpu.GRU_AFTER, (batch, timesteps, units), dtype),
+            dxproj=_scratch(True, arrays["gate_values"].shape, dtype),
+            dinner=_scratch(options["cell"] == cpu.GRU_AFTER, (batch, timesteps, units), dtype),
             dinputs=_buffer(options["input_gradient"], arrays["inputs"].shape, dtype),
             dh0=torch.empty(batch, units, dtype=dtype),
             dc0=torch.empty(batch, units, dtype=dtype),
