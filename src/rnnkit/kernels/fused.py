@@ -172,7 +172,9 @@ def _weight_gradients(
     inputs = arrays["inputs"]
     dkernel = torch.empty(inputs.shape[-1], n_gates * units, dtype=dpre.dtype)
     _gate_products(inputs, arrays["xmask"], options["input_masked"], dpre, dkernel, n_gates)
-    dinput_bias = dpre.sum((0, 1)).flatten()
+    ones = torch.ones(batch, timesteps, 1, dtype=dpre.dtype)
+    dinput_bias = torch.empty(1, n_gates * units, dtype=dpre.dtype)
+    cpu.states_t_times(ones, None, dpre, dinput_bias, 0, n_gates)  # sums in a fixed order
     if cell == cpu.GRU_AFTER:  # the h-gate reaches R through inner_h = h @ R_h + b_h
         dpre[:, :, 2] = arrays["dinner"]
     drecurrent = torch.empty(units, n_gates * units, dtype=dpre.dtype)
@@ -181,11 +183,10 @@ def _weight_gradients(
                    product_gates)  # fmt: skip
     if cell == cpu.GRU_BEFORE:  # inner_h = r * h * m_h already carries the h-gate's mask
         cpu.states_t_times(arrays["aux"], None, dpre, drecurrent, 2, 3)
+    drecurrent_bias = torch.zeros(1, n_gates * units, dtype=dpre.dtype)
     if cell == cpu.GRU_AFTER:
-        drecurrent_bias = dpre.sum((0, 1)).flatten()
-    else:
-        drecurrent_bias = torch.zeros(n_gates * units, dtype=dpre.dtype)
-    return dkernel, dinput_bias, drecurrent, drecurrent_bias
+        cpu.states_t_times(ones, None, dpre, drecurrent_bias, 0, n_gates)
+    return dkernel, dinput_bias.flatten(), drecurrent, drecurrent_bias.flatten()
 
 
 def run_fused(
