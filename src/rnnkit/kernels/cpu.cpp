@@ -569,11 +569,12 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
 // row and step; states (depth x S), B (depth x width, ldb), mask (batch, gates, S) or null): a
 // weight's gradient. The depth goes in blocks of 128, added in order; the columns in strips of
 // two vectors, each strip on one thread, packed per block. States are read in place as the
-// transposed left operand (masked ones copied per block first). Every element sums over the
-// depth in order, whatever the number of threads.
+// transposed left operand (masked ones copied per block first). With `sums`, also sums[j] =
+// sum over n of B[n, j] (a bias's gradient). Every element sums over the depth in order,
+// whatever the number of threads.
 template <typename T>
 void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, int64_t timesteps,
-                  const T* B, int64_t ldb, T* C, int64_t ldc, int64_t S, int64_t depth,
+                  const T* B, int64_t ldb, T* C, int64_t ldc, T* sums, int64_t S, int64_t depth,
                   int64_t width, int64_t threads) {
   constexpr int64_t STRIP = 2 * VECTOR_BYTES / sizeof(T), DEPTH_BLOCK = 128;
   const int64_t strips = (width + STRIP - 1) / STRIP;
@@ -594,6 +595,12 @@ void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, i
         const int64_t j = strip * STRIP, strip_width = std::min(STRIP, width - j);
         pack(B + k * ldb + j, ldb, n, strip_width, panel.data());
         matmul_strided(block, 1, S, panel.data(), C + j, ldc, S, n, strip_width, k > 0);
+        if (sums) {
+          if (k == 0) std::fill_n(sums + j, strip_width, T(0));
+          for (int64_t d = 0; d < n; ++d)
+#pragma GCC ivdep
+            for (int64_t jj = 0; jj < strip_width; ++jj) sums[j + jj] += B[(k + d) * ldb + j + jj];
+        }
       }
     }
   };
@@ -651,16 +658,16 @@ void rnnkit_backward(const Problem* p, int64_t precise) { run_chunks<Backward>(*
 // The weight gradient `long_product` computes; see there.
 void rnnkit_long_product(const void* states, const void* mask, int64_t gate, int64_t gates,
                          int64_t timesteps, const void* B, int64_t ldb, void* C, int64_t ldc,
-                         int64_t S, int64_t depth, int64_t width, int64_t threads,
+                         void* sums, int64_t S, int64_t depth, int64_t width, int64_t threads,
                          int64_t precise) {
   if (precise)
     long_product(static_cast<const double*>(states), static_cast<const double*>(mask), gate,
                  gates, timesteps, static_cast<const double*>(B), ldb, static_cast<double*>(C),
-                 ldc, S, depth, width, threads);
+                 ldc, static_cast<double*>(sums), S, depth, width, threads);
   else
     long_product(static_cast<const float*>(states), static_cast<const float*>(mask), gate, gates,
-                 timesteps, static_cast<const float*>(B), ldb, static_cast<float*>(C), ldc, S,
-                 depth, width, threads);
+                 timesteps, static_cast<const float*>(B), ldb, static_cast<float*>(C), ldc,
+                 static_cast<float*>(sums), S, depth, width, threads);
 }
 
 }  // extern "C"

@@ -167,16 +167,10 @@ def library() -> ctypes.CDLL:
         getattr(lib, name).argtypes = [ctypes.POINTER(_Problem), ctypes.c_int64]
         getattr(lib, name).restype = None
     pointer, integer = ctypes.c_void_p, ctypes.c_int64
-    lib.rnnkit_long_product.argtypes = [
-        pointer,
-        pointer,
-        integer,
-        integer,
-        integer,
-        pointer,
-        integer,
-        pointer,
-    ] + [integer] * 6
+    # states, mask, gate, gates, timesteps, B, ldb, C, ldc, sums; S, depth, width, threads,
+    # precise
+    signature = [pointer, pointer, integer, integer, integer, pointer, integer, pointer, integer]
+    lib.rnnkit_long_product.argtypes = [*signature, pointer] + [integer] * 5
     lib.rnnkit_long_product.restype = None
     return lib
 
@@ -220,10 +214,11 @@ def states_t_times(
     out: torch.Tensor,
     first: int,
     last: int,
+    sums: torch.Tensor | None = None,
 ) -> None:
     """out[:, first*U:last*U] = sum over rows b and steps t of (states[b, t] * mask[b, g])^T @
     gradients[b, t, g] for first <= g < last, summed in order (so not depending on the number
-    of threads): a weight's gradient.
+    of threads): a weight's gradient; with `sums`, also the plain sums of those gradients.
 
     Args:
         states: `(B, T, S)` contiguous, what each step's product read (the inputs, or the
@@ -232,6 +227,8 @@ def states_t_times(
         gradients: `(B, T, G, U)` contiguous, the gradients of the pre-activations.
         out: `(S, G*U)` contiguous, the weight's gradient.
         first, last: the gates to fill.
+        sums: None, or `(G*U,)` contiguous: sums[g*U:(g+1)*U] = gradients[..., g, :] summed
+            over rows and steps, for the same gates (a bias's gradient).
     """
     batch, timesteps, size = states.shape
     width, units = out.shape[1], gradients.shape[-1]
@@ -239,6 +236,7 @@ def states_t_times(
     library().rnnkit_long_product(
         states.data_ptr(), None if mask is None else mask.data_ptr(), first,
         gradients.shape[2], timesteps, gradients.data_ptr() + offset, width,
-        out.data_ptr() + offset, width, size, batch * timesteps, (last - first) * units,
-        torch.get_num_threads(), out.dtype == torch.float64,
+        out.data_ptr() + offset, width, None if sums is None else sums.data_ptr() + offset,
+        size, batch * timesteps, (last - first) * units, torch.get_num_threads(),
+        out.dtype == torch.float64,
     )  # fmt: skip

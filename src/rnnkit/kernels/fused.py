@@ -151,14 +151,15 @@ _SAVED = ("inputs", "kernel", "xmask", "recurrent_kernel", "keep", "rmask", "hs"
 
 def _gate_products(
     states: torch.Tensor, mask: torch.Tensor, masked: bool, dpre: torch.Tensor,
-    out: torch.Tensor, gates: int,
+    out: torch.Tensor, gates: int, sums: torch.Tensor | None = None,
 ) -> None:  # fmt: skip
-    """out[:, :gates*U] = sum over rows and steps of (states * mask_g)^T @ dpre_g, g < gates."""
+    """out[:, :gates*U] = sum over rows and steps of (states * mask_g)^T @ dpre_g, g < gates
+    (and `sums` the sums of dpre_g, if given)."""
     if not masked:
-        cpu.states_t_times(states, None, dpre, out, 0, gates)
+        cpu.states_t_times(states, None, dpre, out, 0, gates, sums)
         return
     for g in range(gates):
-        cpu.states_t_times(states, mask, dpre, out, g, g + 1)
+        cpu.states_t_times(states, mask, dpre, out, g, g + 1, sums)
 
 
 def _weight_gradients(
@@ -171,22 +172,19 @@ def _weight_gradients(
     batch, timesteps, n_gates, units = dpre.shape
     inputs = arrays["inputs"]
     dkernel = torch.empty(inputs.shape[-1], n_gates * units, dtype=dpre.dtype)
-    _gate_products(inputs, arrays["xmask"], options["input_masked"], dpre, dkernel, n_gates)
-    ones = torch.ones(batch, timesteps, 1, dtype=dpre.dtype)
-    dinput_bias = torch.empty(1, n_gates * units, dtype=dpre.dtype)
-    cpu.states_t_times(ones, None, dpre, dinput_bias, 0, n_gates)  # sums in a fixed order
+    dinput_bias = torch.empty(n_gates * units, dtype=dpre.dtype)
+    _gate_products(inputs, arrays["xmask"], options["input_masked"], dpre, dkernel, n_gates,
+                   dinput_bias)  # fmt: skip
     if cell == cpu.GRU_AFTER:  # the h-gate reaches R through inner_h = h @ R_h + b_h
         dpre[:, :, 2] = arrays["dinner"]
     drecurrent = torch.empty(units, n_gates * units, dtype=dpre.dtype)
+    drecurrent_bias = torch.zeros(n_gates * units, dtype=dpre.dtype)
     product_gates = 2 if cell == cpu.GRU_BEFORE else n_gates
     _gate_products(arrays["hs"], arrays["rmask"], options["masked"], dpre, drecurrent,
-                   product_gates)  # fmt: skip
+                   product_gates, drecurrent_bias if cell == cpu.GRU_AFTER else None)  # fmt: skip
     if cell == cpu.GRU_BEFORE:  # inner_h = r * h * m_h already carries the h-gate's mask
         cpu.states_t_times(arrays["aux"], None, dpre, drecurrent, 2, 3)
-    drecurrent_bias = torch.zeros(1, n_gates * units, dtype=dpre.dtype)
-    if cell == cpu.GRU_AFTER:
-        cpu.states_t_times(ones, None, dpre, drecurrent_bias, 0, n_gates)
-    return dkernel, dinput_bias.flatten(), drecurrent, drecurrent_bias.flatten()
+    return dkernel, dinput_bias, drecurrent, drecurrent_bias
 
 
 def run_fused(
