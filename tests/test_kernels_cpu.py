@@ -80,3 +80,40 @@ def test_states_t_times_is_the_masked_product_over_rows_and_steps(masked):
     untouched = [g for g in range(gates) if not first <= g < last]
     for g in untouched:
         assert torch.isnan(out[:, g * units : (g + 1) * units]).all()
+
+
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru_reset_after", "gru_reset_before"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype):
+    """Sizes that take every path of the products: 37 units = two-vector strips, a one-vector
+    strip and single columns (float32 and float64 lanes); 13 rows = six-row blocks, a four-row
+    block and padded rows; masks, recurrent and input dropout per gate, go_backwards."""
+    from rnnkit.layers import GRU, SimpleRNN
+
+    make = {
+        "simple_rnn": SimpleRNN,
+        "lstm": LSTM,
+        "gru_reset_after": GRU,
+        "gru_reset_before": lambda *a, **k: GRU(*a, reset_after=False, **k),
+    }[kind]
+    torch.manual_seed(0)
+    options = dict(dropout=0.2, recurrent_dropout=0.3, go_backwards=True, dtype=dtype)
+    fused_layer, loop_layer = (make(37, use_fused=f, **options) for f in (True, False))
+    x = torch.randn(13, 7, 21, dtype=dtype)
+    mask = torch.arange(7) < torch.randint(1, 8, (13,))[:, None]
+    fused_layer.build(x.shape)
+    loop_layer.build(x.shape)
+    loop_layer.set_weights(fused_layer.get_weights())
+    masks = fused_layer.cell.make_dropout_masks(13)
+    fused_layer.cell.make_dropout_masks = loop_layer.cell.make_dropout_masks = lambda batch: masks
+    results = []
+    for layer in (fused_layer, loop_layer):
+        inputs = x.clone().requires_grad_()
+        output = layer(inputs, mask=mask, training=True)
+        (
+            output * torch.linspace(-1, 1, output.numel(), dtype=dtype).view_as(output)
+        ).sum().backward()
+        results.append([output, inputs.grad, *[p.grad for p in layer.parameters()]])
+    tolerance = 1e-10 if dtype == torch.float64 else 1e-5
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
