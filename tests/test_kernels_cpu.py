@@ -60,6 +60,14 @@ def test_a_failed_build_reports_the_compiler_error(fresh_library, tmp_path, monk
     assert not list((tmp_path / "kernels").glob("*.so"))
 
 
+def test_an_unwritable_cache_is_a_build_error(fresh_library, tmp_path, monkeypatch):
+    (tmp_path / "kernels").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("RNNKIT_HOME", str(tmp_path))
+    with pytest.raises(cpu.KernelBuildError, match="building the fused CPU kernels failed"):
+        cpu.library()
+    assert cpu.unavailable().startswith("building the fused CPU kernels failed")
+
+
 @pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
 def test_states_t_times_is_the_masked_product_over_rows_and_steps(masked):
     generator = torch.Generator().manual_seed(0)

@@ -147,16 +147,22 @@ def library() -> ctypes.CDLL:
         raise KernelBuildError(
             f"no C++ compiler found (looked for {os.environ.get('CXX', 'c++')!r}; set CXX)"
         )
-    version = subprocess.run(
-        [compiler, "--version"], capture_output=True, text=True, check=False
-    ).stdout
+    try:
+        version = subprocess.run(
+            [compiler, "--version"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError as error:
+        raise KernelBuildError(f"the C++ compiler {compiler} cannot be run: {error}") from None
     key = hashlib.sha256(
         "\0".join([_SOURCE.read_text(), compiler, version, " ".join(_FLAGS), _cpu_features()])
         .encode()
     ).hexdigest()[:16]  # fmt: skip
     path = cache_root() / "kernels" / f"rnnkit_cpu_{key}.so"
     if not path.exists():
-        _compile(compiler, path)
+        try:
+            _compile(compiler, path)
+        except OSError as error:  # an unwritable cache, a compiler that cannot be run
+            raise KernelBuildError(f"building the fused CPU kernels failed: {error}") from None
     try:
         lib = ctypes.CDLL(str(path))
     except OSError as error:
