@@ -4,9 +4,10 @@ Each step's input and recurrent products (`x_t @ kernel + h @ recurrent_kernel`)
 arithmetic, masking and direction run step by step in the kernels, with no projected sequence
 in memory; the backward pass does the same in reverse and passes the gradients of the
 pre-activations to `states_t_times`, which forms the weight gradients as long products over
-every row and step. Rows of the batch are independent, so
-chunks of rows run on parallel threads that never synchronise inside the sequence; no result
-depends on how rows are split, so results do not depend on the number of threads.
+every row and step. Rows of the batch are independent, so chunks of rows run on
+`torch.get_num_threads()` OpenMP threads (PyTorch's own pool) that never synchronise inside the
+sequence; no result depends on how rows are split, so results do not depend on the number of
+threads.
 
 `cpu.cpp` is compiled with the C++ compiler (`$CXX`, else `c++`) and `-march=native` on first
 use, into `~/.rnnkit/kernels/` (`$RNNKIT_HOME` moves it), keyed by a hash of the source, the
