@@ -18,6 +18,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+from sequence_masks import left_padded_mask, right_padded_mask
 
 from rnnkit import reference
 from rnnkit.kernels.loop import run_loop
@@ -97,21 +98,6 @@ def make_cell(kind, dtype=torch.float64, units=UNITS, scale=0.5, **kwargs):
         for weight in cell.parameters():
             weight.copy_(torch.from_numpy(rng.normal(0, scale, tuple(weight.shape))))
     return cell
-
-
-def right_padded_mask():
-    mask = np.ones((BATCH, TIMESTEPS), dtype=bool)
-    mask[1, 4:] = False
-    mask[2, 1:] = False
-    return mask
-
-
-def left_padded_mask():
-    mask = np.ones((BATCH, TIMESTEPS), dtype=bool)
-    mask[0, :2] = False
-    mask[1, :] = False  # a fully masked row
-    mask[3, :5] = False
-    return mask
 
 
 def scattered_mask():

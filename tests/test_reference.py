@@ -9,6 +9,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from sequence_masks import left_padded_mask, right_padded_mask
 
 from rnnkit import reference
 
@@ -60,21 +61,6 @@ def random_states(kind, seed=2, batch=BATCH):
 def run_reference(kind, x, weights, **kwargs):
     kernel, recurrent_kernel, *bias = weights
     return KINDS[kind][2](x, kernel, recurrent_kernel, bias[0] if bias else None, **kwargs)
-
-
-def right_padded_mask():
-    mask = np.ones((BATCH, TIMESTEPS), dtype=bool)
-    mask[1, 4:] = False
-    mask[2, 1:] = False
-    return mask
-
-
-def left_padded_mask():
-    mask = np.ones((BATCH, TIMESTEPS), dtype=bool)
-    mask[0, :2] = False
-    mask[1, :] = False  # a fully masked row
-    mask[3, :5] = False
-    return mask
 
 
 def assert_all_close(got, expected, atol):

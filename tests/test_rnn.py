@@ -7,6 +7,7 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+from sequence_masks import left_padded_mask, right_padded_mask
 
 from rnnkit import initializers, reference, regularizers
 from rnnkit.layers import GRU, LSTM, RNN, SimpleRNN, SimpleRNNCell
@@ -53,21 +54,6 @@ def reference_call(layer, ref, x, **kwargs):
 
 def inputs(seed=1, batch=BATCH, timesteps=TIMESTEPS):
     return np.random.default_rng(seed).normal(size=(batch, timesteps, FEATURES))
-
-
-def right_padded_mask():
-    mask = np.ones((BATCH, TIMESTEPS), dtype=bool)
-    mask[1, 4:] = False
-    mask[2, 1:] = False
-    return mask
-
-
-def left_padded_mask():
-    mask = np.ones((BATCH, TIMESTEPS), dtype=bool)
-    mask[0, :2] = False
-    mask[1, :] = False  # a fully masked row
-    mask[3, :5] = False
-    return mask
 
 
 def random_states(kind, seed=2):

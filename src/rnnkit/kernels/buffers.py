@@ -1,6 +1,6 @@
-"""Reusable scratch buffers for the fused kernels: what one training step saves for its
-backward pass (tens of MB at the chapter's sizes) is reused by the next step instead of being
-allocated afresh.
+"""Buffers for the fused kernels: NumPy-backed tensors, and a pool that reuses them, so that
+what one training step saves for its backward pass (tens of MB at the chapter's sizes) serves
+the next step instead of being allocated afresh.
 
 Fresh memory costs more than its size suggests: the kernel must fault in and zero every page on
 first touch, which took longer than the recurrence's own writes to it. Buffers come from NumPy
@@ -23,6 +23,11 @@ _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 IDLE_LIMIT_BYTES = 1 << 30
 
 
+def numpy_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised float32 or float64 tensor on NumPy's memory (huge pages; see above)."""
+    return torch.from_numpy(np.empty(shape, dtype=_NUMPY_DTYPES[dtype]))
+
+
 class BufferPool:
     """Hands out NumPy-backed tensors, reusing those no longer referenced anywhere else."""
 
@@ -40,13 +45,12 @@ class BufferPool:
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """An uninitialised tensor of `shape` and `dtype` (float32 or float64), reused if a
         buffer of that shape is idle."""
-        np_dtype = np.dtype(_NUMPY_DTYPES[dtype])
         with self._lock:
-            array = self._find_idle(tuple(shape), np_dtype)
+            array = self._find_idle(tuple(shape), np.dtype(_NUMPY_DTYPES[dtype]))
             if array is None:
                 self._trim()
-                array = np.empty(shape, dtype=np_dtype)
-                self._arrays.append(array)
+                array = np.empty(shape, dtype=_NUMPY_DTYPES[dtype])
+                self._arrays.append(array)  # tensors made from it refer to it
             return torch.from_numpy(array)
 
     def _find_idle(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | None:

@@ -307,23 +307,24 @@ void gate_products(const T* A, int64_t lda, const T* mask, const T* P, T* dst, i
   }
 }
 
-// dst (rows x depth, ldd) (+)= sum over g0 <= g < g1 of (D[:, g*U:(g+1)*U] @ BT_g) * mask[:, g]:
-// the gradient `gate_products` passes to A. PT holds BT_g = B_g^T (U x depth) packed
-// (`pack_gates` by rows); mask (rows, G, depth) or null; Tg (rows x depth) scratch.
+// dst (rows x depth, ldd) (+)= sum over g0 <= g < g1 of (D_g @ BT_g) * mask[:, g], D_g =
+// D[:, (g-g0)*U : (g-g0+1)*U]: the gradient `gate_products` passes to A. PT holds BT_g = B_g^T
+// (U x depth) packed (`pack_gates` by rows); mask (rows, G, depth) or null; Tg (rows x depth)
+// scratch.
 template <typename T>
 void gate_products_transposed(const T* D, int64_t ldD, const T* mask, const T* PT, T* dst,
                               int64_t ldd, int64_t rows, int64_t depth, int64_t G, int64_t U,
                               int64_t g0, int64_t g1, bool accumulate, T* Tg) {
   if (!mask) {
     for (int64_t g = g0; g < g1; ++g)
-      matmul(D + g * U, ldD, PT + g * U * depth, dst, ldd, rows, U, depth,
+      matmul(D + (g - g0) * U, ldD, PT + g * U * depth, dst, ldd, rows, U, depth,
              accumulate || g > g0);
     return;
   }
   if (!accumulate)
     for (int64_t i = 0; i < rows; ++i) std::fill_n(dst + i * ldd, depth, T(0));
   for (int64_t g = g0; g < g1; ++g) {
-    matmul(D + g * U, ldD, PT + g * U * depth, Tg, depth, rows, U, depth, false);
+    matmul(D + (g - g0) * U, ldD, PT + g * U * depth, Tg, depth, rows, U, depth, false);
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t k = 0; k < depth; ++k)
         dst[i * ldd + k] += Tg[i * depth + k] * mask[(i * G + g) * depth + k];
@@ -407,9 +408,11 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
       } else {
         #pragma GCC ivdep
         for (int64_t j = 0; j < 2 * U; ++j) a[j] = activation_of(f.ract, z[j]);
-        if (p.cell == GRU_BEFORE)  // X = r * h (times the h-gate's dropout mask)
+        if (p.cell == GRU_BEFORE) {  // X = r * h (times the h-gate's dropout mask)
           #pragma GCC ivdep
-          for (int64_t k = 0; k < U; ++k) x[k] = a[U + k] * h[k] * (M ? M[(i * G + 2) * U + k] : T(1));
+          for (int64_t k = 0; k < U; ++k)
+            x[k] = a[U + k] * h[k] * (M ? M[(i * G + 2) * U + k] : T(1));
+        }
       }
     }
     if (p.cell == GRU_BEFORE)  // hidden = X @ R_h (X's rows lie T*U apart in the saved aux)
@@ -464,20 +467,25 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   const T* M = p.masked ? static_cast<const T*>(p.rmask) + b0 * G * U : nullptr;
   const T* dout = static_cast<const T*>(p.dout);
   T* dinputs = static_cast<T*>(p.dinputs);
-  const int64_t product_gates = p.cell == GRU_BEFORE ? 2 : G;
+  // Gates whose recurrent product is back-propagated from DX itself (GRU's h gate goes
+  // through inner_h: DI for reset_after, d_rh for reset_before).
+  const bool gru = p.cell == GRU_AFTER || p.cell == GRU_BEFORE;
+  const int64_t direct = gru ? 2 : G;
   const std::vector<int64_t> first = first_real_steps(p, b0, rows);
   const T* dh_last = static_cast<const T*>(p.dh_last) + b0 * U;
   const T* dc_last = static_cast<const T*>(p.dc_last) + b0 * U;
   std::vector<T> dH(dh_last, dh_last + rows * U), dC(dc_last, dc_last + rows * U);
-  std::vector<T> DN(rows * W), dHP(rows * U), d_rh(rows * U), Tg(rows * U), TgF(rows * F);
+  std::vector<T> dHP(rows * U), d_rh(rows * U), Tg(rows * U), TgF(rows * F);
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const int64_t t = p.backwards ? T_ - 1 - s : s;
     auto at = [&](const void* array, int64_t i, int64_t size) {  // row i's entry at time t
       return static_cast<T*>(const_cast<void*>(array)) + ((b0 + i) * T_ + t) * size;
     };
-    // DX: the pre-activations' gradient, written straight into dxproj (rows lie T*W apart).
+    // DX: the pre-activations' gradient, written straight into dxproj (rows lie T*W apart);
+    // DI, GRU reset_after: the gradient of inner_h, straight into dinner (rows T*U apart).
     T* DX = at(p.dxproj, 0, W);
-    const int64_t ldx = T_ * W;
+    T* DI = p.cell == GRU_AFTER ? at(p.dinner, 0, U) : nullptr;
+    const int64_t ldx = T_ * W, ldi = T_ * U;
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t b = b0 + i;
       const T* a = at(p.gate_values, i, W);
@@ -513,7 +521,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
           dhp[j] = T(0);
         }
       } else {
-        T* dn = &DN[i * W];
+        T* di = DI ? DI + i * ldi : nullptr;
         #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) {
           const T update = a[j], reset = a[U + j], cand = a[2 * U + j];
@@ -522,7 +530,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
           dhp[j] = dh[j] * update;
           if (p.cell == GRU_AFTER) {
             dx[U + j] = dx[2 * U + j] * x[j] * derivative_of(f.ract, reset, src[U + j]);
-            dn[j] = dx[j], dn[U + j] = dx[U + j], dn[2 * U + j] = dx[2 * U + j] * reset;
+            di[j] = dx[2 * U + j] * reset;
           }
         }
       }
@@ -544,18 +552,15 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
     for (int64_t i = 0; i < rows; ++i)
       if (!p.keep[(b0 + i) * T_ + t]) {  // the states passed through this step unchanged
         std::fill_n(DX + i * ldx, W, T(0));
-        std::fill_n(&DN[i * W], W, T(0));
+        if (DI) std::fill_n(DI + i * ldi, U, T(0));
         std::copy_n(&dH[i * U], U, &dHP[i * U]);
       }
-    // The gradient reaching the recurrent product: DN (GRU reset_after) or DX.
-    if (p.cell == GRU_AFTER) {
-      gate_products_transposed(DN.data(), W, M, RT, dHP.data(), U, rows, U, G, U, 0, G, true,
+    // The gradient reaching the recurrent product: DX, and DI for GRU reset_after's h gate.
+    gate_products_transposed(DX, ldx, M, RT, dHP.data(), U, rows, U, G, U, 0, direct, true,
+                             Tg.data());
+    if (DI)
+      gate_products_transposed(DI, ldi, M, RT, dHP.data(), U, rows, U, G, U, 2, 3, true,
                                Tg.data());
-      for (int64_t i = 0; i < rows; ++i) std::copy_n(&DN[i * W + 2 * U], U, at(p.dinner, i, U));
-    } else {
-      gate_products_transposed(DX, ldx, M, RT, dHP.data(), U, rows, U, G, U, 0, product_gates,
-                               true, Tg.data());
-    }
     if (p.input_gradient)
       gate_products_transposed(DX, ldx, xmask, KT, dinputs + (b0 * T_ + t) * F, T_ * F, rows, F,
                                G, U, 0, G, false, TgF.data());

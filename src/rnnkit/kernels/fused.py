@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -18,7 +17,6 @@ from rnnkit import activations
 from rnnkit.kernels import buffers, cpu
 from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 
-_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 _CELL_CODES = {SimpleRNNCell: cpu.SIMPLE, LSTMCell: cpu.LSTM}
 _ACTIVATIONS = {id(activations.get(name)): code for name, code in cpu.ACTIVATION_CODES.items()}
 
@@ -49,12 +47,8 @@ def supports(cell: nn.Module) -> str | None:
 
 
 def _buffer(condition: bool, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """A buffer of `shape` where the kernel fills it, else a one-element stand-in it ignores.
-
-    From NumPy (transparent huge pages: first touch a few times cheaper than `torch.empty`'s).
-    """
-    size = shape if condition else (1,) * len(shape)
-    return torch.from_numpy(np.empty(size, dtype=_NUMPY_DTYPES[dtype]))
+    """A buffer of `shape` where the kernel fills it, else a one-element stand-in it ignores."""
+    return buffers.numpy_empty(shape if condition else (1,) * len(shape), dtype)
 
 
 def _scratch(condition: bool, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
