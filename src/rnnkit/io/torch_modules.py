@@ -1,16 +1,10 @@
 """Convert between `torch.nn.RNN` / `LSTM` / `GRU` and rnnkit's recurrent layers.
 
-The two hold the same numbers in different places:
-
-    torch.nn (per layer and direction)          rnnkit / Keras (per cell)
-    weight_ih (gates*H, F), rows by torch gate  kernel (F, gates*H), columns by Keras gate
-    weight_hh (gates*H, H)                      recurrent_kernel (H, gates*H)
-    bias_ih, bias_hh (gates*H,)                 bias (gates*H,) = bias_ih + bias_hh
-                                                GRU: bias (2, 3*H) = [bias_ih, bias_hh]
-
-Gate orders: LSTM torch i, f, g, o = Keras i, f, c, o; GRU torch r, z, n = Keras z, r, h. `nn.GRU`
-applies the reset gate after the recurrent product (`r * (W_hn h + b_hn)`), which is Keras's
-`reset_after=True`. `nn.RNN(nonlinearity="tanh" | "relu")` is `SimpleRNN(activation=...)`.
+The two hold the same numbers in different places: `rnnkit.kernels.torch_ops` (which runs
+torch's recurrent operators on a cell's weights) gives the weight layouts and gate orders, and
+defines the mapping used here. A torch layer's `bias_ih + bias_hh` is rnnkit's `bias`, except for
+GRU, whose bias (2, 3*H) keeps both. `nn.RNN(nonlinearity="tanh" | "relu")` is
+`SimpleRNN(activation=...)`.
 
 A multi-layer or bidirectional torch module becomes a stack: each torch layer is one rnnkit
 recurrent layer (wrapped in `Bidirectional(merge_mode="concat")` when bidirectional) returning
@@ -27,26 +21,14 @@ import torch
 from torch import nn
 
 from rnnkit import activations
+from rnnkit.kernels.torch_ops import cell_blocker, keras_rows, torch_rows
 from rnnkit.layers import GRU, LSTM, RNN, Bidirectional, Dropout, SimpleRNN
 from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 from rnnkit.models.sequential import Sequential
 
-# Each torch class, its rnnkit layer and cell, and torch's gate order in Keras's gate names.
+# Each torch class and its rnnkit layer; each rnnkit cell and its torch class.
 _TORCH_TO_RNNKIT = {nn.RNN: SimpleRNN, nn.LSTM: LSTM, nn.GRU: GRU}
 _CELL_TO_TORCH = {SimpleRNNCell: nn.RNN, LSTMCell: nn.LSTM, GRUCell: nn.GRU}
-_TORCH_GATES = {SimpleRNNCell: ("h",), LSTMCell: ("i", "f", "c", "o"), GRUCell: ("r", "z", "h")}
-
-
-def _keras_rows(cell_class: type, units: int) -> torch.Tensor:
-    """Row indices that put torch's gate blocks in Keras's gate order."""
-    torch_gates = _TORCH_GATES[cell_class]
-    blocks = [torch_gates.index(gate) for gate in cell_class.gate_names]
-    return torch.cat([torch.arange(b * units, (b + 1) * units) for b in blocks])
-
-
-def _torch_rows(cell_class: type, units: int) -> torch.Tensor:
-    """Row indices that put Keras's gate blocks in torch's gate order."""
-    return torch.argsort(_keras_rows(cell_class, units))
 
 
 # ---------------------------------------------------------------------------- from torch
@@ -64,7 +46,7 @@ def _check_torch_module(module: Any) -> None:
 
 def _set_cell_from_torch(cell: Any, module: nn.RNNBase, suffix: str) -> None:
     """Copies torch weights `weight_ih{suffix}`, ... (suffix e.g. `_l0_reverse`) into `cell`."""
-    rows = _keras_rows(type(cell), cell.units)
+    rows = keras_rows(type(cell), cell.units)
     weight_ih = getattr(module, f"weight_ih{suffix}").detach()
     weight_hh = getattr(module, f"weight_hh{suffix}").detach()
     with torch.no_grad():
@@ -148,40 +130,15 @@ def check_cell(cell: Any, owner: str) -> None:
     gate after the recurrent product only, and no dropout inside the recurrence.
     """
     name = f"{owner} ({type(cell).__name__})"
-    if type(cell) not in _CELL_TO_TORCH:
-        raise ValueError(f"{name}: only SimpleRNN, LSTM and GRU cells have a torch.nn equivalent.")
-    allowed = (
-        (activations.tanh, activations.relu) if type(cell) is SimpleRNNCell else (activations.tanh,)
-    )
-    if cell.activation not in allowed:
-        raise ValueError(
-            f"{name}: activation {_activation_name(cell.activation)!r} has no torch.nn "
-            f"equivalent (torch.nn supports {[_activation_name(a) for a in allowed]})."
-        )
-    recurrent = getattr(cell, "recurrent_activation", activations.sigmoid)
-    if recurrent is not activations.sigmoid:
-        raise ValueError(
-            f"{name}: recurrent_activation {_activation_name(recurrent)!r} has no torch.nn "
-            "equivalent (torch.nn uses 'sigmoid')."
-        )
-    if isinstance(cell, GRUCell) and not cell.reset_after:
-        raise ValueError(
-            f"{name}: reset_after=False has no torch.nn equivalent (nn.GRU applies the reset "
-            "gate after the recurrent product, Keras's reset_after=True)."
-        )
+    blocker = cell_blocker(cell)
+    if blocker is not None:
+        raise ValueError(f"{name}: {blocker}.")
     for option in ("dropout", "recurrent_dropout"):
         if getattr(cell, option) > 0:
             raise ValueError(
                 f"{name}: {option}={getattr(cell, option)} has no torch.nn equivalent (torch.nn "
                 "applies dropout only between stacked layers)."
             )
-
-
-def _activation_name(function: Any) -> str:
-    try:
-        return activations.serialize(function)
-    except (TypeError, ValueError):
-        return repr(function)
 
 
 def _check_recurrent(layer: Any, owner: str) -> None:
@@ -286,7 +243,7 @@ def torch_module_for(stack: Sequence[Sequence[RNN]], dropout: float = 0.0) -> nn
 
 
 def _set_torch_from_cell(module: nn.RNNBase, cell: Any, suffix: str) -> None:
-    rows = _torch_rows(type(cell), cell.units)
+    rows = torch_rows(type(cell), cell.units)
     getattr(module, f"weight_ih{suffix}").copy_(cell.kernel.detach().T[rows])
     getattr(module, f"weight_hh{suffix}").copy_(cell.recurrent_kernel.detach().T[rows])
     if cell.use_bias:

@@ -1,21 +1,29 @@
 """Which kernel runs a recurrent layer's sequence.
 
 `select` is the one seam between the layers and the kernels: the layer names its cell, its
-inputs and its `use_fused` choice, and gets back a function with `run_loop`'s signature. On a
-CUDA device the Triton kernels (`rnnkit.kernels.gpu`) run when `gpu.supports` finds nothing that
-blocks them; elsewhere the fused CPU kernel runs when `fused.supports(cell)` finds nothing.
-Otherwise `"auto"` falls back to the generic loop quietly and `True` raises an error that names
-what blocks the fused path.
+inputs, this call's mask and dropout masks, and its `use_fused` choice, and gets back a function
+with `run_loop`'s signature.
+
+- On a CUDA device, cuDNN (through torch's recurrent operators, `rnnkit.kernels.torch_ops`)
+  runs every call whose recurrence it computes exactly (tanh/relu SimpleRNN, tanh/sigmoid LSTM
+  and GRU with `reset_after=True`, no mask, no recurrent dropout); the Triton kernels
+  (`rnnkit.kernels.gpu`) run the rest where `gpu.supports` finds nothing that blocks them. Until
+  the Triton kernels are measured against cuDNN on a GPU, this order keeps `"auto"` from ever
+  picking a path slower than cuDNN for a call cuDNN can run.
+- Elsewhere the fused CPU kernel runs when `fused.supports(cell)` finds nothing.
+- Otherwise `"auto"` falls back to the generic loop quietly and `True` raises an error that
+  names what blocks the fused paths.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
-from rnnkit.kernels import fused
+from rnnkit.kernels import fused, torch_ops
 from rnnkit.kernels.loop import run_loop
 
 
@@ -27,22 +35,32 @@ def check_use_fused(owner: str, use_fused: object) -> None:
         )
 
 
-def select(cell: nn.Module, inputs: torch.Tensor, *, use_fused: str | bool) -> Callable:
-    """The kernel for `cell` over `inputs`: the fused one for their device where it can run and
-    is wanted, else the loop.
+def select(
+    cell: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    use_fused: str | bool,
+    mask: torch.Tensor | None = None,
+    dropout_masks: Any = None,
+) -> Callable:
+    """The kernel for `cell` over `inputs` (with this call's `mask` and `dropout_masks`): a
+    fused one for their device where it can run and is wanted, else the loop.
 
     Raises:
-        ValueError: with `use_fused=True`, when the fused kernel cannot run `cell`.
+        ValueError: with `use_fused=True`, when no fused kernel can run the call.
     """
     if use_fused is False:
         return run_loop
     if inputs.device.type == "cuda":
+        cudnn_blocker = torch_ops.supports(cell, inputs, mask=mask, dropout_masks=dropout_masks)
+        if cudnn_blocker is None:
+            return torch_ops.run_torch
         from rnnkit.kernels import gpu  # imports Triton: only where it can be used
 
         blocker = gpu.supports(cell, inputs)
         if blocker is None:
             return gpu.run_gpu
-        path = "the Triton GPU kernels cannot run"
+        path = f"cuDNN cannot run it ({cudnn_blocker}) and the Triton GPU kernels cannot run"
     else:
         blocker = fused.supports(cell)
         if blocker is None:

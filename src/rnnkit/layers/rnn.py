@@ -230,7 +230,9 @@ class RNN(Layer):
         dropout_masks = None
         if self.is_training(training) and hasattr(self.cell, "make_dropout_masks"):
             dropout_masks = self.cell.make_dropout_masks(batch)
-        kernel = select(self.cell, inputs, use_fused=self.use_fused)
+        kernel = select(
+            self.cell, inputs, use_fused=self.use_fused, mask=mask, dropout_masks=dropout_masks
+        )
         outputs, last_output, states = kernel(
             self.cell,
             inputs,
