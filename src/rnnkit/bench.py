@@ -32,6 +32,12 @@ SHAPES = {  # (batch, timesteps, features, units)
     "large": (64, 100, 256, 256),
     "long": (16, 2000, 64, 64),
 }
+CUDA_SHAPES = {  # `rnnkit bench --device cuda` (`rnnkit.bench_cuda`): issue 7's workloads
+    "chapter": (128, 500, 32, 32),
+    "b16_t1024_u256": (16, 1024, 256, 256),
+    "b16_t1024_u768": (16, 1024, 768, 768),
+    "b256_t100_u512": (256, 100, 512, 512),
+}
 OPTIONS = {
     "recurrent_dropout": {"recurrent_dropout": 0.2},
     "mask": {"mask": True},
@@ -56,7 +62,9 @@ class Workload:
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
-        return SHAPES[self.shape_name]
+        return (
+            SHAPES[self.shape_name] if self.shape_name in SHAPES else CUDA_SHAPES[self.shape_name]
+        )
 
     @property
     def name(self) -> str:
@@ -127,23 +135,29 @@ def _rnnkit_steps(workload: Workload, use_fused: bool) -> tuple[Callable, Callab
     return train, infer
 
 
-def _torch_steps(workload: Workload) -> tuple[Callable, Callable] | None:
+def torch_module(workload: Workload) -> torch.nn.RNNBase | None:
+    """The batch-first torch.nn module for `workload`, or None where torch.nn lacks an option."""
     options = _layer_options(workload)
     if workload.options.get("mask") or options.get("recurrent_dropout"):
         return None  # torch.nn has no masking and no recurrent dropout
     _, _, features, units = workload.shape
     if workload.cell == "simple_rnn":
         nonlinearity = options.get("activation", "tanh")
-        module = torch.nn.RNN(features, units, batch_first=True, nonlinearity=nonlinearity)
-    elif options.get("activation"):
+        return torch.nn.RNN(features, units, batch_first=True, nonlinearity=nonlinearity)
+    if options.get("activation"):
         return None  # LSTM/GRU activations are fixed in torch.nn
-    else:
-        module = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[workload.cell](
-            features, units, batch_first=True
-        )
+    return {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[workload.cell](
+        features, units, batch_first=True
+    )
+
+
+def _torch_steps(workload: Workload) -> tuple[Callable, Callable] | None:
+    module = torch_module(workload)
+    if module is None:
+        return None
     x, y, _ = _data(workload)
     x, y = torch.from_numpy(x), torch.from_numpy(y)
-    if options.get("go_backwards"):
+    if workload.options.get("go_backwards"):
         x = torch.flip(x, dims=[1])  # what a user of torch.nn has to do
     optimizer = torch.optim.RMSprop(module.parameters(), lr=0.001, alpha=0.9, eps=1e-7)
 
@@ -267,13 +281,7 @@ def run(
                 "infer_ms": 1e3 * median_seconds(infer, repeats),
             }
         row: dict[str, Any] = {"workload": workload.name, "times": times}
-        for mode in ("train_ms", "infer_ms"):
-            peers = [times[p][mode] for p in PEERS if p in times]
-            fastest = min(peers) if peers else None
-            row[f"fastest_peer_{mode}"] = fastest
-            for entry in times.values():
-                if fastest:
-                    entry[f"{mode[:-3]}_vs_fastest_peer"] = fastest / entry[mode]
+        add_ratios(row, PEERS)
         fused = times.get("rnnkit_fused")
         if fused:
             flops = workload.forward_flops()
@@ -294,6 +302,19 @@ def run(
         "matmul_peak_gflops": peak,
         "results": rows,
     }
+
+
+def add_ratios(row: dict[str, Any], peers: tuple[str, ...]) -> None:
+    """Adds to `row` the fastest of `peers` for training and inference, and to each entry of
+    `row["times"]` its ratio to that (`train_vs_fastest_peer`: > 1 is faster)."""
+    times = row["times"]
+    for mode in ("train_ms", "infer_ms"):
+        measured = [times[peer][mode] for peer in peers if peer in times]
+        fastest = min(measured) if measured else None
+        row[f"fastest_peer_{mode}"] = fastest
+        for entry in times.values():
+            if fastest:
+                entry[f"{mode[:-3]}_vs_fastest_peer"] = fastest / entry[mode]
 
 
 def _print_row(row: dict[str, Any], stream: Any) -> None:

@@ -68,12 +68,21 @@ def _add_explain(commands: Any) -> None:
 def _add_bench(commands: Any) -> None:
     from rnnkit import bench
 
-    parser = commands.add_parser("bench", help="time rnnkit against torch.nn and Keras (CPU)")
+    parser = commands.add_parser(
+        "bench", help="time rnnkit against torch.nn and Keras (CPU) or cuDNN (--device cuda)"
+    )
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--cells", nargs="+", choices=sorted(bench.GATES), default=None)
-    parser.add_argument("--shapes", nargs="+", choices=list(bench.SHAPES), default=None)
+    shapes = list(dict.fromkeys([*bench.SHAPES, *bench.CUDA_SHAPES]))
+    parser.add_argument(
+        "--shapes", nargs="+", choices=shapes, default=None, help="default: the device's own"
+    )
     parser.add_argument("--no-options", action="store_true", help="skip the option variants")
-    parser.add_argument("--repeats", type=_positive_int, default=5)
-    parser.add_argument("--no-memory", action="store_true", help="skip peak-memory runs")
+    parser.add_argument("--repeats", type=_positive_int, default=None, help="CPU 5, CUDA 20")
+    parser.add_argument(
+        "--dtype", choices=["float32", "bfloat16", "float16"], default="float32", help="CUDA only"
+    )
+    parser.add_argument("--no-memory", action="store_true", help="skip peak-memory runs (CPU)")
     parser.add_argument(
         "--quick", action="store_true", help="chapter shape, plain and options, 3 repeats"
     )
@@ -81,25 +90,55 @@ def _add_bench(commands: Any) -> None:
 
 
 def _bench(options: argparse.Namespace, stream: Any) -> None:
-    """`rnnkit bench`: measures, prints the table, writes DIR/bench_cpu.json."""
+    """`rnnkit bench`: measures, prints the table, writes DIR/bench_cpu.json (or
+    bench_cuda.json with `--device cuda`).
+
+    Raises:
+        ValueError: `--device cuda` where PyTorch sees no CUDA device, or a shape of the other
+            device's workloads.
+    """
     import json
     import os
 
     from rnnkit import bench
 
+    cuda = options.device == "cuda"
+    if cuda:
+        from rnnkit import bench_cuda as device_bench
+
+        reason = device_bench.no_cuda_reason()
+        if reason is not None:
+            raise ValueError(f"bench --device cuda: {reason}.")
     cells = tuple(options.cells or sorted(bench.GATES))
-    shapes = ["chapter"] if options.quick else (options.shapes or list(bench.SHAPES))
-    workloads = [w for w in bench.default_workloads(cells) if w.shape_name in shapes]
+    workloads = device_bench.default_workloads(cells) if cuda else bench.default_workloads(cells)
+    own_shapes = list(bench.CUDA_SHAPES if cuda else bench.SHAPES)
+    shapes = ["chapter"] if options.quick else (options.shapes or own_shapes)
+    foreign = [shape for shape in shapes if shape not in own_shapes]
+    if foreign:
+        raise ValueError(
+            f"bench --device {options.device}: --shapes {' '.join(foreign)} are not "
+            f"{options.device} workloads (choose from {', '.join(own_shapes)})"
+        )
+    workloads = [w for w in workloads if w.shape_name in shapes]
     if options.no_options:
         workloads = [w for w in workloads if w.variant == "plain"]
-    results = bench.run(
-        workloads,
-        repeats=3 if options.quick else options.repeats,
-        memory=not (options.no_memory or options.quick),
-        stream=stream,
-    )
+    repeats = options.repeats or (20 if cuda else 5)
+    if options.quick:
+        repeats = min(repeats, 3)
+    if cuda:
+        import torch
+
+        dtype = getattr(torch, options.dtype)
+        results = device_bench.run(workloads, repeats=repeats, dtype=dtype, stream=stream)
+    else:
+        results = bench.run(
+            workloads,
+            repeats=repeats,
+            memory=not (options.no_memory or options.quick),
+            stream=stream,
+        )
     os.makedirs(options.out, exist_ok=True)
-    path = os.path.join(options.out, "bench_cpu.json")
+    path = os.path.join(options.out, f"bench_{options.device}.json")
     with open(path, "w") as file:
         json.dump(results, file, indent=1)
     print(f"wrote results: {path}", file=stream)
@@ -159,12 +198,9 @@ def main(argv: Sequence[str] | None = None, stream: Any = None) -> int:
     stream = stream or sys.stdout
     parser = build_parser()
     options = parser.parse_args(argv)
-    if options.command == "bench":
-        _bench(options, stream)
-        return 0
-    if options.command == "explain":
+    if options.command in ("bench", "explain"):
         try:
-            _explain(options, stream)
+            (_bench if options.command == "bench" else _explain)(options, stream)
         except (OSError, ValueError) as error:
             print(f"rnnkit: error: {error}", file=sys.stderr)
             return 2

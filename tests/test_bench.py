@@ -1,0 +1,70 @@
+"""The benchmarks' plumbing (`rnnkit.bench`, `rnnkit.bench_cuda`) at a tiny shape: what they
+build runs and trains, the ratios are against the fastest peer, and the command line refuses
+what it cannot measure. (Timings themselves are never asserted.)"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from rnnkit import bench, bench_cuda, cli
+
+TINY = (3, 4, 2, 5)  # batch, timesteps, features, units
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setitem(bench.SHAPES, "tiny", TINY)
+    return "tiny"
+
+
+def test_cpu_run_reports_ratios_against_the_fastest_peer(tiny):
+    workloads = [bench.Workload("lstm", tiny), bench.Workload("gru", tiny, "mask")]
+    results = bench.run(workloads, ("rnnkit_fused", "torch_nn"), repeats=1, memory=False,
+                        stream=io.StringIO())  # fmt: skip
+    plain, masked = results["results"]
+    assert plain["workload"] == "lstm/tiny/plain"
+    for mode in ("train_ms", "infer_ms"):
+        fastest = plain["fastest_peer_" + mode]
+        assert fastest == plain["times"]["torch_nn"][mode]
+        fused = plain["times"]["rnnkit_fused"]
+        assert fused[mode[:-3] + "_vs_fastest_peer"] == pytest.approx(fastest / fused[mode])
+    assert set(masked["times"]) == {"rnnkit_fused"}  # torch.nn has no masking
+    assert masked["fastest_peer_train_ms"] is None
+
+
+def test_cuda_workloads_are_the_issues():
+    names = {w.name for w in bench_cuda.default_workloads(("lstm",))}
+    assert {"lstm/b16_t1024_u768/plain", "lstm/b256_t100_u512/plain"} <= names
+    assert {f"lstm/chapter/{variant}" for variant in bench.OPTIONS} <= names
+
+
+@pytest.mark.parametrize("implementation", ["rnnkit_auto", "torch_nn"])
+def test_cuda_steps_train_on_any_device(implementation, tiny):
+    train, infer = bench_cuda.steps(implementation, bench.Workload("gru", tiny), torch.float32,
+                                    device="cpu")  # fmt: skip
+    before = infer()
+    train()
+    after = infer()
+    assert before.shape == after.shape == (TINY[0], TINY[3])
+    assert not torch.equal(before, after)
+
+
+def test_triton_steps_are_skipped_where_the_kernels_cannot_run(tiny):
+    # CPU tensors outside Triton's interpreter: gpu.supports refuses them.
+    steps = bench_cuda.steps("rnnkit_triton", bench.Workload("lstm", tiny), torch.float32, "cpu")
+    assert steps is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_bench_on_cuda_without_a_gpu_is_a_clear_error(capsys, tmp_path):
+    assert cli.main(["bench", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_bench_refuses_the_other_devices_shapes(capsys):
+    assert cli.main(["bench", "--shapes", "b16_t1024_u256"]) == 2
+    assert "not cpu workloads" in capsys.readouterr().err
