@@ -15,7 +15,8 @@ parameters:
 
 Gate orders: LSTM torch i, f, g, o = Keras i, f, c, o; GRU torch r, z, n = Keras z, r, h.
 `nn.GRU` applies the reset gate after the recurrent product (`r * (W_hn h + b_hn)`), which is
-Keras's `reset_after=True`.
+Keras's `reset_after=True`. In float32 on CUDA, cuDNN's products follow
+`torch.backends.cudnn.allow_tf32`, as for `torch.nn.LSTM`.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 
 # torch's gate order, in Keras's gate names (`cell.gate_names`).
 TORCH_GATES = {SimpleRNNCell: ("h",), LSTMCell: ("i", "f", "c", "o"), GRUCell: ("r", "z", "h")}
-_OPERATORS = {GRUCell: torch.ops.aten.gru, LSTMCell: torch.ops.aten.lstm}
 _SIMPLE_RNN_OPERATORS = {
     activations.tanh: torch.ops.aten.rnn_tanh,
     activations.relu: torch.ops.aten.rnn_relu,
@@ -156,10 +156,14 @@ def run_torch(
         # and warns that nn modules should call flatten_parameters(); nothing to do here.
         warnings.filterwarnings("ignore", message="RNN module weights are not part")
         if isinstance(cell, LSTMCell):
-            outputs, h, c = _OPERATORS[LSTMCell].input(inputs, hx, parameters, *flags)
+            outputs, h, c = torch.ops.aten.lstm.input(inputs, hx, parameters, *flags)
             states = [h[0], c[0]]
         else:
-            operator = _OPERATORS.get(type(cell)) or _SIMPLE_RNN_OPERATORS[cell.activation]
+            operator = (
+                torch.ops.aten.gru
+                if isinstance(cell, GRUCell)
+                else _SIMPLE_RNN_OPERATORS[cell.activation]
+            )
             outputs, h = operator.input(inputs, hx[0], parameters, *flags)
             states = [h[0]]
     return (outputs if return_sequences else None), outputs[:, -1], states
