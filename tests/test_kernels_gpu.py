@@ -1,10 +1,13 @@
-"""The Triton kernels (`rnnkit.kernels.gpu`) under Triton's interpreter, on CPU tensors.
+"""The Triton kernels (`rnnkit.kernels.gpu`) on a CUDA GPU, or under Triton's interpreter.
 
 Every cell x option runs at small sizes against the NumPy reference (float32, 1e-5) and against
 the generic loop's values and gradients (float64, 1e-10); bfloat16 and float16 against the loop
-in float32 at their precision. The module imports `rnnkit.kernels.gpu` afresh with
-`TRITON_INTERPRET=1` (which `triton.jit` reads when it decorates the kernels) and restores the
-environment and the imported modules afterwards, so no other test sees the interpreter.
+in float32 at their precision. `DEVICE` picks the mode: where PyTorch sees a CUDA device, cells,
+inputs, states and masks live on it and the kernels are compiled for it; elsewhere they are CPU
+tensors and the kernels run in Triton's interpreter. Either way the module imports
+`rnnkit.kernels.gpu` afresh with `TRITON_INTERPRET` set to match (`triton.jit` reads it when it
+decorates the kernels) and restores the environment and the imported modules afterwards, so no
+other test sees this module's kernels. Results move to the CPU only to be compared in NumPy.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from rnnkit.layers.cells import DropoutMasks, GRUCell, LSTMCell, SimpleRNNCell, 
 pytest.importorskip("triton", reason="Triton is not installed: the GPU kernels cannot be tested")
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 4, 6, 3, 5
+# The one place that decides: compiled kernels on CUDA tensors, else the interpreter on CPU ones.
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 _MODULES = ("rnnkit.kernels.gpu", "rnnkit.kernels.triton_kernels")
 
 
@@ -47,13 +52,14 @@ def _forget_modules(package):
 
 @pytest.fixture(scope="module")
 def gpu():
-    """`rnnkit.kernels.gpu` imported afresh with its kernels built for Triton's interpreter;
-    the environment, `sys.modules` and the package are restored afterwards."""
+    """`rnnkit.kernels.gpu` imported afresh with its kernels built for `DEVICE` (Triton's
+    interpreter on the CPU); the environment, `sys.modules` and the package are restored
+    afterwards."""
     import rnnkit.kernels as package
 
     saved_modules = _forget_modules(package)
     saved_env = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
+    os.environ["TRITON_INTERPRET"] = "1" if DEVICE == "cpu" else "0"
     try:
         module = importlib.import_module("rnnkit.kernels.gpu")
         if module.kernels is None:
@@ -89,7 +95,8 @@ KINDS = {
 
 
 def make_cell(kind, dtype=torch.float64, units=UNITS, scale=0.5, **kwargs):
-    """A built cell of `kind` with random weights (biases too) of standard deviation `scale`."""
+    """A built cell of `kind` on `DEVICE` with random weights (biases too) of standard
+    deviation `scale`."""
     cls, defaults, _, _ = KINDS[kind]
     cell = cls(units, dtype=dtype, **{**defaults, **kwargs})
     cell.build((None, None, FEATURES))
@@ -97,7 +104,7 @@ def make_cell(kind, dtype=torch.float64, units=UNITS, scale=0.5, **kwargs):
     with torch.no_grad():
         for weight in cell.parameters():
             weight.copy_(torch.from_numpy(rng.normal(0, scale, tuple(weight.shape))))
-    return cell
+    return cell.to(DEVICE)
 
 
 def scattered_mask():
@@ -132,7 +139,8 @@ CASES = {
 
 
 def case_arguments(kind, case, dtype):
-    """(cell kwargs, inputs, initial states, run_loop kwargs, reference kwargs) for a case."""
+    """(cell kwargs, inputs, initial states, run_loop kwargs, reference kwargs) for a case; the
+    tensors are on `DEVICE`, the reference's arrays in NumPy."""
     options = dict(CASES[case])
     gates = KINDS[kind][3]
     rng = np.random.default_rng(1)
@@ -149,28 +157,29 @@ def case_arguments(kind, case, dtype):
         input_mask = (rng.random((BATCH, *gate_axis, FEATURES)) >= 0.3) / 0.7
         recurrent_mask = (rng.random((BATCH, *gate_axis, UNITS)) >= 0.4) / 0.6
         run_kwargs["dropout_masks"] = DropoutMasks(
-            torch.tensor(input_mask, dtype=dtype), torch.tensor(recurrent_mask, dtype=dtype)
+            torch.tensor(input_mask, dtype=dtype, device=DEVICE),
+            torch.tensor(recurrent_mask, dtype=dtype, device=DEVICE),
         )
         ref_kwargs.update(dropout_mask=input_mask, recurrent_dropout_mask=recurrent_mask)
     if "mask" in options:
-        run_kwargs["mask"] = torch.from_numpy(options["mask"])
+        run_kwargs["mask"] = torch.from_numpy(options["mask"]).to(DEVICE)
         ref_kwargs["mask"] = options["mask"]
     for name in ("go_backwards", "zero_output_for_mask"):
         if name in options:
             run_kwargs[name] = ref_kwargs[name] = options[name]
     if "unroll" in options:
         run_kwargs["unroll"] = True
-    inputs = torch.tensor(x, dtype=dtype)
-    initial = [torch.tensor(state, dtype=dtype) for state in states]
+    inputs = torch.tensor(x, dtype=dtype, device=DEVICE)
+    initial = [torch.tensor(state, dtype=dtype, device=DEVICE) for state in states]
     return cell_kwargs, inputs, initial, run_kwargs, ref_kwargs
 
 
 def reference_outputs(kind, cell, inputs, ref_kwargs, unroll):
     """The reference's outputs and states; with `unroll`, masked steps before a row's first
     real step output zeros (Keras's unrolled loop; the reference has no such option)."""
-    weights = [w.detach().double().numpy() for w in (cell.kernel, cell.recurrent_kernel)]
-    bias = cell.bias.detach().double().numpy() if cell.bias is not None else None
-    outputs, *states = KINDS[kind][2](inputs.double().numpy(), *weights, bias, **ref_kwargs)
+    weights = [w.detach().double().cpu().numpy() for w in (cell.kernel, cell.recurrent_kernel)]
+    bias = cell.bias.detach().double().cpu().numpy() if cell.bias is not None else None
+    outputs, *states = KINDS[kind][2](inputs.double().cpu().numpy(), *weights, bias, **ref_kwargs)
     if unroll:
         keep = ref_kwargs["mask"][:, ::-1] if ref_kwargs.get("go_backwards") else ref_kwargs["mask"]
         outputs = np.where((np.cumsum(keep, axis=1) == 0)[..., None], 0.0, outputs)
@@ -189,21 +198,22 @@ def test_forward_matches_reference_float32(gpu, kind, case):
         kind, cell, inputs, ref_kwargs, run_kwargs.get("unroll", False)
     )
     assert outputs.dtype == torch.float32 and outputs.shape == (BATCH, TIMESTEPS, UNITS)
-    np.testing.assert_allclose(outputs.numpy(), want_outputs, atol=1e-5, rtol=0)
-    np.testing.assert_allclose(last.numpy(), want_outputs[:, -1], atol=1e-5, rtol=0)
+    np.testing.assert_allclose(outputs.cpu().numpy(), want_outputs, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(last.cpu().numpy(), want_outputs[:, -1], atol=1e-5, rtol=0)
     assert len(states) == len(want_states)
     for got, want in zip(states, want_states):
-        np.testing.assert_allclose(got.numpy(), want, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(got.cpu().numpy(), want, atol=1e-5, rtol=0)
 
 
 def weighted_loss(outputs, last, states, seed=3):
-    """A loss that reaches every output and state with a different weight."""
+    """A loss that reaches every output and state with a different weight (drawn on the CPU,
+    so both modes draw the same)."""
     generator = torch.Generator().manual_seed(seed)
     total = 0
     for tensor in (outputs, last, *states):
         if tensor is not None:
             weights = torch.randn(tensor.shape, generator=generator, dtype=torch.float64)
-            total = total + (tensor * weights.to(tensor.dtype)).sum()
+            total = total + (tensor * weights.to(tensor.device, tensor.dtype)).sum()
     return total
 
 
@@ -223,7 +233,9 @@ def assert_all_close(got, want, atol):
     assert len(got) == len(want)
     for a, b in zip(got, want):
         assert a.shape == b.shape and a.dtype == b.dtype
-        np.testing.assert_allclose(a.double().numpy(), b.double().numpy(), atol=atol, rtol=0)
+        np.testing.assert_allclose(
+            a.double().cpu().numpy(), b.double().cpu().numpy(), atol=atol, rtol=0
+        )
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -306,7 +318,7 @@ def test_activations_match_reference_and_loop_gradients(
     want_outputs, _ = reference_outputs(
         kind, cell, inputs, {**ref_kwargs, **ref_activations}, False
     )
-    np.testing.assert_allclose(got[0][0].numpy(), want_outputs, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(got[0][0].cpu().numpy(), want_outputs, atol=1e-10, rtol=0)
     want = values_and_gradients(run_loop, cell, inputs, initial, run_kwargs)
     assert_all_close(got[1], want[1], 1e-10)
 
@@ -333,7 +345,9 @@ def test_half_precision_matches_loop_in_float32(gpu, kind, dtype):
     for got, want in zip(got_values + got_gradients, want_values + want_gradients):
         assert got.dtype == dtype
         scale = want.abs().max().item()
-        np.testing.assert_allclose(got.float().numpy(), want.numpy(), atol=tolerance * scale)
+        np.testing.assert_allclose(
+            got.float().cpu().numpy(), want.cpu().numpy(), atol=tolerance * scale
+        )
 
 
 def test_several_programs_and_padded_units(gpu):
@@ -341,11 +355,11 @@ def test_several_programs_and_padded_units(gpu):
     units, batch = 19, 21
     cell = make_cell("lstm", torch.float64, units=units, dropout=0.2, recurrent_dropout=0.5)
     rng = np.random.default_rng(5)
-    inputs = torch.tensor(rng.normal(size=(batch, TIMESTEPS, FEATURES)))
-    initial = [torch.tensor(rng.normal(size=(batch, units))) for _ in range(2)]
-    keep = rng.random((batch, TIMESTEPS)) > 0.3
-    # Per-gate masks, as the layers draw them.
-    run_kwargs = {"mask": torch.from_numpy(keep), "dropout_masks": cell.make_dropout_masks(batch)}
+    inputs = torch.tensor(rng.normal(size=(batch, TIMESTEPS, FEATURES)), device=DEVICE)
+    initial = [torch.tensor(rng.normal(size=(batch, units)), device=DEVICE) for _ in range(2)]
+    keep = torch.from_numpy(rng.random((batch, TIMESTEPS)) > 0.3).to(DEVICE)
+    # Per-gate masks, as the layers draw them (on the cell's device).
+    run_kwargs = {"mask": keep, "dropout_masks": cell.make_dropout_masks(batch)}
     got = values_and_gradients(gpu.run_gpu, cell, inputs, initial, run_kwargs)
     want = values_and_gradients(run_loop, cell, inputs, initial, run_kwargs)
     assert run_kwargs["dropout_masks"].recurrent.shape == (batch, 4, units)
@@ -362,22 +376,24 @@ def test_inference_without_gradients_agrees_with_loop(gpu):
         outputs, last, states = gpu.run_gpu(cell, inputs, initial, **run_kwargs)
     assert not outputs.requires_grad
     want = run_loop(cell, inputs, initial, **run_kwargs)
-    np.testing.assert_allclose(outputs.numpy(), want[0].detach().numpy(), atol=1e-6)
-    np.testing.assert_allclose(states[0].numpy(), want[2][0].detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(outputs.cpu().numpy(), want[0].detach().cpu().numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        states[0].cpu().numpy(), want[2][0].detach().cpu().numpy(), atol=1e-6
+    )
 
 
 def test_return_sequences_false_gives_no_outputs(gpu):
     cell = make_cell("simple_rnn", torch.float32)
-    inputs = torch.ones(2, 3, FEATURES)
+    inputs = torch.ones(2, 3, FEATURES, device=DEVICE)
     outputs, last, states = gpu.run_gpu(
-        cell, inputs, [torch.zeros(2, UNITS)], return_sequences=False
+        cell, inputs, [torch.zeros(2, UNITS, device=DEVICE)], return_sequences=False
     )
     assert outputs is None and last.shape == (2, UNITS) and len(states) == 1
     torch.testing.assert_close(last, states[0])
 
 
 def test_supports_names_what_blocks_the_kernels(gpu, monkeypatch):
-    inputs = torch.ones(2, 3, FEATURES)
+    inputs = torch.ones(2, 3, FEATURES, device=DEVICE)
     assert gpu.supports(make_cell("lstm", torch.float32), inputs) is None
     assert "activation=gelu" in gpu.supports(
         make_cell("simple_rnn", torch.float32, activation="gelu"), inputs
@@ -392,8 +408,9 @@ def test_supports_names_what_blocks_the_kernels(gpu, monkeypatch):
     stacked = StackedRNNCells([SimpleRNNCell(2), SimpleRNNCell(2)])
     assert "StackedRNNCells" in gpu.supports(stacked, inputs)
     assert "float64" in gpu.supports(make_cell("gru_reset_before", torch.float32), inputs.double())
+    # Outside the interpreter (as on CUDA), CPU tensors are refused.
     monkeypatch.setattr(gpu, "INTERPRETING", False)
-    assert "CUDA" in gpu.supports(make_cell("lstm", torch.float32), inputs)
+    assert "CUDA" in gpu.supports(make_cell("lstm", torch.float32).cpu(), inputs.cpu())
     monkeypatch.setattr(gpu, "kernels", None)
     monkeypatch.setattr(gpu, "IMPORT_ERROR", "No module named 'triton'")
     assert "triton is not importable" in gpu.supports(make_cell("lstm", torch.float32), inputs)
@@ -402,20 +419,22 @@ def test_supports_names_what_blocks_the_kernels(gpu, monkeypatch):
 def test_run_gpu_refuses_what_it_cannot_run(gpu):
     cell = make_cell("simple_rnn", torch.float32, activation="gelu")
     with pytest.raises(ValueError, match="activation=gelu"):
-        gpu.run_gpu(cell, torch.ones(2, 3, FEATURES), [torch.zeros(2, UNITS)])
+        gpu.run_gpu(
+            cell, torch.ones(2, 3, FEATURES, device=DEVICE), [torch.zeros(2, UNITS, device=DEVICE)]
+        )
     cell = make_cell("simple_rnn", torch.float32)
     with pytest.raises(ValueError, match="`mask`"):
         gpu.run_gpu(
             cell,
-            torch.ones(2, 3, FEATURES),
-            [torch.zeros(2, UNITS)],
-            mask=torch.ones(2, 4, dtype=torch.bool),
+            torch.ones(2, 3, FEATURES, device=DEVICE),
+            [torch.zeros(2, UNITS, device=DEVICE)],
+            mask=torch.ones(2, 4, dtype=torch.bool, device=DEVICE),
         )
 
 
 def _compile_for_hopper(function, pointers, constants):
-    """Compiles a kernel for an sm_90 GPU (H100/H200) with Triton's own compiler; no GPU is
-    needed. Returns the compiled kernel."""
+    """Compiles a kernel for an sm_90 GPU (H100/H200) with Triton's own compiler, whatever GPU
+    is here, if any. Returns the compiled kernel."""
     triton = pytest.importorskip("triton")
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
