@@ -90,6 +90,28 @@ def test_states_t_times_is_the_masked_product_over_rows_and_steps(masked):
         assert torch.isnan(out[:, g * units : (g + 1) * units]).all()
 
 
+def test_states_t_times_forms_a_second_product_in_the_same_pass():
+    generator = torch.Generator().manual_seed(1)
+    batch, timesteps, gates, units = 3, 300, 4, 5
+
+    def random(*shape):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64)
+
+    inputs, states = random(batch, timesteps, 7), random(batch, timesteps, units)
+    gradients = random(batch, timesteps, gates, units)
+    out, out2 = (
+        torch.empty(7, gates * units, dtype=torch.float64),
+        torch.empty(units, gates * units, dtype=torch.float64),
+    )
+    sums = torch.empty(gates * units, dtype=torch.float64)
+    cpu.states_t_times(inputs, None, gradients, out, 0, gates, sums, second=(states, out2))
+    flat = gradients.reshape(batch, timesteps, -1)
+    for got, operand in ((out, inputs), (out2, states)):
+        want = torch.einsum("bts,btw->sw", operand, flat)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
+    torch.testing.assert_close(sums, flat.sum((0, 1)), rtol=1e-12, atol=0)
+
+
 @pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru_reset_after", "gru_reset_before"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype):

@@ -575,12 +575,15 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
 // weight's gradient. The depth goes in blocks of 128, added in order; the columns in strips of
 // two vectors, each strip on one thread, packed per block. States are read in place as the
 // transposed left operand (masked ones copied per block first). With `sums`, also sums[j] =
-// sum over n of B[n, j] (a bias's gradient). Every element sums over the depth in order,
-// whatever the number of threads.
+// sum over n of B[n, j] (a bias's gradient). With `states2` (depth x S2; only when mask is
+// null), also C2 (S2 x width, ldc2) = sum over n of states2[n]^T B[n] from the same packed
+// strips: a second weight's gradient for one pass over B. Every element sums over the depth in
+// order, whatever the number of threads.
 template <typename T>
 void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, int64_t timesteps,
                   const T* B, int64_t ldb, T* C, int64_t ldc, T* sums, int64_t S, int64_t depth,
-                  int64_t width, int64_t threads) {
+                  int64_t width, int64_t threads, const T* states2, int64_t S2, T* C2,
+                  int64_t ldc2) {
   constexpr int64_t STRIP = 2 * VECTOR_BYTES / sizeof(T), DEPTH_BLOCK = 128;
   const int64_t strips = (width + STRIP - 1) / STRIP;
   threads = std::max<int64_t>(1, std::min(threads, strips));
@@ -600,6 +603,9 @@ void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, i
         const int64_t j = strip * STRIP, strip_width = std::min(STRIP, width - j);
         pack(B + k * ldb + j, ldb, n, strip_width, panel.data());
         matmul_strided(block, 1, S, panel.data(), C + j, ldc, S, n, strip_width, k > 0);
+        if (states2)
+          matmul_strided(states2 + k * S2, 1, S2, panel.data(), C2 + j, ldc2, S2, n, strip_width,
+                         k > 0);
         if (sums) {
           if (k == 0) std::fill_n(sums + j, strip_width, T(0));
           for (int64_t d = 0; d < n; ++d)
@@ -660,19 +666,22 @@ void rnnkit_forward(const Problem* p, int64_t precise) { run_chunks<Forward>(*p,
 // the pre-activations; the weight gradients are `rnnkit_long_product`s of what this fills.
 void rnnkit_backward(const Problem* p, int64_t precise) { run_chunks<Backward>(*p, precise); }
 
-// The weight gradient `long_product` computes; see there.
+// The weight gradients `long_product` computes; see there.
 void rnnkit_long_product(const void* states, const void* mask, int64_t gate, int64_t gates,
                          int64_t timesteps, const void* B, int64_t ldb, void* C, int64_t ldc,
                          void* sums, int64_t S, int64_t depth, int64_t width, int64_t threads,
+                         const void* states2, int64_t S2, void* C2, int64_t ldc2,
                          int64_t precise) {
   if (precise)
     long_product(static_cast<const double*>(states), static_cast<const double*>(mask), gate,
                  gates, timesteps, static_cast<const double*>(B), ldb, static_cast<double*>(C),
-                 ldc, static_cast<double*>(sums), S, depth, width, threads);
+                 ldc, static_cast<double*>(sums), S, depth, width, threads,
+                 static_cast<const double*>(states2), S2, static_cast<double*>(C2), ldc2);
   else
     long_product(static_cast<const float*>(states), static_cast<const float*>(mask), gate, gates,
                  timesteps, static_cast<const float*>(B), ldb, static_cast<float*>(C), ldc,
-                 static_cast<float*>(sums), S, depth, width, threads);
+                 static_cast<float*>(sums), S, depth, width, threads,
+                 static_cast<const float*>(states2), S2, static_cast<float*>(C2), ldc2);
 }
 
 }  // extern "C"

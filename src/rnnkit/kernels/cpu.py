@@ -174,10 +174,11 @@ def library() -> ctypes.CDLL:
         getattr(lib, name).argtypes = [ctypes.POINTER(_Problem), ctypes.c_int64]
         getattr(lib, name).restype = None
     pointer, integer = ctypes.c_void_p, ctypes.c_int64
-    # states, mask, gate, gates, timesteps, B, ldb, C, ldc, sums; S, depth, width, threads,
-    # precise
+    # states, mask, gate, gates, timesteps, B, ldb, C, ldc, sums, S, depth, width, threads,
+    # states2, S2, C2, ldc2, precise
     signature = [pointer, pointer, integer, integer, integer, pointer, integer, pointer, integer]
-    lib.rnnkit_long_product.argtypes = [*signature, pointer] + [integer] * 5
+    signature += [pointer, integer, integer, integer, integer, pointer, integer, pointer, integer]
+    lib.rnnkit_long_product.argtypes = [*signature, integer]
     lib.rnnkit_long_product.restype = None
     return lib
 
@@ -222,10 +223,13 @@ def states_t_times(
     first: int,
     last: int,
     sums: torch.Tensor | None = None,
+    second: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> None:
     """out[:, first*U:last*U] = sum over rows b and steps t of (states[b, t] * mask[b, g])^T @
     gradients[b, t, g] for first <= g < last, summed in order (so not depending on the number
-    of threads): a weight's gradient; with `sums`, also the plain sums of those gradients.
+    of threads): a weight's gradient; with `sums`, also the plain sums of those gradients; with
+    `second = (states2, out2)`, also out2's columns from states2 the same way (unmasked), in the
+    same pass over the gradients.
 
     Args:
         states: `(B, T, S)` contiguous, what each step's product read (the inputs, or the
@@ -236,14 +240,20 @@ def states_t_times(
         first, last: the gates to fill.
         sums: None, or `(G*U,)` contiguous: sums[g*U:(g+1)*U] = gradients[..., g, :] summed
             over rows and steps, for the same gates (a bias's gradient).
+        second: None, or `(states2 (B, T, S2), out2 (S2, G*U))`, both contiguous; needs
+            `mask=None`.
     """
     batch, timesteps, size = states.shape
     width, units = out.shape[1], gradients.shape[-1]
     offset = first * units * out.element_size()
+    states2, out2 = second if second is not None else (None, None)
     library().rnnkit_long_product(
         states.data_ptr(), None if mask is None else mask.data_ptr(), first,
         gradients.shape[2], timesteps, gradients.data_ptr() + offset, width,
         out.data_ptr() + offset, width, None if sums is None else sums.data_ptr() + offset,
         size, batch * timesteps, (last - first) * units, torch.get_num_threads(),
+        None if states2 is None else states2.data_ptr(),
+        0 if states2 is None else states2.shape[-1],
+        None if out2 is None else out2.data_ptr() + offset, width,
         out.dtype == torch.float64,
     )  # fmt: skip

@@ -167,12 +167,17 @@ def _weight_gradients(
     inputs = arrays["inputs"]
     dkernel = torch.empty(inputs.shape[-1], n_gates * units, dtype=dpre.dtype)
     dinput_bias = torch.empty(n_gates * units, dtype=dpre.dtype)
+    drecurrent = torch.empty(units, n_gates * units, dtype=dpre.dtype)
+    drecurrent_bias = torch.zeros(n_gates * units, dtype=dpre.dtype)
+    if cell in (cpu.SIMPLE, cpu.LSTM) and not (options["input_masked"] or options["masked"]):
+        # Both kernels' gradients from one pass over dpre.
+        cpu.states_t_times(inputs, None, dpre, dkernel, 0, n_gates, dinput_bias,
+                           second=(arrays["hs"], drecurrent))  # fmt: skip
+        return dkernel, dinput_bias, drecurrent, drecurrent_bias
     _gate_products(inputs, arrays["xmask"], options["input_masked"], dpre, dkernel, n_gates,
                    dinput_bias)  # fmt: skip
     if cell == cpu.GRU_AFTER:  # the h-gate reaches R through inner_h = h @ R_h + b_h
         dpre[:, :, 2] = arrays["dinner"]
-    drecurrent = torch.empty(units, n_gates * units, dtype=dpre.dtype)
-    drecurrent_bias = torch.zeros(n_gates * units, dtype=dpre.dtype)
     product_gates = 2 if cell == cpu.GRU_BEFORE else n_gates
     _gate_products(arrays["hs"], arrays["rmask"], options["masked"], dpre, drecurrent,
                    product_gates, drecurrent_bias if cell == cpu.GRU_AFTER else None)  # fmt: skip
