@@ -254,19 +254,22 @@ template <int64_t ACT, int64_t RACT> struct Activations {
       : act(ACT >= 0 ? ACT : p.activation), ract(RACT >= 0 ? RACT : p.recurrent_activation) {}
 };
 
-// Runs body(first_row, rows) over chunks of rows on `threads` threads (round robin): at least
-// one chunk per thread when there are enough rows, of about `max_rows` rows at most (a multiple
-// of four or six where possible, the heights of `matmul`'s blocks).
+// Runs body(first_row, rows) over chunks of rows on `threads` threads: each thread takes an
+// about equal share of the rows and runs it as chunks of `max_rows` rows at most. The shares'
+// bounds fall on multiples of the height of `matmul`'s row blocks: six for shares of 24 rows or
+// more, else four (six-row blocks do more per load, but at a few rows a share one block taller
+// than the others would cost more than that).
 template <typename Body>
 void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body) {
   threads = std::max<int64_t>(1, std::min(threads, batch));
-  const int64_t per_thread = (batch + threads - 1) / threads;
-  const int64_t chunks_per_thread = (per_thread + max_rows - 1) / max_rows;
-  int64_t rows = (per_thread + chunks_per_thread - 1) / chunks_per_thread;
-  if (rows % 4) rows = std::min(per_thread, (rows + 5) / 6 * 6);
-  const int64_t chunks = (batch + rows - 1) / rows;
+  const int64_t block = batch / threads >= 24 ? 6 : 4;
+  auto bound = [&](int64_t t) {
+    return t == threads ? batch : std::min(batch, (t * batch / threads + block / 2) / block * block);
+  };
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
-  for (int64_t c = 0; c < chunks; ++c) body(c * rows, std::min(rows, batch - c * rows));
+  for (int64_t t = 0; t < threads; ++t)
+    for (int64_t b0 = bound(t), end = bound(t + 1); b0 < end; b0 += max_rows)
+      body(b0, std::min(max_rows, end - b0));
 }
 
 // Rows per chunk: enough to reuse each strip of the weights over several row blocks, few
