@@ -263,8 +263,9 @@ template <typename Body>
 void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body) {
   threads = std::max<int64_t>(1, std::min(threads, batch));
   const int64_t block = batch / threads >= 24 ? 6 : 4;
-  auto bound = [&](int64_t t) {
-    return t == threads ? batch : std::min(batch, (t * batch / threads + block / 2) / block * block);
+  auto bound = [&](int64_t t) {  // the first row of thread t's share
+    if (t == threads) return batch;
+    return std::min(batch, (t * batch / threads + block / 2) / block * block);
   };
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
   for (int64_t t = 0; t < threads; ++t)
