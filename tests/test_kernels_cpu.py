@@ -68,10 +68,12 @@ def test_an_unwritable_cache_is_a_build_error(fresh_library, tmp_path, monkeypat
     assert cpu.unavailable().startswith("building the fused CPU kernels failed")
 
 
+# State sizes: 7 = a six-row block and a padded one; 14 = a six-row block and two of four.
+@pytest.mark.parametrize("size", [7, 14])
 @pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
-def test_states_t_times_is_the_masked_product_over_rows_and_steps(masked):
+def test_states_t_times_is_the_masked_product_over_rows_and_steps(masked, size):
     generator = torch.Generator().manual_seed(0)
-    batch, timesteps, size, gates, units = 3, 300, 7, 4, 5  # depth spans several blocks
+    batch, timesteps, gates, units = 3, 300, 4, 5  # depth spans several blocks
 
     def random(*shape):
         return torch.randn(*shape, generator=generator, dtype=torch.float64)

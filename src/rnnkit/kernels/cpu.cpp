@@ -134,14 +134,15 @@ void matmul_rows(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, int6
 // C (rows x width) (+)= A (rows x depth; A(r, k) = A[r * lda + k * a_step]) @ B (depth x width),
 // B packed (`pack`), C's leading dimension ldc. Columns go in panels, outermost, so that a panel
 // stays in L1 for all rows; rows in blocks of six (6 x 2 vectors: 12 accumulators, within
-// AVX2's 16 registers), or of four for a few rows that four divide, the last rows padded to a
-// block of four.
+// AVX2's 16 registers) then of four, as many sixes as leave a multiple of four (only fours for a
+// few rows that four divide); odd rows leave the last ones padded to a block of four.
 template <typename T>
 void matmul_strided(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, int64_t ldc,
                     int64_t rows, int64_t depth, int64_t width, bool accumulate) {
   if (rows % 6 == 0)
     return matmul_rows<T, 6>(A, lda, a_step, P, C, ldc, rows, depth, width, accumulate);
-  const int64_t sixes = rows % 4 == 0 && rows < 24 ? 0 : rows / 6 * 6;
+  int64_t sixes = rows % 4 == 0 && rows < 24 ? 0 : rows / 6 * 6;
+  if ((rows - sixes) % 4 == 2 && sixes >= 6) sixes -= 6;  // 6 + 2 rows as two fours
   matmul_rows<T, 6>(A, lda, a_step, P, C, ldc, sixes, depth, width, accumulate);
   const int64_t fours = sixes + (rows - sixes) / 4 * 4;
   matmul_rows<T, 4>(A + sixes * lda, lda, a_step, P, C + sixes * ldc, ldc, fours - sixes, depth,
