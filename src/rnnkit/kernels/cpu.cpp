@@ -63,6 +63,15 @@ template <typename T> inline void store(T* p, typename Vector<T>::type v) {
   std::memcpy(p, &v, sizeof v);
 }
 
+// to[0, n) = from[0, n), inline: for the rows of a few dozen values the step loops copy, a
+// library call per row costs more than the copy.
+template <typename T> inline void copy_row(const T* from, int64_t n, T* to) {
+  constexpr int64_t LANES = VECTOR_BYTES / sizeof(T);
+  int64_t j = 0;
+  for (; j + LANES <= n; j += LANES) store(to + j, load(from + j));
+  for (; j < n; ++j) to[j] = from[j];
+}
+
 // C (ROWS x NV vectors) (+)= A (ROWS x depth; A(r, k) = A[r * lda + k * a_step]) @ B (depth x
 // NV vectors, row stride ldb): the ROWS x NV accumulators stay in registers for the whole depth
 // loop.
@@ -371,8 +380,8 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
     };
     if (p.save)
       for (int64_t i = 0; i < rows; ++i) {
-        std::copy_n(&H[i * U], U, at(p.hs, i, U));
-        if (p.cell == LSTM) std::copy_n(&C[i * U], U, at(p.cs, i, U));
+        copy_row(&H[i * U], U, at(p.hs, i, U));
+        if (p.cell == LSTM) copy_row(&C[i * U], U, at(p.cs, i, U));
       }
     // acc = x_t @ K + h @ R for the direct gates, x_t @ K alone for GRU's h gate.
     gate_products(inputs + (b0 * T_ + t) * F, T_ * F, xmask, K, acc.data(), W, rows, F, G, U, 0,
@@ -448,13 +457,13 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
       const int64_t b = b0 + i;
       T* o = out + (b * T_ + s) * U;
       if (p.keep[b * T_ + t]) {
-        std::copy_n(&new_h[i * U], U, &H[i * U]);
-        if (p.cell == LSTM) std::copy_n(&new_c[i * U], U, &C[i * U]);
-        std::copy_n(&new_h[i * U], U, o);
+        copy_row(&new_h[i * U], U, &H[i * U]);
+        if (p.cell == LSTM) copy_row(&new_c[i * U], U, &C[i * U]);
+        copy_row(&new_h[i * U], U, o);
       } else if (p.zero_output || (p.zero_leading && s < first[i])) {
         std::fill_n(o, U, T(0));
       } else {
-        std::copy_n(&H[i * U], U, o);
+        copy_row(&H[i * U], U, o);
       }
     }
   }
@@ -558,7 +567,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
       if (!p.keep[(b0 + i) * T_ + t]) {  // the states passed through this step unchanged
         std::fill_n(DX + i * ldx, W, T(0));
         if (DI) std::fill_n(DI + i * ldi, U, T(0));
-        std::copy_n(&dH[i * U], U, &dHP[i * U]);
+        copy_row(&dH[i * U], U, &dHP[i * U]);
       }
     // The gradient reaching the recurrent product: DX, and DI for GRU reset_after's h gate.
     gate_products_transposed(DX, ldx, M, RT, dHP.data(), U, rows, U, G, U, 0, direct, true,
