@@ -149,3 +149,42 @@ def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype):
     tolerance = 1e-10 if dtype == torch.float64 else 1e-5
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru_reset_after", "gru_reset_before"])
+@pytest.mark.parametrize(
+    "options",
+    [{"zero_output_for_mask": True}, {"unroll": True}, {"go_backwards": True}],
+    ids=["zero_output_for_mask", "unroll", "go_backwards"],
+)
+def test_last_output_only_agrees_with_the_loop(kind, options):
+    """Without return_sequences the kernels write and back-propagate the last output only;
+    its masked cases (a masked last step, leading masked steps) against the loop."""
+    from rnnkit.layers import GRU, SimpleRNN
+
+    make = {
+        "simple_rnn": SimpleRNN,
+        "lstm": LSTM,
+        "gru_reset_after": GRU,
+        "gru_reset_before": lambda *a, **k: GRU(*a, reset_after=False, **k),
+    }[kind]
+    torch.manual_seed(1)
+    fused_layer, loop_layer = (
+        make(6, use_fused=f, return_state=True, dtype=torch.float64, **options)
+        for f in (True, False)
+    )
+    x = torch.randn(5, 8, 3, dtype=torch.float64)
+    mask = torch.ones(5, 8, dtype=torch.bool)
+    mask[0, :3] = mask[1, -2:] = mask[2, 0] = mask[3, -1] = False  # leading and trailing gaps
+    for layer in (fused_layer, loop_layer):
+        layer.build(x.shape)
+    loop_layer.set_weights(fused_layer.get_weights())
+    results = []
+    for layer in (fused_layer, loop_layer):
+        inputs = x.clone().requires_grad_()
+        output, *states = layer(inputs, mask=mask)
+        weights = torch.linspace(-1, 1, output.numel(), dtype=torch.float64).view_as(output)
+        ((output * weights).sum() + sum(s.sum() for s in states)).backward()
+        results.append([output, *states, inputs.grad, *[p.grad for p in layer.parameters()]])
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-10)

@@ -31,7 +31,7 @@ constexpr double SELU_SCALE = 1.0507009873554804934193349852946;
 struct Problem {
   int64_t cell, batch, timesteps, features, units, gates;
   int64_t backwards, zero_output, zero_leading, activation, recurrent_activation;
-  int64_t input_masked, masked, save, keep_pre, input_gradient, threads;
+  int64_t input_masked, masked, save, keep_pre, input_gradient, sequences, threads;
   const void *inputs, *kernel, *kernel_t, *input_bias, *xmask;
   const void *recurrent_kernel, *recurrent_kernel_t, *recurrent_bias, *h0, *c0, *rmask;
   const uint8_t* keep;
@@ -390,7 +390,7 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
       for (int64_t i = 0; i < rows; ++i) {
         const int64_t row = (b0 + i) * T_ + next;  // by time index
         prefetch_row(inputs + row * F, F);
-        prefetch_row(out + ((b0 + i) * T_ + s + 1) * U, U);  // by processing index
+        if (p.sequences) prefetch_row(out + ((b0 + i) * T_ + s + 1) * U, U);
         if (!p.save) continue;
         prefetch_row(static_cast<T*>(p.hs) + row * U, U);
         prefetch_row(static_cast<T*>(p.gate_values) + row * W, W);
@@ -476,7 +476,7 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
       }
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t b = b0 + i;
-      T* o = out + (b * T_ + s) * U;
+      T* o = p.sequences ? out + (b * T_ + s) * U : out + b * U;  // by processing index
       if (p.keep[b * T_ + t]) {
         copy_row(&new_h[i * U], U, &H[i * U]);
         if (p.cell == LSTM) copy_row(&new_c[i * U], U, &C[i * U]);
@@ -520,7 +520,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
       const int64_t next = p.backwards ? t + 1 : t - 1;
       for (int64_t i = 0; i < rows; ++i) {
         const int64_t row = (b0 + i) * T_ + next;  // by time index
-        prefetch_row(dout + ((b0 + i) * T_ + s - 1) * U, U);  // by processing index
+        if (p.sequences) prefetch_row(dout + ((b0 + i) * T_ + s - 1) * U, U);
         prefetch_row(static_cast<const T*>(p.gate_values) + row * W, W);
         prefetch_row(static_cast<const T*>(p.hs) + row * U, U);
         prefetch_row(static_cast<const T*>(p.dxproj) + row * W, W);
@@ -545,8 +545,10 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
       T* dh = &dH[i * U];
       T* dhp = &dHP[i * U];
       T* dx = DX + i * ldx;
-      if (p.keep[b * T_ + t] || !(p.zero_output || (p.zero_leading && s < first[i]))) {
-        const T* d = dout + (b * T_ + s) * U;
+      const bool has_output_gradient = p.sequences || s == T_ - 1;
+      if (has_output_gradient &&
+          (p.keep[b * T_ + t] || !(p.zero_output || (p.zero_leading && s < first[i])))) {
+        const T* d = p.sequences ? dout + (b * T_ + s) * U : dout + b * U;
         #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) dh[j] += d[j];
       }

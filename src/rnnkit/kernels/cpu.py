@@ -23,7 +23,8 @@ Layout (batch-major, as the layers use; C-contiguous):
                           bias (GRU reset_after; zeros otherwise)
     keep    (B, T)        False (0) where a step is masked;  rmask (B, G, U) recurrent dropout,
                           read when `masked`
-    out     (B, T, U)     outputs in processing order (reversed when going backwards)
+    out     (B, T, U)     outputs in processing order (reversed when going backwards); with
+                          `sequences` 0, (B, 1, U): the last output only
     hs      (B, T, U)     the state before each step, by time index; cs the same for the
                           LSTM's carry (LSTM only)
     gates   (B, T, G, U)  gate values after their activations, by time index (SimpleRNN: the
@@ -32,6 +33,7 @@ Layout (batch-major, as the layers use; C-contiguous):
                           activation whose derivative cannot be computed from its output)
     aux     (B, T, U)     by time index; LSTM: act(c); GRU reset_after: inner_h = h @ R_h + b_h;
                           GRU reset_before: r * h (times the h-gate's dropout mask)
+    dout    (B, T, U)     backward: the outputs' gradient, shaped as `out`
     dxproj  (B, T, G, U)  backward: the gradient of the pre-activations, by time index
     dinner  (B, T, U)     backward, GRU reset_after: the gradient of inner_h, by time index
     dinputs (B, T, F)     backward: the inputs' gradient, filled when `input_gradient`
@@ -84,7 +86,7 @@ _FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno",
 _OPTIONS = (
     "cell", "batch", "timesteps", "features", "units", "gates", "backwards", "zero_output",
     "zero_leading", "activation", "recurrent_activation", "input_masked", "masked", "save",
-    "keep_pre", "input_gradient", "threads",
+    "keep_pre", "input_gradient", "sequences", "threads",
 )  # fmt: skip
 _ARRAYS = (
     "inputs", "kernel", "kernel_t", "input_bias", "xmask", "recurrent_kernel",

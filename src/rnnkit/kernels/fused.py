@@ -98,7 +98,7 @@ class _FusedRecurrence(torch.autograd.Function):
             "c0": _contiguous(c0),
             "rmask": rmask,
             "keep": keep.contiguous(),
-            "out": _buffer(True, (batch, timesteps, units), dtype),
+            "out": _buffer(True, (batch, timesteps if options["sequences"] else 1, units), dtype),
             "h_last": torch.empty(batch, units, dtype=dtype),
             "c_last": torch.empty(batch, units, dtype=dtype),
             "hs": _scratch(save, (batch, timesteps, units), dtype),
@@ -118,7 +118,7 @@ class _FusedRecurrence(torch.autograd.Function):
     def backward(ctx, dout, dh_last, dc_last):
         arrays = dict(zip(_SAVED, ctx.saved_tensors))
         options = dict(ctx.kernel_options, input_gradient=ctx.needs_input_grad[0])
-        batch, timesteps, units = dout.shape
+        batch, _, units = dout.shape
         dtype = dout.dtype
         arrays.update(
             kernel_t=arrays["kernel"].t().contiguous(),
@@ -127,7 +127,7 @@ class _FusedRecurrence(torch.autograd.Function):
             dh_last=dh_last.contiguous(),
             dc_last=dc_last.contiguous(),
             dxproj=_scratch(True, arrays["gate_values"].shape, dtype),
-            dinner=_scratch(options["cell"] == cpu.GRU_AFTER, (batch, timesteps, units), dtype),
+            dinner=_scratch(options["cell"] == cpu.GRU_AFTER, arrays["hs"].shape, dtype),
             dinputs=_buffer(options["input_gradient"], arrays["inputs"].shape, dtype),
             dh0=torch.empty(batch, units, dtype=dtype),
             dc0=torch.empty(batch, units, dtype=dtype),
@@ -239,6 +239,8 @@ def run_fused(
         # What the backward pass reads is kept only when there will be one.
         "save": torch.is_grad_enabled() and any(t.requires_grad for t in differentiable),
         "keep_pre": cpu.SILU in (activation, recurrent_activation),
+        # Without return_sequences only the last output is written (out is (B, 1, U)).
+        "sequences": return_sequences,
     }
     xmask = _per_gate(input_mask, gates, zeros)
     rmask = _per_gate(recurrent_mask, gates, zeros)
