@@ -33,6 +33,9 @@ def test_cpu_run_reports_ratios_against_the_fastest_peer(tiny):
         assert fused[mode[:-3] + "_vs_fastest_peer"] == pytest.approx(fastest / fused[mode])
     assert set(masked["times"]) == {"rnnkit_fused"}  # torch.nn has no masking
     assert masked["fastest_peer_train_ms"] is None
+    ratios = results["option_ratios"]["gru/tiny"]
+    assert set(ratios) == {"train", "infer"} and set(ratios["train"]) == set(bench.OPTIONS)
+    assert all(r > 0 for mode in ratios.values() for r in mode.values())
 
 
 def test_cuda_workloads_are_the_issues():

@@ -295,13 +295,43 @@ def run(
             }
         rows.append(row)
         _print_row(row, stream)
+    optioned = sorted({(w.cell, w.shape_name) for w in workloads if w.variant != "plain"})
+    ratios = {f"{c}/{shape}": option_ratios(c, shape, repeats, stream) for c, shape in optioned}
     return {
         "date": time.strftime("%Y-%m-%d"),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "matmul_peak_gflops": peak,
         "results": rows,
+        "option_ratios": ratios,
     }
+
+
+def option_ratios(
+    cell: str, shape_name: str, repeats: int, stream: Any = sys.stdout
+) -> dict[str, dict]:
+    """Each option variant's time over the plain run's, for rnnkit fused at one shape, timed
+    in turns (plain, then each variant, `2 * repeats` rounds) so that the machine's drift
+    falls on all alike: {mode: {variant: median time / median plain time}}."""
+    variants = ("plain", *OPTIONS)
+    pairs = {v: _rnnkit_steps(Workload(cell, shape_name, v), use_fused=True) for v in variants}
+    result = {}
+    for index, mode in enumerate(("train", "infer")):
+        functions = {v: pair[index] for v, pair in pairs.items()}
+        for function in functions.values():
+            function()  # warm-up
+        times: dict[str, list[float]] = {v: [] for v in variants}
+        for _ in range(2 * repeats):
+            for variant, function in functions.items():
+                start = time.perf_counter()
+                function()
+                times[variant].append(time.perf_counter() - start)
+        plain = statistics.median(times["plain"])
+        result[mode] = {v: statistics.median(times[v]) / plain for v in OPTIONS}
+    print(f"\n{cell}/{shape_name}: options / plain, timed in turns: " + "; ".join(
+        f"{mode} " + ", ".join(f"{v} {r:.2f}" for v, r in ratios.items())
+        for mode, ratios in result.items()), file=stream)  # fmt: skip
+    return result
 
 
 def add_ratios(row: dict[str, Any], peers: tuple[str, ...]) -> None:
