@@ -13,8 +13,7 @@ device memory of a training step, and the GPU's name. The implementations:
   (`rnnkit.kernels.gpu.run_gpu`), where `gpu.supports` lets them run it;
 - `torch_nn`: `torch.nn.RNN` / `LSTM` / `GRU`, where torch.nn has the option.
 
-Keras is left out: its JAX backend on the GPU needs a CUDA build of jaxlib beside Keras.
-FLOPs are counted as in `rnnkit.bench`.
+Keras is not measured on CUDA (no such runner here yet). FLOPs are counted as in `rnnkit.bench`.
 """
 
 from __future__ import annotations
