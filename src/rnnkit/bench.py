@@ -33,7 +33,7 @@ SHAPES = {  # (batch, timesteps, features, units)
     "long": (16, 2000, 64, 64),
 }
 CUDA_SHAPES = {  # `rnnkit bench --device cuda` (`rnnkit.bench_cuda`): issue 7's workloads
-    "chapter": (128, 500, 32, 32),
+    "chapter": SHAPES["chapter"],
     "b16_t1024_u256": (16, 1024, 256, 256),
     "b16_t1024_u768": (16, 1024, 768, 768),
     "b256_t100_u512": (256, 100, 512, 512),
@@ -347,15 +347,22 @@ def add_ratios(row: dict[str, Any], peers: tuple[str, ...]) -> None:
                 entry[f"{mode[:-3]}_vs_fastest_peer"] = fastest / entry[mode]
 
 
+def timing_text(implementation: str, entry: dict[str, float], decimals: int = 1) -> str:
+    """One implementation's line of a row: its train and infer medians (ms, with `decimals`)
+    and their ratios to the fastest peer where there is one."""
+    text = f"  {implementation:<13} train {entry['train_ms']:{8 + decimals}.{decimals}f} ms"
+    if "train_vs_fastest_peer" in entry:
+        text += f" ({entry['train_vs_fastest_peer']:.2f}x)"
+    text += f"   infer {entry['infer_ms']:{7 + decimals}.{decimals}f} ms"
+    if "infer_vs_fastest_peer" in entry:
+        text += f" ({entry['infer_vs_fastest_peer']:.2f}x)"
+    return text
+
+
 def _print_row(row: dict[str, Any], stream: Any) -> None:
     print(f"\n{row['workload']}", file=stream)
     for implementation, entry in row["times"].items():
-        text = f"  {implementation:<13} train {entry['train_ms']:9.1f} ms"
-        if "train_vs_fastest_peer" in entry:
-            text += f" ({entry['train_vs_fastest_peer']:.2f}x)"
-        text += f"   infer {entry['infer_ms']:8.1f} ms"
-        if "infer_vs_fastest_peer" in entry:
-            text += f" ({entry['infer_vs_fastest_peer']:.2f}x)"
+        text = timing_text(implementation, entry)
         if "train_gflops" in entry:
             text += f"   {entry['train_gflops']:.1f} GFLOP/s train"
         print(text, file=stream)

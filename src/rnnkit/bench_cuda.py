@@ -215,12 +215,7 @@ def run(
 def _print_row(row: dict[str, Any], stream: Any) -> None:
     print(f"\n{row['workload']}", file=stream)
     for implementation, entry in row["times"].items():
-        text = f"  {implementation:<13} train {entry['train_ms']:8.2f} ms"
-        if "train_vs_fastest_peer" in entry:
-            text += f" ({entry['train_vs_fastest_peer']:.2f}x)"
-        text += f"   infer {entry['infer_ms']:8.2f} ms"
-        if "infer_vs_fastest_peer" in entry:
-            text += f" ({entry['infer_vs_fastest_peer']:.2f}x)"
+        text = bench.timing_text(implementation, entry, decimals=2)
         text += f"   {entry['train_tflops']:.2f} TFLOP/s train"
         text += f"   {entry['peak_train_memory_mb']:.0f} MB"
         print(text, file=stream)
