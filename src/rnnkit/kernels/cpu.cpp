@@ -625,7 +625,8 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
 // C (S x width) = sum over n of (states[n] * mask_g[n / timesteps])^T B[n] for n < depth (every
 // row and step; states (depth x S), B (depth x width, ldb), mask (batch, gates, S) or null): a
 // weight's gradient. The depth goes in blocks of 128, added in order; the columns in strips of
-// two vectors, each strip on one thread, packed per block. States are read in place as the
+// two vectors, packed per block, each thread taking a contiguous range of strips (interleaved
+// strips put both cores on every cache line of B's rows). States are read in place as the
 // transposed left operand (masked ones copied per block first). With `sums`, also sums[j] =
 // sum over n of B[n, j] (a bias's gradient). With `states2` (depth x S2; only when mask is
 // null), also C2 (S2 x width, ldc2) = sum over n of states2[n]^T B[n] from the same packed
@@ -651,7 +652,8 @@ void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, i
         }
         block = masked.data();
       }
-      for (int64_t strip = worker; strip < strips; strip += threads) {
+      for (int64_t strip = worker * strips / threads; strip < (worker + 1) * strips / threads;
+           ++strip) {
         const int64_t j = strip * STRIP, strip_width = std::min(STRIP, width - j);
         pack(B + k * ldb + j, ldb, n, strip_width, panel.data());
         matmul_strided(block, 1, S, panel.data(), C + j, ldc, S, n, strip_width, k > 0);
