@@ -69,23 +69,29 @@ def test_an_unwritable_cache_is_a_build_error(fresh_library, tmp_path, monkeypat
 
 
 # State sizes: 7 = a six-row block and a padded one; 14 = a six-row block and two of four.
+# Layouts: time-major states are read in place; batch-major ones (the inputs) are gathered.
+@pytest.mark.parametrize("layout", ["time_major", "batch_major"])
 @pytest.mark.parametrize("size", [7, 14])
 @pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
-def test_states_t_times_is_the_masked_product_over_rows_and_steps(masked, size):
+def test_states_t_times_is_the_masked_product_over_rows_and_steps(masked, size, layout):
     generator = torch.Generator().manual_seed(0)
     batch, timesteps, gates, units = 3, 300, 4, 5  # depth spans several blocks
 
     def random(*shape):
         return torch.randn(*shape, generator=generator, dtype=torch.float64)
 
-    states, gradients = random(batch, timesteps, size), random(batch, timesteps, gates, units)
+    if layout == "time_major":
+        states = random(timesteps, batch, size)
+    else:
+        states = random(batch, timesteps, size).transpose(0, 1)
+    gradients = random(timesteps, batch, gates, units)
     mask = (random(batch, gates, size) > 0).double() if masked else None
     out = torch.full((size, gates * units), float("nan"), dtype=torch.float64)
     first, last = (1, 2) if masked else (1, 3)
     cpu.states_t_times(states, mask, gradients, out, first, last)
     for g in range(first, last):
-        masked_states = states * mask[:, None, g] if masked else states
-        want = torch.einsum("bts,btu->su", masked_states, gradients[:, :, g])
+        masked_states = states * mask[None, :, g] if masked else states
+        want = torch.einsum("tbs,tbu->su", masked_states, gradients[:, :, g])
         torch.testing.assert_close(out[:, g * units : (g + 1) * units], want, rtol=1e-12, atol=0)
     untouched = [g for g in range(gates) if not first <= g < last]
     for g in untouched:
@@ -99,17 +105,18 @@ def test_states_t_times_forms_a_second_product_in_the_same_pass():
     def random(*shape):
         return torch.randn(*shape, generator=generator, dtype=torch.float64)
 
-    inputs, states = random(batch, timesteps, 7), random(batch, timesteps, units)
-    gradients = random(batch, timesteps, gates, units)
+    inputs = random(batch, timesteps, 7).transpose(0, 1)  # batch-major, as the layer's inputs
+    states = random(timesteps, batch, units)
+    gradients = random(timesteps, batch, gates, units)
     out, out2 = (
         torch.empty(7, gates * units, dtype=torch.float64),
         torch.empty(units, gates * units, dtype=torch.float64),
     )
     sums = torch.empty(gates * units, dtype=torch.float64)
     cpu.states_t_times(inputs, None, gradients, out, 0, gates, sums, second=(states, out2))
-    flat = gradients.reshape(batch, timesteps, -1)
+    flat = gradients.reshape(timesteps, batch, -1)
     for got, operand in ((out, inputs), (out2, states)):
-        want = torch.einsum("bts,btw->sw", operand, flat)
+        want = torch.einsum("tbs,tbw->sw", operand, flat)
         torch.testing.assert_close(got, want, rtol=1e-12, atol=0)
     torch.testing.assert_close(sums, flat.sum((0, 1)), rtol=1e-12, atol=0)
 

@@ -40,6 +40,18 @@ struct Problem {
   void *dxproj, *dinner, *dinputs, *dh0, *dc0;
 };
 
+// A weight's gradient as one long product over every row and step (`long_product`). Mirrored
+// field by field by `_LongProduct` in cpu.py.
+struct LongProduct {
+  // states: row n = (t, b) at states + t * stride_t + b * stride_b, `size` values (contiguous).
+  // gradients: (depth x width), row stride ldb; rows by n = t * batch + b, time-major as the
+  // saved arrays are. mask: (batch, gates, size) dropout masks, or null.
+  const void *states, *mask, *gradients, *states2;
+  void *out, *sums, *out2;
+  int64_t gate, gates, batch, size, stride_t, stride_b, ldb, ldc, depth, width, size2, ldc2;
+  int64_t threads;
+};
+
 namespace {
 
 // One SIMD register of T (AVX2: 8 floats; AVX-512: 16), through GCC's vector extensions.
@@ -383,20 +395,13 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
   for (int64_t s = 0; s < T_; ++s) {
     const int64_t t = p.backwards ? T_ - 1 - s : s;
     auto at = [&](void* array, int64_t i, int64_t size) {  // row i's saved entry at time t
-      return static_cast<T*>(array) + ((b0 + i) * T_ + t) * size;
+      return static_cast<T*>(array) + (t * p.batch + b0 + i) * size;
     };
-    if (s + 1 < T_) {  // the next step's rows of the sequence arrays
+    if (s + 1 < T_) {  // the next step's rows of the batch-major arrays (each its own stream)
       const int64_t next = p.backwards ? t - 1 : t + 1;
       for (int64_t i = 0; i < rows; ++i) {
-        const int64_t row = (b0 + i) * T_ + next;  // by time index
-        prefetch_row(inputs + row * F, F);
+        prefetch_row(inputs + ((b0 + i) * T_ + next) * F, F);
         if (p.sequences) prefetch_row(out + ((b0 + i) * T_ + s + 1) * U, U);
-        if (!p.save) continue;
-        prefetch_row(static_cast<T*>(p.hs) + row * U, U);
-        prefetch_row(static_cast<T*>(p.gate_values) + row * W, W);
-        if (p.cell != SIMPLE) prefetch_row(static_cast<T*>(p.aux) + row * U, U);
-        if (p.cell == LSTM) prefetch_row(static_cast<T*>(p.cs) + row * U, U);
-        if (p.keep_pre) prefetch_row(static_cast<T*>(p.pre) + row * W, W);
       }
     }
     if (p.save)
@@ -450,8 +455,8 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
         }
       }
     }
-    if (p.cell == GRU_BEFORE)  // hidden = X @ R_h (X's rows lie T*U apart in the saved aux)
-      matmul(p.save ? at(p.aux, 0, U) : X.data(), p.save ? T_ * U : U, R + 2 * U * U,
+    if (p.cell == GRU_BEFORE)  // hidden = X @ R_h
+      matmul(p.save ? at(p.aux, 0, U) : X.data(), U, R + 2 * U * U,
              hidden.data(), U, rows, U, U, false);
     if (gru)
       for (int64_t i = 0; i < rows; ++i) {
@@ -514,28 +519,20 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const int64_t t = p.backwards ? T_ - 1 - s : s;
     auto at = [&](const void* array, int64_t i, int64_t size) {  // row i's entry at time t
-      return static_cast<T*>(const_cast<void*>(array)) + ((b0 + i) * T_ + t) * size;
+      return static_cast<T*>(const_cast<void*>(array)) + (t * p.batch + b0 + i) * size;
     };
-    if (s > 0) {  // the next step's rows of the sequence arrays
+    if (s > 0) {  // the next step's rows of the batch-major arrays (each its own stream)
       const int64_t next = p.backwards ? t + 1 : t - 1;
       for (int64_t i = 0; i < rows; ++i) {
-        const int64_t row = (b0 + i) * T_ + next;  // by time index
         if (p.sequences) prefetch_row(dout + ((b0 + i) * T_ + s - 1) * U, U);
-        prefetch_row(static_cast<const T*>(p.gate_values) + row * W, W);
-        prefetch_row(static_cast<const T*>(p.hs) + row * U, U);
-        prefetch_row(static_cast<const T*>(p.dxproj) + row * W, W);
-        if (p.cell != SIMPLE) prefetch_row(static_cast<const T*>(p.aux) + row * U, U);
-        if (p.cell == LSTM) prefetch_row(static_cast<const T*>(p.cs) + row * U, U);
-        if (p.cell == GRU_AFTER) prefetch_row(static_cast<const T*>(p.dinner) + row * U, U);
-        if (p.keep_pre) prefetch_row(static_cast<const T*>(p.pre) + row * W, W);
-        if (p.input_gradient) prefetch_row(dinputs + row * F, F);
+        if (p.input_gradient) prefetch_row(dinputs + ((b0 + i) * T_ + next) * F, F);
       }
     }
-    // DX: the pre-activations' gradient, written straight into dxproj (rows lie T*W apart);
-    // DI, GRU reset_after: the gradient of inner_h, straight into dinner (rows T*U apart).
+    // DX: the pre-activations' gradient, written straight into dxproj; DI, GRU reset_after:
+    // the gradient of inner_h, straight into dinner (the chunk's rows, contiguous).
     T* DX = at(p.dxproj, 0, W);
     T* DI = p.cell == GRU_AFTER ? at(p.dinner, 0, U) : nullptr;
-    const int64_t ldx = T_ * W, ldi = T_ * U;
+    const int64_t ldx = W, ldi = U;
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t b = b0 + i;
       const T* a = at(p.gate_values, i, W);
@@ -622,44 +619,49 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   std::copy(dC.begin(), dC.end(), static_cast<T*>(p.dc0) + b0 * U);
 }
 
-// C (S x width) = sum over n of (states[n] * mask_g[n / timesteps])^T B[n] for n < depth (every
-// row and step; states (depth x S), B (depth x width, ldb), mask (batch, gates, S) or null): a
-// weight's gradient. The depth goes in blocks of 128, added in order; the columns in strips of
-// two vectors, packed per block, each thread taking a contiguous range of strips (interleaved
-// strips put both cores on every cache line of B's rows). States are read in place as the
-// transposed left operand (masked ones copied per block first). With `sums`, also sums[j] =
-// sum over n of B[n, j] (a bias's gradient). With `states2` (depth x S2; only when mask is
-// null), also C2 (S2 x width, ldc2) = sum over n of states2[n]^T B[n] from the same packed
-// strips: a second weight's gradient for one pass over B. Every element sums over the depth in
-// order, whatever the number of threads.
-template <typename T>
-void long_product(const T* states, const T* mask, int64_t gate, int64_t gates, int64_t timesteps,
-                  const T* B, int64_t ldb, T* C, int64_t ldc, T* sums, int64_t S, int64_t depth,
-                  int64_t width, int64_t threads, const T* states2, int64_t S2, T* C2,
-                  int64_t ldc2) {
+// out (size x width, ldc) = sum over n < depth of (states[n] * mask[b, gate])^T gradients[n]:
+// a weight's gradient. The depth goes in blocks of 128, added in order; the columns in strips
+// of two vectors, packed per block, each thread taking a contiguous range of strips
+// (interleaved strips put both cores on every cache line of the gradients' rows). Time-major
+// states are read in place as the transposed left operand; others (the batch-major inputs) and
+// masked ones are gathered per block first. With `sums`, also sums[j] = sum over n of
+// gradients[n, j] (a bias's gradient). With `states2` (depth x size2, time-major contiguous;
+// only when mask is null), also out2 (size2 x width, ldc2) = sum over n of states2[n]^T
+// gradients[n] from the same packed strips: a second weight's gradient for one pass over the
+// gradients. Every element sums over the depth in order, whatever the number of threads.
+template <typename T> void long_product(const LongProduct& q) {
   constexpr int64_t STRIP = 2 * VECTOR_BYTES / sizeof(T), DEPTH_BLOCK = 128;
+  const T* states = static_cast<const T*>(q.states);
+  const T* mask = static_cast<const T*>(q.mask);
+  const T* B = static_cast<const T*>(q.gradients);
+  const T* states2 = static_cast<const T*>(q.states2);
+  T *C = static_cast<T*>(q.out), *sums = static_cast<T*>(q.sums), *C2 = static_cast<T*>(q.out2);
+  const int64_t S = q.size, depth = q.depth, width = q.width, ldb = q.ldb;
+  const bool in_place = !mask && q.stride_b == S && q.stride_t == q.batch * S;
   const int64_t strips = (width + STRIP - 1) / STRIP;
-  threads = std::max<int64_t>(1, std::min(threads, strips));
+  const int64_t threads = std::max<int64_t>(1, std::min(q.threads, strips));
   auto work = [&](int64_t worker) {
-    std::vector<T> masked(mask ? DEPTH_BLOCK * S : 0), panel(DEPTH_BLOCK * STRIP);
+    std::vector<T> gathered(in_place ? 0 : DEPTH_BLOCK * S), panel(DEPTH_BLOCK * STRIP);
     for (int64_t k = 0; k < depth; k += DEPTH_BLOCK) {
       const int64_t n = std::min(DEPTH_BLOCK, depth - k);
       const T* block = states + k * S;  // (n x S): the left operand's transpose
-      if (mask) {
+      if (!in_place) {
         for (int64_t d = 0; d < n; ++d) {
-          const T* m = mask + (((k + d) / timesteps) * gates + gate) * S;
-          for (int64_t r = 0; r < S; ++r) masked[d * S + r] = block[d * S + r] * m[r];
+          const int64_t t = (k + d) / q.batch, b = (k + d) % q.batch;
+          const T* row = states + t * q.stride_t + b * q.stride_b;
+          const T* m = mask ? mask + (b * q.gates + q.gate) * S : nullptr;
+          for (int64_t r = 0; r < S; ++r) gathered[d * S + r] = m ? row[r] * m[r] : row[r];
         }
-        block = masked.data();
+        block = gathered.data();
       }
       for (int64_t strip = worker * strips / threads; strip < (worker + 1) * strips / threads;
            ++strip) {
         const int64_t j = strip * STRIP, strip_width = std::min(STRIP, width - j);
         pack(B + k * ldb + j, ldb, n, strip_width, panel.data());
-        matmul_strided(block, 1, S, panel.data(), C + j, ldc, S, n, strip_width, k > 0);
+        matmul_strided(block, 1, S, panel.data(), C + j, q.ldc, S, n, strip_width, k > 0);
         if (states2)
-          matmul_strided(states2 + k * S2, 1, S2, panel.data(), C2 + j, ldc2, S2, n, strip_width,
-                         k > 0);
+          matmul_strided(states2 + k * q.size2, 1, q.size2, panel.data(), C2 + j, q.ldc2,
+                         q.size2, n, strip_width, k > 0);
         if (sums) {
           if (k == 0) std::fill_n(sums + j, strip_width, T(0));
           for (int64_t d = 0; d < n; ++d)
@@ -720,22 +722,10 @@ void rnnkit_forward(const Problem* p, int64_t precise) { run_chunks<Forward>(*p,
 // the pre-activations; the weight gradients are `rnnkit_long_product`s of what this fills.
 void rnnkit_backward(const Problem* p, int64_t precise) { run_chunks<Backward>(*p, precise); }
 
-// The weight gradients `long_product` computes; see there.
-void rnnkit_long_product(const void* states, const void* mask, int64_t gate, int64_t gates,
-                         int64_t timesteps, const void* B, int64_t ldb, void* C, int64_t ldc,
-                         void* sums, int64_t S, int64_t depth, int64_t width, int64_t threads,
-                         const void* states2, int64_t S2, void* C2, int64_t ldc2,
-                         int64_t precise) {
-  if (precise)
-    long_product(static_cast<const double*>(states), static_cast<const double*>(mask), gate,
-                 gates, timesteps, static_cast<const double*>(B), ldb, static_cast<double*>(C),
-                 ldc, static_cast<double*>(sums), S, depth, width, threads,
-                 static_cast<const double*>(states2), S2, static_cast<double*>(C2), ldc2);
-  else
-    long_product(static_cast<const float*>(states), static_cast<const float*>(mask), gate, gates,
-                 timesteps, static_cast<const float*>(B), ldb, static_cast<float*>(C), ldc,
-                 static_cast<float*>(sums), S, depth, width, threads,
-                 static_cast<const float*>(states2), S2, static_cast<float*>(C2), ldc2);
+// The weight gradient `long_product` computes (double when `precise`); see there.
+void rnnkit_long_product(const LongProduct* q, int64_t precise) {
+  if (precise) return long_product<double>(*q);
+  long_product<float>(*q);
 }
 
 }  // extern "C"

@@ -14,7 +14,10 @@ use, into `~/.rnnkit/kernels/` (`$RNNKIT_HOME` moves it), keyed by a hash of the
 compiler and this CPU's features; later uses load the cached library. `unavailable()` says why
 the kernels cannot run (no compiler, a failed build), and the fused path then falls back.
 
-Layout (batch-major, as the layers use; C-contiguous):
+Layout (C-contiguous). What the layer passes in and gets back is batch-major, as the layers
+use; what the kernels save for the backward pass is time-major, so that each step's rows of a
+chunk of the batch lie together (one stream per array for the hardware prefetchers, instead of
+one per row, which made reading them back the larger part of the backward pass):
 
     inputs  (B, T, F)     the layer's inputs by time index
     K       (F, G*U)      kernel (KT: its transpose); bias (G*U,) input bias (zeros without)
@@ -25,17 +28,17 @@ Layout (batch-major, as the layers use; C-contiguous):
                           read when `masked`
     out     (B, T, U)     outputs in processing order (reversed when going backwards); with
                           `sequences` 0, (B, 1, U): the last output only
-    hs      (B, T, U)     the state before each step, by time index; cs the same for the
+    hs      (T, B, U)     the state before each step, by time index; cs the same for the
                           LSTM's carry (LSTM only)
-    gates   (B, T, G, U)  gate values after their activations, by time index (SimpleRNN: the
+    gates   (T, B, G, U)  gate values after their activations, by time index (SimpleRNN: the
                           new state)
-    pre     (B, T, G, U)  pre-activations, kept only when `keep_pre` (silu is the one
+    pre     (T, B, G, U)  pre-activations, kept only when `keep_pre` (silu is the one
                           activation whose derivative cannot be computed from its output)
-    aux     (B, T, U)     by time index; LSTM: act(c); GRU reset_after: inner_h = h @ R_h + b_h;
+    aux     (T, B, U)     by time index; LSTM: act(c); GRU reset_after: inner_h = h @ R_h + b_h;
                           GRU reset_before: r * h (times the h-gate's dropout mask)
     dout    (B, T, U)     backward: the outputs' gradient, shaped as `out`
-    dxproj  (B, T, G, U)  backward: the gradient of the pre-activations, by time index
-    dinner  (B, T, U)     backward, GRU reset_after: the gradient of inner_h, by time index
+    dxproj  (T, B, G, U)  backward: the gradient of the pre-activations, by time index
+    dinner  (T, B, U)     backward, GRU reset_after: the gradient of inner_h, by time index
     dinputs (B, T, F)     backward: the inputs' gradient, filled when `input_gradient`
 
 Cells: SIMPLE (G=1), LSTM (G=4: i, f, c, o), GRU_AFTER and GRU_BEFORE (G=3: z, r, h).
@@ -101,6 +104,19 @@ class _Problem(ctypes.Structure):
 
     _fields_ = [(name, ctypes.c_int64) for name in _OPTIONS] + [
         (name, ctypes.c_void_p) for name in _ARRAYS
+    ]
+
+
+_PRODUCT_ARRAYS = ("states", "mask", "gradients", "states2", "out", "sums", "out2")
+_PRODUCT_SIZES = ("gate", "gates", "batch", "size", "stride_t", "stride_b", "ldb", "ldc",
+                  "depth", "width", "size2", "ldc2", "threads")  # fmt: skip
+
+
+class _LongProduct(ctypes.Structure):
+    """`struct LongProduct` of cpu.cpp: one weight gradient's long product."""
+
+    _fields_ = [(name, ctypes.c_void_p) for name in _PRODUCT_ARRAYS] + [
+        (name, ctypes.c_int64) for name in _PRODUCT_SIZES
     ]
 
 
@@ -175,12 +191,7 @@ def library() -> ctypes.CDLL:
     for name in ("rnnkit_forward", "rnnkit_backward"):
         getattr(lib, name).argtypes = [ctypes.POINTER(_Problem), ctypes.c_int64]
         getattr(lib, name).restype = None
-    pointer, integer = ctypes.c_void_p, ctypes.c_int64
-    # states, mask, gate, gates, timesteps, B, ldb, C, ldc, sums, S, depth, width, threads,
-    # states2, S2, C2, ldc2, precise
-    signature = [pointer, pointer, integer, integer, integer, pointer, integer, pointer, integer]
-    signature += [pointer, integer, integer, integer, integer, pointer, integer, pointer, integer]
-    lib.rnnkit_long_product.argtypes = [*signature, integer]
+    lib.rnnkit_long_product.argtypes = [ctypes.POINTER(_LongProduct), ctypes.c_int64]
     lib.rnnkit_long_product.restype = None
     return lib
 
@@ -227,35 +238,51 @@ def states_t_times(
     sums: torch.Tensor | None = None,
     second: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> None:
-    """out[:, first*U:last*U] = sum over rows b and steps t of (states[b, t] * mask[b, g])^T @
-    gradients[b, t, g] for first <= g < last, summed in order (so not depending on the number
+    """out[:, first*U:last*U] = sum over steps t and rows b of (states[t, b] * mask[b, g])^T @
+    gradients[t, b, g] for first <= g < last, summed in order (so not depending on the number
     of threads): a weight's gradient; with `sums`, also the plain sums of those gradients; with
     `second = (states2, out2)`, also out2's columns from states2 the same way (unmasked), in the
     same pass over the gradients.
 
     Args:
-        states: `(B, T, S)` contiguous, what each step's product read (the inputs, or the
-            states before each step), by time index.
+        states: `(T, B, S)`, what each step's product read (the states before each step, or the
+            batch-major inputs as `inputs.transpose(0, 1)`): any strides for T and B, the last
+            dimension contiguous.
         mask: None, or `(B, G, S)` contiguous dropout masks (then `last == first + 1`).
-        gradients: `(B, T, G, U)` contiguous, the gradients of the pre-activations.
+        gradients: `(T, B, G, U)` contiguous, the gradients of the pre-activations.
         out: `(S, G*U)` contiguous, the weight's gradient.
         first, last: the gates to fill.
         sums: None, or `(G*U,)` contiguous: sums[g*U:(g+1)*U] = gradients[..., g, :] summed
             over rows and steps, for the same gates (a bias's gradient).
-        second: None, or `(states2 (B, T, S2), out2 (S2, G*U))`, both contiguous; needs
+        second: None, or `(states2 (T, B, S2), out2 (S2, G*U))`, both contiguous; needs
             `mask=None`.
     """
-    batch, timesteps, size = states.shape
+    timesteps, batch, size = states.shape
+    if states.stride(-1) != 1 or not gradients.is_contiguous():
+        raise ValueError("internal: states_t_times needs contiguous rows and gradients")
     width, units = out.shape[1], gradients.shape[-1]
     offset = first * units * out.element_size()
     states2, out2 = second if second is not None else (None, None)
-    library().rnnkit_long_product(
-        states.data_ptr(), None if mask is None else mask.data_ptr(), first,
-        gradients.shape[2], timesteps, gradients.data_ptr() + offset, width,
-        out.data_ptr() + offset, width, None if sums is None else sums.data_ptr() + offset,
-        size, batch * timesteps, (last - first) * units, torch.get_num_threads(),
-        None if states2 is None else states2.data_ptr(),
-        0 if states2 is None else states2.shape[-1],
-        None if out2 is None else out2.data_ptr() + offset, width,
-        out.dtype == torch.float64,
-    )  # fmt: skip
+    problem = _LongProduct(
+        states=states.data_ptr(),
+        mask=None if mask is None else mask.data_ptr(),
+        gradients=gradients.data_ptr() + offset,
+        states2=None if states2 is None else states2.data_ptr(),
+        out=out.data_ptr() + offset,
+        sums=None if sums is None else sums.data_ptr() + offset,
+        out2=None if out2 is None else out2.data_ptr() + offset,
+        gate=first,
+        gates=gradients.shape[2],
+        batch=batch,
+        size=size,
+        stride_t=states.stride(0),
+        stride_b=states.stride(1),
+        ldb=width,
+        ldc=width,
+        depth=timesteps * batch,
+        width=(last - first) * units,
+        size2=0 if states2 is None else states2.shape[-1],
+        ldc2=width,
+        threads=torch.get_num_threads(),
+    )
+    library().rnnkit_long_product(ctypes.byref(problem), out.dtype == torch.float64)

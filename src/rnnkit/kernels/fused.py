@@ -101,13 +101,14 @@ class _FusedRecurrence(torch.autograd.Function):
             "out": _buffer(True, (batch, timesteps if options["sequences"] else 1, units), dtype),
             "h_last": torch.empty(batch, units, dtype=dtype),
             "c_last": torch.empty(batch, units, dtype=dtype),
-            "hs": _scratch(save, (batch, timesteps, units), dtype),
-            "cs": _scratch(save and cell == cpu.LSTM, (batch, timesteps, units), dtype),
-            "gate_values": _scratch(save, (batch, timesteps, n_gates, units), dtype),
+            # Saved for the backward pass, time-major (see cpu.py).
+            "hs": _scratch(save, (timesteps, batch, units), dtype),
+            "cs": _scratch(save and cell == cpu.LSTM, (timesteps, batch, units), dtype),
+            "gate_values": _scratch(save, (timesteps, batch, n_gates, units), dtype),
             "pre": _scratch(
-                save and options["keep_pre"], (batch, timesteps, n_gates, units), dtype
+                save and options["keep_pre"], (timesteps, batch, n_gates, units), dtype
             ),
-            "aux": _scratch(save and cell != cpu.SIMPLE, (batch, timesteps, units), dtype),
+            "aux": _scratch(save and cell != cpu.SIMPLE, (timesteps, batch, units), dtype),
         }
         cpu.forward(kernel_options, arrays)
         ctx.save_for_backward(*(arrays[name] for name in _SAVED))
@@ -162,9 +163,9 @@ def _weight_gradients(
     """The gradients of the kernel (F, G*U), input bias (G*U,), recurrent kernel (U, G*U) and
     recurrent bias (G*U,) from the backward kernel's pre-activation gradients."""
     cell = options["cell"]
-    dpre = arrays["dxproj"]  # (B, T, G, U) by time index, as every saved array
-    batch, timesteps, n_gates, units = dpre.shape
-    inputs = arrays["inputs"]
+    dpre = arrays["dxproj"]  # (T, B, G, U) by time index, as every saved array
+    n_gates, units = dpre.shape[2:]
+    inputs = arrays["inputs"].transpose(0, 1)  # (T, B, F), read in place
     dkernel = torch.empty(inputs.shape[-1], n_gates * units, dtype=dpre.dtype)
     dinput_bias = torch.empty(n_gates * units, dtype=dpre.dtype)
     drecurrent = torch.empty(units, n_gates * units, dtype=dpre.dtype)
