@@ -646,11 +646,22 @@ template <typename T> void long_product(const LongProduct& q) {
       const int64_t n = std::min(DEPTH_BLOCK, depth - k);
       const T* block = states + k * S;  // (n x S): the left operand's transpose
       if (!in_place) {
-        for (int64_t d = 0; d < n; ++d) {
-          const int64_t t = (k + d) / q.batch, b = (k + d) % q.batch;
+        for (int64_t d = 0, t = k / q.batch, b = k % q.batch; d < n; ++d) {
           const T* row = states + t * q.stride_t + b * q.stride_b;
-          const T* m = mask ? mask + (b * q.gates + q.gate) * S : nullptr;
-          for (int64_t r = 0; r < S; ++r) gathered[d * S + r] = m ? row[r] * m[r] : row[r];
+          T* to = &gathered[d * S];
+          if (mask) {
+            const T* m = mask + (b * q.gates + q.gate) * S;
+#pragma GCC ivdep
+            for (int64_t r = 0; r < S; ++r) to[r] = row[r] * m[r];
+          } else {
+            copy_row(row, S, to);
+          }
+          if (++b == q.batch) b = 0, ++t;
+          // The rows DEPTH_BLOCK ahead, for the next block: rows T steps apart each start a
+          // new stream.
+          const int64_t ahead = k + d + DEPTH_BLOCK;
+          if (ahead < depth)
+            prefetch_row(states + ahead / q.batch * q.stride_t + ahead % q.batch * q.stride_b, S);
         }
         block = gathered.data();
       }
@@ -662,11 +673,13 @@ template <typename T> void long_product(const LongProduct& q) {
         if (states2)
           matmul_strided(states2 + k * q.size2, 1, q.size2, panel.data(), C2 + j, q.ldc2,
                          q.size2, n, strip_width, k > 0);
-        if (sums) {
-          if (k == 0) std::fill_n(sums + j, strip_width, T(0));
+        if (sums) {  // the block's sums in registers, then added to the running ones
+          T block_sums[STRIP] = {};
           for (int64_t d = 0; d < n; ++d)
 #pragma GCC ivdep
-            for (int64_t jj = 0; jj < strip_width; ++jj) sums[j + jj] += B[(k + d) * ldb + j + jj];
+            for (int64_t jj = 0; jj < strip_width; ++jj) block_sums[jj] += B[(k + d) * ldb + j + jj];
+          for (int64_t jj = 0; jj < strip_width; ++jj)
+            sums[j + jj] = (k > 0 ? sums[j + jj] : T(0)) + block_sums[jj];
         }
       }
     }
