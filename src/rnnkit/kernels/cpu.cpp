@@ -92,16 +92,17 @@ template <typename T> inline void prefetch_row(const T* p, int64_t count) {
 }
 
 // C (ROWS x NV vectors) (+)= A (ROWS x depth; A(r, k) = A[r * lda + k * a_step]) @ B (depth x
-// NV vectors, row stride ldb): the ROWS x NV accumulators stay in registers for the whole depth
-// loop.
+// NV vectors, row stride ldb), plus the row `bias` in every row if given (without accumulate):
+// the ROWS x NV accumulators stay in registers for the whole depth loop.
 template <typename T, int ROWS, int NV>
 inline void matmul_block(const T* A, int64_t lda, int64_t a_step, const T* B, int64_t ldb, T* C,
-                         int64_t ldc, int64_t depth, bool accumulate) {
+                         int64_t ldc, int64_t depth, bool accumulate, const T* bias) {
   using V = typename Vector<T>::type;
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
   V acc[ROWS][NV];
   for (int r = 0; r < ROWS; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = accumulate ? load(C + r * ldc + v * LANES) : V{};
+    for (int v = 0; v < NV; ++v)
+      acc[r][v] = accumulate ? load(C + r * ldc + v * LANES) : bias ? load(bias + v * LANES) : V{};
   for (int64_t k = 0; k < depth; ++k) {
     V b[NV];
     for (int v = 0; v < NV; ++v) b[v] = load(B + k * ldb + v * LANES);
@@ -140,41 +141,42 @@ void pack(const T* B, int64_t ldb, int64_t depth, int64_t width, T* P) {
 // on the number of threads).
 template <typename T, int ROWS>
 void matmul_rows(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, int64_t ldc,
-                 int64_t rows, int64_t depth, int64_t width, bool accumulate) {
+                 int64_t rows, int64_t depth, int64_t width, bool accumulate, const T* bias) {
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
   int64_t j = 0;
   for (; j + 2 * LANES <= width; j += 2 * LANES)
     for (int64_t i = 0; i < rows; i += ROWS)
       matmul_block<T, ROWS, 2>(A + i * lda, lda, a_step, P + depth * j, 2 * LANES,
-                               C + i * ldc + j, ldc, depth, accumulate);
+                               C + i * ldc + j, ldc, depth, accumulate, bias ? bias + j : bias);
   for (; j + LANES <= width; j += LANES)
     for (int64_t i = 0; i < rows; i += ROWS)
       matmul_block<T, ROWS, 1>(A + i * lda, lda, a_step, P + depth * j, LANES,
-                               C + i * ldc + j, ldc, depth, accumulate);
+                               C + i * ldc + j, ldc, depth, accumulate, bias ? bias + j : bias);
   for (; j < width; ++j)
     for (int64_t i = 0; i < rows; ++i) {
-      T sum = accumulate ? C[i * ldc + j] : T(0);
+      T sum = accumulate ? C[i * ldc + j] : bias ? bias[j] : T(0);
       for (int64_t k = 0; k < depth; ++k) sum += A[i * lda + k * a_step] * P[depth * j + k];
       C[i * ldc + j] = sum;
     }
 }
 
-// C (rows x width) (+)= A (rows x depth; A(r, k) = A[r * lda + k * a_step]) @ B (depth x width),
-// B packed (`pack`), C's leading dimension ldc. Columns go in panels, outermost, so that a panel
+// C (rows x width) (+)= A (rows x depth; A(r, k) = A[r * lda + k * a_step]) @ B (depth x width)
+// (+ the row `bias`, if given, without accumulate), B packed (`pack`), C's leading dimension ldc. Columns go in panels, outermost, so that a panel
 // stays in L1 for all rows; rows in blocks of six (6 x 2 vectors: 12 accumulators, within
 // AVX2's 16 registers) then of four, as many sixes as leave a multiple of four (only fours for a
 // few rows that four divide); odd rows leave the last ones padded to a block of four.
 template <typename T>
 void matmul_strided(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, int64_t ldc,
-                    int64_t rows, int64_t depth, int64_t width, bool accumulate) {
+                    int64_t rows, int64_t depth, int64_t width, bool accumulate,
+                    const T* bias = nullptr) {
   if (rows % 6 == 0)
-    return matmul_rows<T, 6>(A, lda, a_step, P, C, ldc, rows, depth, width, accumulate);
+    return matmul_rows<T, 6>(A, lda, a_step, P, C, ldc, rows, depth, width, accumulate, bias);
   int64_t sixes = rows % 4 == 0 && rows < 24 ? 0 : rows / 6 * 6;
   if ((rows - sixes) % 4 == 2 && sixes >= 6) sixes -= 6;  // 6 + 2 rows as two fours
-  matmul_rows<T, 6>(A, lda, a_step, P, C, ldc, sixes, depth, width, accumulate);
+  matmul_rows<T, 6>(A, lda, a_step, P, C, ldc, sixes, depth, width, accumulate, bias);
   const int64_t fours = sixes + (rows - sixes) / 4 * 4;
   matmul_rows<T, 4>(A + sixes * lda, lda, a_step, P, C + sixes * ldc, ldc, fours - sixes, depth,
-                    width, accumulate);
+                    width, accumulate, bias);
   if (fours == rows) return;
   thread_local std::vector<T> a, c;
   a.assign(4 * depth, T(0));
@@ -183,7 +185,7 @@ void matmul_strided(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, i
     for (int64_t k = 0; k < depth; ++k) a[r * depth + k] = A[(fours + r) * lda + k * a_step];
     if (accumulate) std::copy_n(C + (fours + r) * ldc, width, &c[r * width]);
   }
-  matmul_rows<T, 4>(a.data(), depth, 1, P, c.data(), width, 4, depth, width, accumulate);
+  matmul_rows<T, 4>(a.data(), depth, 1, P, c.data(), width, 4, depth, width, accumulate, bias);
   for (int64_t r = 0; r < rows - fours; ++r)
     std::copy_n(&c[r * width], width, C + (fours + r) * ldc);
 }
@@ -191,8 +193,8 @@ void matmul_strided(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, i
 // matmul_strided for a row-major A (rows x depth, leading dimension lda).
 template <typename T>
 void matmul(const T* A, int64_t lda, const T* P, T* C, int64_t ldc, int64_t rows, int64_t depth,
-            int64_t width, bool accumulate) {
-  matmul_strided(A, lda, 1, P, C, ldc, rows, depth, width, accumulate);
+            int64_t width, bool accumulate, const T* bias = nullptr) {
+  matmul_strided(A, lda, 1, P, C, ldc, rows, depth, width, accumulate, bias);
 }
 
 // The G gate blocks of a weight matrix, each packed: block g is columns g*U.. of B (depth x
@@ -326,7 +328,7 @@ std::vector<int64_t> first_real_steps(const Problem& p, int64_t b0, int64_t rows
 template <typename T>
 void gate_products(const T* A, int64_t lda, const T* mask, const T* P, T* dst, int64_t ldd,
                    int64_t rows, int64_t depth, int64_t G, int64_t U, int64_t g0, int64_t g1,
-                   bool accumulate, T* Ag) {
+                   bool accumulate, T* Ag, const T* bias = nullptr) {
   for (int64_t g = g0; g < g1; ++g) {
     const T* a = A;
     if (mask) {
@@ -336,7 +338,7 @@ void gate_products(const T* A, int64_t lda, const T* mask, const T* P, T* dst, i
       a = Ag;
     }
     matmul(a, mask ? depth : lda, P + g * depth * U, dst + (g - g0) * U, ldd, rows, depth, U,
-           accumulate);
+           accumulate, bias ? bias + (g - g0) * U : bias);
   }
 }
 
@@ -390,8 +392,11 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
   std::vector<T> H(h0, h0 + rows * U), C(c0, c0 + rows * U);
   // Step buffers; gate values, pre-activations and aux go straight to the saved arrays when
   // there is a backward pass to come.
-  std::vector<T> acc(rows * W), hidden(rows * U), new_h(rows * U), new_c(rows * U), Hg(rows * U),
-      Xg(rows * F), A(p.save ? 0 : rows * W), Z(rows * W), X(rows * U);
+  std::vector<T> hidden(rows * U), new_h(rows * U), new_c(rows * U), Hg(rows * U), Xg(rows * F),
+      A(p.save ? 0 : rows * W), Z(p.keep_pre ? 0 : rows * W), X(rows * U);
+  // The biases every row's pre-activations start from: both for the direct gates.
+  std::vector<T> biases(bias, bias + W);
+  for (int64_t j = 0; j < direct * U; ++j) biases[j] += brec[j];
   for (int64_t s = 0; s < T_; ++s) {
     const int64_t t = p.backwards ? T_ - 1 - s : s;
     auto at = [&](void* array, int64_t i, int64_t size) {  // row i's saved entry at time t
@@ -409,22 +414,16 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
         copy_row(&H[i * U], U, at(p.hs, i, U));
         if (p.cell == LSTM) copy_row(&C[i * U], U, at(p.cs, i, U));
       }
-    // acc = x_t @ K + h @ R for the direct gates, x_t @ K alone for GRU's h gate.
-    gate_products(inputs + (b0 * T_ + t) * F, T_ * F, xmask, K, acc.data(), W, rows, F, G, U, 0,
-                  G, false, Xg.data());
-    gate_products(H.data(), U, M, R, acc.data(), W, rows, U, G, U, 0, direct, true, Hg.data());
+    // The pre-activations: x_t @ K + biases + h @ R for the direct gates, x_t @ K + bias alone
+    // for GRU's h gate (its recurrent part is added below).
+    T* pre = p.keep_pre ? at(p.pre, 0, W) : Z.data();
+    gate_products(inputs + (b0 * T_ + t) * F, T_ * F, xmask, K, pre, W, rows, F, G, U, 0, G,
+                  false, Xg.data(), biases.data());
+    gate_products(H.data(), U, M, R, pre, W, rows, U, G, U, 0, direct, true, Hg.data());
     if (p.cell == GRU_AFTER)  // hidden = h @ R_h, reset after the product
       gate_products(H.data(), U, M, R, hidden.data(), U, rows, U, G, U, 2, 3, false, Hg.data());
     for (int64_t i = 0; i < rows; ++i) {
-      T* z = p.keep_pre ? at(p.pre, i, W) : &Z[i * W];
-      const T* ac = &acc[i * W];
-      #pragma GCC ivdep
-      for (int64_t j = 0; j < direct * U; ++j) z[j] = ac[j] + bias[j] + brec[j];
-      #pragma GCC ivdep
-      for (int64_t j = direct * U; j < W; ++j) z[j] = ac[j] + bias[j];
-    }
-    for (int64_t i = 0; i < rows; ++i) {
-      const T* z = p.keep_pre ? at(p.pre, i, W) : &Z[i * W];
+      const T* z = pre + i * W;
       T* a = p.save ? at(p.gate_values, i, W) : &A[i * W];
       T* x = p.save && p.cell != SIMPLE ? at(p.aux, i, U) : &X[i * U];
       const T* h = &H[i * U];
@@ -460,7 +459,7 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
              hidden.data(), U, rows, U, U, false);
     if (gru)
       for (int64_t i = 0; i < rows; ++i) {
-        T* z = p.keep_pre ? at(p.pre, i, W) : &Z[i * W];
+        T* z = pre + i * W;
         T* a = p.save ? at(p.gate_values, i, W) : &A[i * W];
         T* x = p.save ? at(p.aux, i, U) : &X[i * U];
         const T* hid = &hidden[i * U];
