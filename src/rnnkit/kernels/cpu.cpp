@@ -389,11 +389,17 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
   const std::vector<int64_t> first = first_real_steps(p, b0, rows);
   const T* h0 = static_cast<const T*>(p.h0) + b0 * U;
   const T* c0 = static_cast<const T*>(p.c0) + b0 * U;
-  std::vector<T> H(h0, h0 + rows * U), C(c0, c0 + rows * U);
+  // The states before and after each step, H and NH (C and NC, the LSTM's carry), each the
+  // chunk's rows: two buffers each, taking turns; with a backward pass to come, the saved hs
+  // and cs themselves (a step writes the next step's entry), so that nothing is copied there.
+  std::vector<T> h_buffers(2 * rows * U), c_buffers(2 * rows * U);
+  std::copy_n(h0, rows * U, h_buffers.data());
+  std::copy_n(c0, rows * U, c_buffers.data());
+  T *H = h_buffers.data(), *C = c_buffers.data();
   // Step buffers; gate values, pre-activations and aux go straight to the saved arrays when
   // there is a backward pass to come.
-  std::vector<T> hidden(rows * U), new_h(rows * U), new_c(rows * U), Hg(rows * U), Xg(rows * F),
-      A(p.save ? 0 : rows * W), Z(p.keep_pre ? 0 : rows * W), X(rows * U);
+  std::vector<T> hidden(rows * U), Hg(rows * U), Xg(rows * F), A(p.save ? 0 : rows * W),
+      Z(p.keep_pre ? 0 : rows * W), X(rows * U);
   // The biases every row's pre-activations start from: both for the direct gates.
   std::vector<T> biases(bias, bias + W);
   for (int64_t j = 0; j < direct * U; ++j) biases[j] += brec[j];
@@ -402,38 +408,44 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
     auto at = [&](void* array, int64_t i, int64_t size) {  // row i's saved entry at time t
       return static_cast<T*>(array) + (t * p.batch + b0 + i) * size;
     };
+    const int64_t next = p.backwards ? t - 1 : t + 1;
     if (s + 1 < T_) {  // the next step's rows of the batch-major arrays (each its own stream)
-      const int64_t next = p.backwards ? t - 1 : t + 1;
       for (int64_t i = 0; i < rows; ++i) {
         prefetch_row(inputs + ((b0 + i) * T_ + next) * F, F);
         if (p.sequences) prefetch_row(out + ((b0 + i) * T_ + s + 1) * U, U);
       }
     }
-    if (p.save)
-      for (int64_t i = 0; i < rows; ++i) {
-        copy_row(&H[i * U], U, at(p.hs, i, U));
-        if (p.cell == LSTM) copy_row(&C[i * U], U, at(p.cs, i, U));
-      }
+    if (p.save && s == 0) {  // later steps' entries are written by the step before
+      copy_row(H, rows * U, at(p.hs, 0, U));
+      if (p.cell == LSTM) copy_row(C, rows * U, at(p.cs, 0, U));
+    }
+    auto other = [&](std::vector<T>& buffers, T* current) {
+      return current == buffers.data() ? buffers.data() + rows * U : buffers.data();
+    };
+    const bool save_next = p.save && s + 1 < T_;
+    T* NH = save_next ? static_cast<T*>(p.hs) + (next * p.batch + b0) * U : other(h_buffers, H);
+    T* NC = save_next && p.cell == LSTM ? static_cast<T*>(p.cs) + (next * p.batch + b0) * U
+                                        : other(c_buffers, C);
     // The pre-activations: x_t @ K + biases + h @ R for the direct gates, x_t @ K + bias alone
     // for GRU's h gate (its recurrent part is added below).
     T* pre = p.keep_pre ? at(p.pre, 0, W) : Z.data();
     gate_products(inputs + (b0 * T_ + t) * F, T_ * F, xmask, K, pre, W, rows, F, G, U, 0, G,
                   false, Xg.data(), biases.data());
-    gate_products(H.data(), U, M, R, pre, W, rows, U, G, U, 0, direct, true, Hg.data());
+    gate_products(H, U, M, R, pre, W, rows, U, G, U, 0, direct, true, Hg.data());
     if (p.cell == GRU_AFTER)  // hidden = h @ R_h, reset after the product
-      gate_products(H.data(), U, M, R, hidden.data(), U, rows, U, G, U, 2, 3, false, Hg.data());
+      gate_products(H, U, M, R, hidden.data(), U, rows, U, G, U, 2, 3, false, Hg.data());
     for (int64_t i = 0; i < rows; ++i) {
       const T* z = pre + i * W;
       T* a = p.save ? at(p.gate_values, i, W) : &A[i * W];
       T* x = p.save && p.cell != SIMPLE ? at(p.aux, i, U) : &X[i * U];
-      const T* h = &H[i * U];
-      T* nh = &new_h[i * U];
+      const T* h = H + i * U;
+      T* nh = NH + i * U;
       if (p.cell == SIMPLE) {
         #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) nh[j] = a[j] = activation_of(f.act, z[j]);
       } else if (p.cell == LSTM) {
-        const T* c = &C[i * U];
-        T* nc = &new_c[i * U];
+        const T* c = C + i * U;
+        T* nc = NC + i * U;
         #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) {
           const T in = activation_of(f.ract, z[j]), forget = activation_of(f.ract, z[U + j]);
@@ -463,8 +475,8 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
         T* a = p.save ? at(p.gate_values, i, W) : &A[i * W];
         T* x = p.save ? at(p.aux, i, U) : &X[i * U];
         const T* hid = &hidden[i * U];
-        const T* h = &H[i * U];
-        T* nh = &new_h[i * U];
+        const T* h = H + i * U;
+        T* nh = NH + i * U;
         #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) {
           if (p.cell == GRU_AFTER) {  // X = inner_h = h @ R_h + b_h
@@ -478,22 +490,27 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
           nh[j] = update * h[j] + (T(1) - update) * cand;
         }
       }
+    const bool output = p.sequences || s == T_ - 1;
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t b = b0 + i;
       T* o = p.sequences ? out + (b * T_ + s) * U : out + b * U;  // by processing index
       if (p.keep[b * T_ + t]) {
-        copy_row(&new_h[i * U], U, &H[i * U]);
-        if (p.cell == LSTM) copy_row(&new_c[i * U], U, &C[i * U]);
-        copy_row(&new_h[i * U], U, o);
-      } else if (p.zero_output || (p.zero_leading && s < first[i])) {
-        std::fill_n(o, U, T(0));
-      } else {
-        copy_row(&H[i * U], U, o);
+        if (output) copy_row(NH + i * U, U, o);
+        continue;
       }
+      copy_row(H + i * U, U, NH + i * U);  // a masked step passes the states on unchanged
+      if (p.cell == LSTM) copy_row(C + i * U, U, NC + i * U);
+      if (!output) continue;
+      if (p.zero_output || (p.zero_leading && s < first[i]))
+        std::fill_n(o, U, T(0));
+      else
+        copy_row(H + i * U, U, o);
     }
+    H = NH;
+    if (p.cell == LSTM) C = NC;
   }
-  std::copy(H.begin(), H.end(), static_cast<T*>(p.h_last) + b0 * U);
-  std::copy(C.begin(), C.end(), static_cast<T*>(p.c_last) + b0 * U);
+  std::copy_n(H, rows * U, static_cast<T*>(p.h_last) + b0 * U);
+  std::copy_n(C, rows * U, static_cast<T*>(p.c_last) + b0 * U);
 }
 
 template <typename T, int64_t ACT, int64_t RACT>
