@@ -487,7 +487,7 @@ def test_fused_and_loop_gradients_agree(kind):
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_fused_results_do_not_depend_on_the_thread_count(kind):
     layer, _ = make_layer(kind, dtype=torch.float32, use_fused=True)
-    x = torch.randn(40, 9, FEATURES, requires_grad=True)  # several batch chunks
+    x = torch.randn(200, 9, FEATURES, requires_grad=True)  # several chunks of 96 rows at most
     results = []
     threads = torch.get_num_threads()
     try:

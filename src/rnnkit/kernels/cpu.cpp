@@ -304,9 +304,10 @@ void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body)
       body(b0, std::min(max_rows, end - b0));
 }
 
-// Rows per chunk: enough to reuse each strip of the weights over several row blocks, few
+// Rows per chunk: enough to reuse each strip of the weights over many row blocks (a thread's
+// whole share at the chapter's batch: fewer, taller chunks leave fewer four-row blocks), few
 // enough that the chunk's step buffers stay in cache.
-int64_t chunk_rows(const Problem& p) { return p.gates * p.units <= 256 ? 24 : 48; }
+int64_t chunk_rows(const Problem& p) { return p.gates * p.units <= 256 ? 96 : 48; }
 
 // Per row, the processing index of its first unmasked step (timesteps if none).
 std::vector<int64_t> first_real_steps(const Problem& p, int64_t b0, int64_t rows) {
