@@ -20,6 +20,23 @@ def tiny(monkeypatch):
     return "tiny"
 
 
+def test_medians_in_turns_alternates_the_functions(monkeypatch):
+    calls = []
+    clock = iter(range(1000))
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    durations = {"a": [], "b": []}
+
+    def call(name):
+        calls.append(name)
+        for _ in range(len(durations[name])):  # each call of a function lasts one tick longer
+            next(clock)
+        durations[name].append(None)
+
+    medians = bench.medians_in_turns({"a": lambda: call("a"), "b": lambda: call("b")}, 3)
+    assert calls == ["a", "b"] * 4  # a warm-up call each, then three rounds in turns
+    assert medians == {"a": 3, "b": 3}  # the timed calls last 2, 3 and 4 ticks
+
+
 def test_cpu_run_reports_ratios_against_the_fastest_peer(tiny):
     workloads = [bench.Workload("lstm", tiny), bench.Workload("gru", tiny, "mask")]
     results = bench.run(workloads, ("rnnkit_fused", "torch_nn"), repeats=1, memory=False,

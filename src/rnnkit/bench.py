@@ -82,6 +82,20 @@ def default_workloads(cells: tuple[str, ...] = ("simple_rnn", "lstm", "gru")) ->
     return cases
 
 
+def medians_in_turns(functions: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """Each function's median seconds, called in turns (one call each per round, after a
+    warm-up call each), so that the machine's drift falls on all of them alike."""
+    for function in functions.values():
+        function()  # warm-up (compilation, allocation)
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
+
+
 def median_seconds(function: Callable[[], Any], repeats: int) -> float:
     function()  # warm-up (compilation, allocation)
     times = []
@@ -263,23 +277,24 @@ def run(
     memory: bool = True,
     stream: Any = sys.stdout,
 ) -> dict[str, Any]:
-    """Measures every workload × implementation; prints a table; returns the results."""
+    """Measures every workload × implementation; prints a table; returns the results. Each
+    workload's implementations are timed in turns (`medians_in_turns`), so that the ratios
+    between them do not carry the machine's drift between one implementation's runs and the
+    next's."""
     peak = matmul_peak_gflops()
     best_peak = max(peak.values())
     print("matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()),
           file=stream)  # fmt: skip
     rows = []
     for workload in workloads:
-        times: dict[str, dict[str, float]] = {}
-        for implementation in implementations:
-            pair = steps(implementation, workload)
-            if pair is None:
-                continue
-            train, infer = pair
-            times[implementation] = {
-                "train_ms": 1e3 * median_seconds(train, repeats),
-                "infer_ms": 1e3 * median_seconds(infer, repeats),
-            }
+        pairs = {name: steps(name, workload) for name in implementations}
+        pairs = {name: pair for name, pair in pairs.items() if pair is not None}
+        times: dict[str, dict[str, float]] = {name: {} for name in pairs}
+        for index, mode in enumerate(("train", "infer")):
+            medians = medians_in_turns({n: pair[index] for n, pair in pairs.items()}, repeats)
+            for name, seconds in medians.items():
+                times[name][f"{mode}_ms"] = 1e3 * seconds
+        del pairs  # the models of one workload, before the next one's are built
         row: dict[str, Any] = {"workload": workload.name, "times": times}
         add_ratios(row, PEERS)
         fused = times.get("rnnkit_fused")
@@ -317,17 +332,8 @@ def option_ratios(
     pairs = {v: _rnnkit_steps(Workload(cell, shape_name, v), use_fused=True) for v in variants}
     result = {}
     for index, mode in enumerate(("train", "infer")):
-        functions = {v: pair[index] for v, pair in pairs.items()}
-        for function in functions.values():
-            function()  # warm-up
-        times: dict[str, list[float]] = {v: [] for v in variants}
-        for _ in range(2 * repeats):
-            for variant, function in functions.items():
-                start = time.perf_counter()
-                function()
-                times[variant].append(time.perf_counter() - start)
-        plain = statistics.median(times["plain"])
-        result[mode] = {v: statistics.median(times[v]) / plain for v in OPTIONS}
+        medians = medians_in_turns({v: pair[index] for v, pair in pairs.items()}, 2 * repeats)
+        result[mode] = {v: medians[v] / medians["plain"] for v in OPTIONS}
     print(f"\n{cell}/{shape_name}: options / plain, timed in turns: " + "; ".join(
         f"{mode} " + ", ".join(f"{v} {r:.2f}" for v, r in ratios.items())
         for mode, ratios in result.items()), file=stream)  # fmt: skip
