@@ -17,6 +17,7 @@ TINY = (3, 4, 2, 5)  # batch, timesteps, features, units
 @pytest.fixture
 def tiny(monkeypatch):
     monkeypatch.setitem(bench.SHAPES, "tiny", TINY)
+    monkeypatch.setattr(bench, "PAUSE_BETWEEN_PEERS", 0.0)
     return "tiny"
 
 

@@ -45,6 +45,10 @@ OPTIONS = {
     "relu": {"activation": "relu"},
 }
 IMPLEMENTATIONS = ("rnnkit_fused", "rnnkit_loop", "torch_nn", "keras_jax")
+# Seconds between one implementation's timed call and the next's: the thread pools of the one
+# before (JAX's, PyTorch's OpenMP) spin for a while after their work and would take the cores
+# (without it, rnnkit's LSTM chapter step after Keras's took 56-68 ms instead of 43-47).
+PAUSE_BETWEEN_PEERS = 0.2
 PEERS = ("torch_nn", "keras_jax")
 
 
@@ -82,14 +86,18 @@ def default_workloads(cells: tuple[str, ...] = ("simple_rnn", "lstm", "gru")) ->
     return cases
 
 
-def medians_in_turns(functions: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+def medians_in_turns(
+    functions: dict[str, Callable[[], Any]], rounds: int, pause: float = 0.0
+) -> dict[str, float]:
     """Each function's median seconds, called in turns (one call each per round, after a
-    warm-up call each), so that the machine's drift falls on all of them alike."""
+    warm-up call each), so that the machine's drift falls on all of them alike; `pause`
+    seconds before each timed call."""
     for function in functions.values():
         function()  # warm-up (compilation, allocation)
     times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(rounds):
         for name, function in functions.items():
+            time.sleep(pause)
             start = time.perf_counter()
             function()
             times[name].append(time.perf_counter() - start)
@@ -291,7 +299,8 @@ def run(
         pairs = {name: pair for name, pair in pairs.items() if pair is not None}
         times: dict[str, dict[str, float]] = {name: {} for name in pairs}
         for index, mode in enumerate(("train", "infer")):
-            medians = medians_in_turns({n: pair[index] for n, pair in pairs.items()}, repeats)
+            functions = {name: pair[index] for name, pair in pairs.items()}
+            medians = medians_in_turns(functions, repeats, pause=PAUSE_BETWEEN_PEERS)
             for name, seconds in medians.items():
                 times[name][f"{mode}_ms"] = 1e3 * seconds
         del pairs  # the models of one workload, before the next one's are built

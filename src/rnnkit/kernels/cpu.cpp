@@ -84,9 +84,9 @@ template <typename T> inline void copy_row(const T* from, int64_t n, T* to) {
   for (; j < n; ++j) to[j] = from[j];
 }
 
-// Asks the caches for `count` values from `p` ahead of their use. The step loops read and
-// write one row of each sequence array per batch row, rows T steps apart: more streams than the
-// hardware prefetchers follow.
+// Asks the caches for `count` values from `p` ahead of their use. In the batch-major arrays
+// (inputs, outputs and their gradients) each batch row's entries lie T steps apart, one stream
+// per row: more streams than the hardware prefetchers follow.
 template <typename T> inline void prefetch_row(const T* p, int64_t count) {
   for (int64_t offset = 0; offset < count; offset += 64 / sizeof(T)) __builtin_prefetch(p + offset);
 }
@@ -161,10 +161,11 @@ void matmul_rows(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, int6
 }
 
 // C (rows x width) (+)= A (rows x depth; A(r, k) = A[r * lda + k * a_step]) @ B (depth x width)
-// (+ the row `bias`, if given, without accumulate), B packed (`pack`), C's leading dimension ldc. Columns go in panels, outermost, so that a panel
-// stays in L1 for all rows; rows in blocks of six (6 x 2 vectors: 12 accumulators, within
-// AVX2's 16 registers) then of four, as many sixes as leave a multiple of four (only fours for a
-// few rows that four divide); odd rows leave the last ones padded to a block of four.
+// (+ the row `bias`, if given, without accumulate), B packed (`pack`), C's leading dimension
+// ldc. Columns go in panels, outermost, so that a panel stays in L1 for all rows; rows in
+// blocks of six (6 x 2 vectors: 12 accumulators, within AVX2's 16 registers) then of four, as
+// many sixes as leave a multiple of four (only fours for a few rows that four divide); odd rows
+// leave the last ones padded to a block of four.
 template <typename T>
 void matmul_strided(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, int64_t ldc,
                     int64_t rows, int64_t depth, int64_t width, bool accumulate,
@@ -468,8 +469,8 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
       }
     }
     if (p.cell == GRU_BEFORE)  // hidden = X @ R_h
-      matmul(p.save ? at(p.aux, 0, U) : X.data(), U, R + 2 * U * U,
-             hidden.data(), U, rows, U, U, false);
+      matmul(p.save ? at(p.aux, 0, U) : X.data(), U, R + 2 * U * U, hidden.data(), U, rows, U,
+             U, false);
     if (gru)
       for (int64_t i = 0; i < rows; ++i) {
         T* z = pre + i * W;
@@ -694,7 +695,8 @@ template <typename T> void long_product(const LongProduct& q) {
           T block_sums[STRIP] = {};
           for (int64_t d = 0; d < n; ++d)
 #pragma GCC ivdep
-            for (int64_t jj = 0; jj < strip_width; ++jj) block_sums[jj] += B[(k + d) * ldb + j + jj];
+            for (int64_t jj = 0; jj < strip_width; ++jj)
+              block_sums[jj] += B[(k + d) * ldb + j + jj];
           for (int64_t jj = 0; jj < strip_width; ++jj)
             sums[j + jj] = (k > 0 ? sums[j + jj] : T(0)) + block_sums[jj];
         }
