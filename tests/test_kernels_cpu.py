@@ -10,7 +10,15 @@ import pytest
 import torch
 
 from rnnkit.kernels import cpu, fused
-from rnnkit.layers import LSTM
+from rnnkit.layers import GRU, LSTM, SimpleRNN
+
+# The layer for each kind of cell the kernels implement.
+LAYERS = {
+    "simple_rnn": SimpleRNN,
+    "lstm": LSTM,
+    "gru_reset_after": GRU,
+    "gru_reset_before": lambda *a, **k: GRU(*a, reset_after=False, **k),
+}
 
 
 @pytest.fixture
@@ -127,14 +135,7 @@ def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype):
     """Sizes that take every path of the products: 37 units = two-vector strips, a one-vector
     strip and single columns (float32 and float64 lanes); 13 rows = six-row blocks, a four-row
     block and padded rows; masks, recurrent and input dropout per gate, go_backwards."""
-    from rnnkit.layers import GRU, SimpleRNN
-
-    make = {
-        "simple_rnn": SimpleRNN,
-        "lstm": LSTM,
-        "gru_reset_after": GRU,
-        "gru_reset_before": lambda *a, **k: GRU(*a, reset_after=False, **k),
-    }[kind]
+    make = LAYERS[kind]
     torch.manual_seed(0)
     options = dict(dropout=0.2, recurrent_dropout=0.3, go_backwards=True, dtype=dtype)
     fused_layer, loop_layer = (make(37, use_fused=f, **options) for f in (True, False))
@@ -167,14 +168,7 @@ def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype):
 def test_last_output_only_agrees_with_the_loop(kind, options):
     """Without return_sequences the kernels write and back-propagate the last output only;
     its masked cases (a masked last step, leading masked steps) against the loop."""
-    from rnnkit.layers import GRU, SimpleRNN
-
-    make = {
-        "simple_rnn": SimpleRNN,
-        "lstm": LSTM,
-        "gru_reset_after": GRU,
-        "gru_reset_before": lambda *a, **k: GRU(*a, reset_after=False, **k),
-    }[kind]
+    make = LAYERS[kind]
     torch.manual_seed(1)
     fused_layer, loop_layer = (
         make(6, use_fused=f, return_state=True, dtype=torch.float64, **options)

@@ -104,16 +104,6 @@ def medians_in_turns(
     return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
-def median_seconds(function: Callable[[], Any], repeats: int) -> float:
-    function()  # warm-up (compilation, allocation)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _data(workload: Workload) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     batch, timesteps, features, units = workload.shape
     rng = np.random.default_rng(0)
@@ -173,12 +163,11 @@ def torch_module(workload: Workload) -> torch.nn.RNNBase | None:
     )
 
 
-def _torch_steps(workload: Workload) -> tuple[Callable, Callable] | None:
-    module = torch_module(workload)
-    if module is None:
-        return None
-    x, y, _ = _data(workload)
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
+def torch_module_steps(
+    module: torch.nn.RNNBase, workload: Workload, x: torch.Tensor, y: torch.Tensor
+) -> tuple[Callable, Callable]:
+    """(train_step, inference) for a torch.nn module on `x` (batch, timesteps, features) and
+    targets `y` (batch, units), on their device; inference returns the last outputs."""
     if workload.options.get("go_backwards"):
         x = torch.flip(x, dims=[1])  # what a user of torch.nn has to do
     optimizer = torch.optim.RMSprop(module.parameters(), lr=0.001, alpha=0.9, eps=1e-7)
@@ -189,11 +178,19 @@ def _torch_steps(workload: Workload) -> tuple[Callable, Callable] | None:
         loss.backward()
         optimizer.step()
 
-    def infer() -> None:
+    def infer() -> torch.Tensor:
         with torch.no_grad():
-            module(x)
+            return module(x)[0][:, -1]
 
     return train, infer
+
+
+def _torch_steps(workload: Workload) -> tuple[Callable, Callable] | None:
+    module = torch_module(workload)
+    if module is None:
+        return None
+    x, y, _ = _data(workload)
+    return torch_module_steps(module, workload, torch.from_numpy(x), torch.from_numpy(y))
 
 
 def _keras_steps(workload: Workload) -> tuple[Callable, Callable] | None:
@@ -242,12 +239,11 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> dict[str, float]:
     """GFLOP/s of a large float32 matmul through MKL (`torch.mm`) and oneDNN (mkldnn linear)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     flops = 2.0 * size**3
-    result = {"mkl": flops / median_seconds(lambda: torch.mm(a, b), repeats) / 1e9}
+    products = {"mkl": lambda: torch.mm(a, b)}
     if torch.backends.mkldnn.is_available():
         a_dnn, b_dnn = a.to_mkldnn(), b.to_mkldnn()
-        seconds = median_seconds(lambda: torch._C._nn.mkldnn_linear(a_dnn, b_dnn, None), repeats)
-        result["onednn"] = flops / seconds / 1e9
-    return result
+        products["onednn"] = lambda: torch._C._nn.mkldnn_linear(a_dnn, b_dnn, None)
+    return {name: flops / s / 1e9 for name, s in medians_in_turns(products, repeats).items()}
 
 
 def peak_train_memory_mb(implementation: str, workload: Workload) -> float | None:

@@ -142,21 +142,7 @@ def _torch_steps(
         return None
     module.to(device, dtype)
     x, y, _ = _tensors(workload, dtype, device)
-    if workload.options.get("go_backwards"):
-        x = torch.flip(x, dims=[1])
-    optimizer = torch.optim.RMSprop(module.parameters(), lr=0.001, alpha=0.9, eps=1e-7)
-
-    def train() -> None:
-        optimizer.zero_grad()
-        loss = ((module(x)[0][:, -1] - y) ** 2).mean()
-        loss.backward()
-        optimizer.step()
-
-    def infer() -> torch.Tensor:
-        with torch.no_grad():
-            return module(x)[0][:, -1]
-
-    return train, infer
+    return bench.torch_module_steps(module, workload, x, y)
 
 
 def steps(
