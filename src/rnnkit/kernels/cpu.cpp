@@ -107,10 +107,10 @@ inline void matmul_block(const T* A, int64_t lda, int64_t a_step, const T* B, in
     V b[NV];
     for (int v = 0; v < NV; ++v) {
       b[v] = load(B + k * ldb + v * LANES);
-      // Keeps b[v] in a register: left alone, GCC reloads it from memory in every row's
-      // multiply-add, and the loads (not the multiply-adds) then bound the block (four-row
-      // blocks 1.4x slower, six-row 1.1x).
-      __asm__("" : "+x"(b[v]));
+      // Keeps a four-row block's b[v] in a register: left alone, GCC reloads it from memory in
+      // every row's multiply-add, and the block ran 1.4-1.9x slower (a C++ harness, in L1).
+      // Six-row blocks ran 1.05-1.12x faster as GCC has them.
+      if constexpr (ROWS < 6) __asm__("" : "+x"(b[v]));
     }
     for (int r = 0; r < ROWS; ++r) {
       const T a = A[r * lda + k * a_step];
