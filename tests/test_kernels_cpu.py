@@ -129,6 +129,33 @@ def test_states_t_times_forms_a_second_product_in_the_same_pass():
     torch.testing.assert_close(sums, flat.sum((0, 1)), rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize(("dtype", "units"), [(torch.float64, 5), (torch.float64, 8),
+                                              (torch.float32, 16), (torch.float32, 7)])  # fmt: skip
+def test_states_t_times_masks_each_gate_of_the_second_product(dtype, units):
+    """With `second_mask`, out2's gate g reads states2 times mask g; units that are not a
+    multiple of the column strips make strips that cross from one gate into the next."""
+    generator = torch.Generator().manual_seed(2)
+    batch, timesteps, gates = 3, 100, 4
+
+    def random(*shape):
+        return torch.randn(*shape, generator=generator, dtype=dtype)
+
+    inputs = random(batch, timesteps, 6).transpose(0, 1)
+    states = random(timesteps, batch, units)
+    gradients = random(timesteps, batch, gates, units)
+    mask = (torch.rand(batch, gates, units, generator=generator) > 0.3).to(dtype) / 0.7
+    out, out2 = torch.empty(6, gates * units, dtype=dtype), torch.empty(units, gates * units,
+                                                                        dtype=dtype)  # fmt: skip
+    cpu.states_t_times(inputs, None, gradients, out, 0, gates, second=(states, out2),
+                       second_mask=mask)  # fmt: skip
+    tolerance = dict(rtol=1e-12, atol=0) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)
+    for g in range(gates):
+        want = torch.einsum("tbs,tbw->sw", states * mask[:, g], gradients[:, :, g])
+        torch.testing.assert_close(out2[:, g * units : (g + 1) * units], want, **tolerance)
+    want = torch.einsum("tbs,tbw->sw", inputs, gradients.reshape(timesteps, batch, -1))
+    torch.testing.assert_close(out, want, **tolerance)
+
+
 @pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru_reset_after", "gru_reset_before"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype):

@@ -45,8 +45,9 @@ struct Problem {
 struct LongProduct {
   // states: row n = (t, b) at states + t * stride_t + b * stride_b, `size` values (contiguous).
   // gradients: (depth x width), row stride ldb; rows by n = t * batch + b, time-major as the
-  // saved arrays are. mask: (batch, gates, size) dropout masks, or null.
-  const void *states, *mask, *gradients, *states2;
+  // saved arrays are. mask: (batch, gates, size) dropout masks, or null; mask2 the same for
+  // states2 (batch, gates, size2).
+  const void *states, *mask, *gradients, *states2, *mask2;
   void *out, *sums, *out2;
   int64_t gate, gates, batch, size, stride_t, stride_b, ldb, ldc, depth, width, size2, ldc2;
   int64_t threads;
@@ -649,25 +650,44 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
 // (interleaved strips put both cores on every cache line of the gradients' rows). Time-major
 // states are read in place as the transposed left operand; others (the batch-major inputs) and
 // masked ones are gathered per block first. With `sums`, also sums[j] = sum over n of
-// gradients[n, j] (a bias's gradient). With `states2` (depth x size2, time-major contiguous;
-// only when mask is null), also out2 (size2 x width, ldc2) = sum over n of states2[n]^T
-// gradients[n] from the same packed strips: a second weight's gradient for one pass over the
-// gradients. Every element sums over the depth in order, whatever the number of threads.
+// gradients[n, j] (a bias's gradient). With `states2` (depth x size2, time-major contiguous),
+// also out2 (size2 x width, ldc2) = sum over n of (states2[n] * mask2[b, g])^T gradients[n]
+// (g the gate of column j; unmasked without mask2) from the same packed strips: a second
+// weight's gradient for one pass over the gradients. Every element sums over the depth in
+// order, whatever the number of threads.
 template <typename T> void long_product(const LongProduct& q) {
   constexpr int64_t STRIP = 2 * VECTOR_BYTES / sizeof(T), DEPTH_BLOCK = 128;
   const T* states = static_cast<const T*>(q.states);
   const T* mask = static_cast<const T*>(q.mask);
   const T* B = static_cast<const T*>(q.gradients);
   const T* states2 = static_cast<const T*>(q.states2);
+  const T* mask2 = static_cast<const T*>(q.mask2);
   T *C = static_cast<T*>(q.out), *sums = static_cast<T*>(q.sums), *C2 = static_cast<T*>(q.out2);
-  const int64_t S = q.size, depth = q.depth, width = q.width, ldb = q.ldb;
+  const int64_t S = q.size, S2 = q.size2, depth = q.depth, width = q.width, ldb = q.ldb;
+  const int64_t U = ldb / q.gates;  // a gate's columns
   const bool in_place = !mask && q.stride_b == S && q.stride_t == q.batch * S;
   const int64_t strips = (width + STRIP - 1) / STRIP;
   const int64_t threads = std::max<int64_t>(1, std::min(q.threads, strips));
   auto work = [&](int64_t worker) {
-    std::vector<T> gathered(in_place ? 0 : DEPTH_BLOCK * S), panel(DEPTH_BLOCK * STRIP);
+    const int64_t first_strip = worker * strips / threads;
+    const int64_t end_strip = (worker + 1) * strips / threads;
+    // The gates (counted from q.gate) this worker's columns fall in, for the masked states2.
+    const int64_t g0 = first_strip * STRIP / U;
+    const int64_t g1 = (std::min(width, end_strip * STRIP) - 1) / U + 1;
+    std::vector<T> gathered(in_place ? 0 : DEPTH_BLOCK * S), panel(DEPTH_BLOCK * STRIP),
+        gate_panel(mask2 ? DEPTH_BLOCK * STRIP : 0),
+        masked2(mask2 ? (g1 - g0) * DEPTH_BLOCK * S2 : 0);
     for (int64_t k = 0; k < depth; k += DEPTH_BLOCK) {
       const int64_t n = std::min(DEPTH_BLOCK, depth - k);
+      if (mask2)  // the block's states2 rows times each of the worker's gates' masks
+        for (int64_t d = 0, b = k % q.batch; d < n; ++d, b = b + 1 == q.batch ? 0 : b + 1)
+          for (int64_t g = g0; g < g1; ++g) {
+            const T* row = states2 + (k + d) * S2;
+            const T* m = mask2 + (b * q.gates + q.gate + g) * S2;
+            T* to = &masked2[((g - g0) * DEPTH_BLOCK + d) * S2];
+#pragma GCC ivdep
+            for (int64_t r = 0; r < S2; ++r) to[r] = row[r] * m[r];
+          }
       const T* block = states + k * S;  // (n x S): the left operand's transpose
       if (!in_place) {
         for (int64_t d = 0, t = k / q.batch, b = k % q.batch; d < n; ++d) {
@@ -689,14 +709,24 @@ template <typename T> void long_product(const LongProduct& q) {
         }
         block = gathered.data();
       }
-      for (int64_t strip = worker * strips / threads; strip < (worker + 1) * strips / threads;
-           ++strip) {
+      for (int64_t strip = first_strip; strip < end_strip; ++strip) {
         const int64_t j = strip * STRIP, strip_width = std::min(STRIP, width - j);
         pack(B + k * ldb + j, ldb, n, strip_width, panel.data());
         matmul_strided(block, 1, S, panel.data(), C + j, q.ldc, S, n, strip_width, k > 0);
-        if (states2)
-          matmul_strided(states2 + k * q.size2, 1, q.size2, panel.data(), C2 + j, q.ldc2,
-                         q.size2, n, strip_width, k > 0);
+        if (states2 && !mask2)
+          matmul_strided(states2 + k * S2, 1, S2, panel.data(), C2 + j, q.ldc2, S2, n,
+                         strip_width, k > 0);
+        // Masked, each gate's columns of the strip take their own masked states2 (and a strip
+        // that crosses into the next gate, each part its own panel).
+        for (int64_t c = j, end; mask2 && c < j + strip_width; c = end) {
+          const int64_t g = c / U;
+          end = std::min(j + strip_width, (g + 1) * U);
+          const bool whole = c == j && end == j + strip_width;
+          if (!whole) pack(B + k * ldb + c, ldb, n, end - c, gate_panel.data());
+          matmul_strided(&masked2[(g - g0) * DEPTH_BLOCK * S2], 1, S2,
+                         whole ? panel.data() : gate_panel.data(), C2 + c, q.ldc2, S2, n, end - c,
+                         k > 0);
+        }
         if (sums) {  // the block's sums in registers, then added to the running ones
           T block_sums[STRIP] = {};
           for (int64_t d = 0; d < n; ++d)

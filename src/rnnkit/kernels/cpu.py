@@ -107,7 +107,7 @@ class _Problem(ctypes.Structure):
     ]
 
 
-_PRODUCT_ARRAYS = ("states", "mask", "gradients", "states2", "out", "sums", "out2")
+_PRODUCT_ARRAYS = ("states", "mask", "gradients", "states2", "mask2", "out", "sums", "out2")
 _PRODUCT_SIZES = ("gate", "gates", "batch", "size", "stride_t", "stride_b", "ldb", "ldc",
                   "depth", "width", "size2", "ldc2", "threads")  # fmt: skip
 
@@ -237,12 +237,13 @@ def states_t_times(
     last: int,
     sums: torch.Tensor | None = None,
     second: tuple[torch.Tensor, torch.Tensor] | None = None,
+    second_mask: torch.Tensor | None = None,
 ) -> None:
     """out[:, first*U:last*U] = sum over steps t and rows b of (states[t, b] * mask[b, g])^T @
     gradients[t, b, g] for first <= g < last, summed in order (so not depending on the number
     of threads): a weight's gradient; with `sums`, also the plain sums of those gradients; with
-    `second = (states2, out2)`, also out2's columns from states2 the same way (unmasked), in the
-    same pass over the gradients.
+    `second = (states2, out2)`, also out2's columns from states2 the same way (times
+    `second_mask`'s gate g, if given), in the same pass over the gradients.
 
     Args:
         states: `(T, B, S)`, what each step's product read (the states before each step, or the
@@ -254,8 +255,8 @@ def states_t_times(
         first, last: the gates to fill.
         sums: None, or `(G*U,)` contiguous: sums[g*U:(g+1)*U] = gradients[..., g, :] summed
             over rows and steps, for the same gates (a bias's gradient).
-        second: None, or `(states2 (T, B, S2), out2 (S2, G*U))`, both contiguous; needs
-            `mask=None`.
+        second: None, or `(states2 (T, B, S2), out2 (S2, G*U))`, both contiguous.
+        second_mask: None, or `(B, G, S2)` contiguous dropout masks for states2.
     """
     timesteps, batch, size = states.shape
     if states.stride(-1) != 1 or not gradients.is_contiguous():
@@ -268,6 +269,7 @@ def states_t_times(
         mask=None if mask is None else mask.data_ptr(),
         gradients=gradients.data_ptr() + offset,
         states2=None if states2 is None else states2.data_ptr(),
+        mask2=None if second_mask is None else second_mask.data_ptr(),
         out=out.data_ptr() + offset,
         sums=None if sums is None else sums.data_ptr() + offset,
         out2=None if out2 is None else out2.data_ptr() + offset,

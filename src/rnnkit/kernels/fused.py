@@ -170,10 +170,12 @@ def _weight_gradients(
     dinput_bias = torch.empty(n_gates * units, dtype=dpre.dtype)
     drecurrent = torch.empty(units, n_gates * units, dtype=dpre.dtype)
     drecurrent_bias = torch.zeros(n_gates * units, dtype=dpre.dtype)
-    if cell in (cpu.SIMPLE, cpu.LSTM) and not (options["input_masked"] or options["masked"]):
-        # Both kernels' gradients from one pass over dpre.
+    if cell in (cpu.SIMPLE, cpu.LSTM) and not options["input_masked"]:
+        # Both kernels' gradients from one pass over dpre (with recurrent dropout, each gate's
+        # columns from the states times that gate's mask).
         cpu.states_t_times(inputs, None, dpre, dkernel, 0, n_gates, dinput_bias,
-                           second=(arrays["hs"], drecurrent))  # fmt: skip
+                           second=(arrays["hs"], drecurrent),
+                           second_mask=arrays["rmask"] if options["masked"] else None)  # fmt: skip
         return dkernel, dinput_bias, drecurrent, drecurrent_bias
     _gate_products(inputs, arrays["xmask"], options["input_masked"], dpre, dkernel, n_gates,
                    dinput_bias)  # fmt: skip
