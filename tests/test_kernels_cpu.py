@@ -144,8 +144,8 @@ def test_states_t_times_masks_each_gate_of_the_second_product(dtype, units):
     states = random(timesteps, batch, units)
     gradients = random(timesteps, batch, gates, units)
     mask = (torch.rand(batch, gates, units, generator=generator) > 0.3).to(dtype) / 0.7
-    out, out2 = torch.empty(6, gates * units, dtype=dtype), torch.empty(units, gates * units,
-                                                                        dtype=dtype)  # fmt: skip
+    out = torch.empty(6, gates * units, dtype=dtype)
+    out2 = torch.empty(units, gates * units, dtype=dtype)
     cpu.states_t_times(inputs, None, gradients, out, 0, gates, second=(states, out2),
                        second_mask=mask)  # fmt: skip
     tolerance = dict(rtol=1e-12, atol=0) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)
