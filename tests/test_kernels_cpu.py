@@ -6,6 +6,8 @@ against the reference, gradients against the loop and by gradcheck, thread-count
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -33,14 +35,19 @@ def fresh_library():
 
 def test_kernels_are_compiled_once_into_the_cache(fresh_library, tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_HOME", str(tmp_path))
+    compiled = []
+    compile_ = cpu._compile
+    monkeypatch.setattr(cpu, "_compile", lambda *args: (compiled.append(args), compile_(*args)))
     cpu.library()
     built = list((tmp_path / "kernels").glob("rnnkit_cpu_*.so"))
     assert len(built) == 1
-    modified = built[0].stat().st_mtime_ns
+    long_ago = built[0].stat().st_mtime - 86400
+    os.utime(built[0], (long_ago, long_ago))
     cpu.library.cache_clear()
     cpu.library()
+    assert len(compiled) == 1
     assert list((tmp_path / "kernels").glob("*")) == built  # no temporary files left behind
-    assert built[0].stat().st_mtime_ns == modified
+    assert built[0].stat().st_mtime > long_ago  # loading it marked it as used
 
 
 def test_without_a_compiler_the_fused_path_says_why_and_auto_falls_back(
@@ -216,3 +223,16 @@ def test_last_output_only_agrees_with_the_loop(kind, options):
         results.append([output, *states, inputs.grad, *[p.grad for p in layer.parameters()]])
     for got, want in zip(*results, strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+
+
+def test_a_new_build_removes_only_the_builds_unused_for_a_month(tmp_path):
+    now = 1_800_000_000.0
+    day = 86400
+    ages = {"rnnkit_cpu_old.so": 31, "rnnkit_cpu_recent.so": 2, "rnnkit_cpu_keep.so": 90,
+            "notes_old.so": 90}  # fmt: skip
+    for name, age in ages.items():
+        (tmp_path / name).write_bytes(b"")
+        os.utime(tmp_path / name, (now - age * day, now - age * day))
+    cpu.remove_stale_builds(tmp_path, tmp_path / "rnnkit_cpu_keep.so", now)
+    left = sorted(path.name for path in tmp_path.iterdir())
+    assert left == ["notes_old.so", "rnnkit_cpu_keep.so", "rnnkit_cpu_recent.so"]

@@ -11,8 +11,10 @@ threads.
 
 `cpu.cpp` is compiled with the C++ compiler (`$CXX`, else `c++`) and `-march=native` on first
 use, into `~/.rnnkit/kernels/` (`$RNNKIT_HOME` moves it), keyed by a hash of the source, the
-compiler and this CPU's features; later uses load the cached library. `unavailable()` says why
-the kernels cannot run (no compiler, a failed build), and the fused path then falls back.
+compiler and this CPU's features; later uses load the cached library. Each load marks its
+build as used; a new build removes the others not used for `STALE_BUILD_DAYS` (every change of
+the source, the compiler or the CPU leaves one behind). `unavailable()` says why the kernels
+cannot run (no compiler, a failed build), and the fused path then falls back.
 
 Layout (C-contiguous). What the layer passes in and gets back is batch-major, as the layers
 use; what the kernels save for the backward pass is time-major, so that each step's rows of a
@@ -49,6 +51,7 @@ loop does — zeros before the first real step with `zero_leading`). Float32 use
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -57,6 +60,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -120,6 +124,10 @@ class _LongProduct(ctypes.Structure):
     ]
 
 
+# Builds of the kernels not loaded for this many days are removed when a new one is made.
+STALE_BUILD_DAYS = 30
+
+
 class KernelBuildError(RuntimeError):
     """The C++ kernels could not be compiled or loaded on this machine."""
 
@@ -154,6 +162,15 @@ def _compile(compiler: str, library: Path) -> None:
     raise KernelBuildError("compiling the fused CPU kernels failed:\n" + "\n".join(errors))
 
 
+def remove_stale_builds(folder: Path, keep: Path, now: float) -> None:
+    """Deletes the kernel builds in `folder`, other than `keep`, last used (their modification
+    time) more than `STALE_BUILD_DAYS` before `now` (seconds since the epoch)."""
+    for build in folder.glob("rnnkit_cpu_*.so"):
+        with contextlib.suppress(OSError):  # removed meanwhile by another process; read-only
+            if build != keep and now - build.stat().st_mtime > STALE_BUILD_DAYS * 86400:
+                build.unlink()
+
+
 @functools.cache
 def library() -> ctypes.CDLL:
     """The compiled kernels, built on first use and cached on disk.
@@ -182,6 +199,10 @@ def library() -> ctypes.CDLL:
             _compile(compiler, path)
         except OSError as error:  # an unwritable cache, a compiler that cannot be run
             raise KernelBuildError(f"building the fused CPU kernels failed: {error}") from None
+        remove_stale_builds(path.parent, path, time.time())
+    else:
+        with contextlib.suppress(OSError):  # a read-only cache keeps its builds
+            os.utime(path)  # marks the build as used
     try:
         lib = ctypes.CDLL(str(path))
     except OSError as error:
