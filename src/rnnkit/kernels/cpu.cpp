@@ -85,6 +85,12 @@ template <typename T> inline void copy_row(const T* from, int64_t n, T* to) {
   for (; j < n; ++j) to[j] = from[j];
 }
 
+// to[0, n) = from[0, n) * mask[0, n): a row times its dropout mask.
+template <typename T> inline void masked_row(const T* from, const T* mask, int64_t n, T* to) {
+#pragma GCC ivdep
+  for (int64_t j = 0; j < n; ++j) to[j] = from[j] * mask[j];
+}
+
 // Asks the caches for `count` values from `p` ahead of their use. In the batch-major arrays
 // (inputs, outputs and their gradients) each batch row's entries lie T steps apart, one stream
 // per row: more streams than the hardware prefetchers follow.
@@ -110,7 +116,7 @@ inline void matmul_block(const T* A, int64_t lda, int64_t a_step, const T* B, in
       b[v] = load(B + k * ldb + v * LANES);
       // Keeps a four-row block's b[v] in a register: left alone, GCC reloads it from memory in
       // every row's multiply-add, and the block ran 1.4-1.9x slower (a C++ harness, in L1).
-      // Six-row blocks ran 1.05-1.12x faster as GCC has them.
+      // Six-row blocks were as fast or faster as GCC has them (0.92-1.14x).
       if constexpr (ROWS < 6) __asm__("" : "+x"(b[v]));
     }
     for (int r = 0; r < ROWS; ++r) {
@@ -342,8 +348,7 @@ void gate_products(const T* A, int64_t lda, const T* mask, const T* P, T* dst, i
     const T* a = A;
     if (mask) {
       for (int64_t i = 0; i < rows; ++i)
-        for (int64_t k = 0; k < depth; ++k)
-          Ag[i * depth + k] = A[i * lda + k] * mask[(i * G + g) * depth + k];
+        masked_row(A + i * lda, mask + (i * G + g) * depth, depth, Ag + i * depth);
       a = Ag;
     }
     matmul(a, mask ? depth : lda, P + g * depth * U, dst + (g - g0) * U, ldd, rows, depth, U,
@@ -679,51 +684,39 @@ template <typename T> void long_product(const LongProduct& q) {
         masked2(mask2 ? (g1 - g0) * DEPTH_BLOCK * S2 : 0);
     for (int64_t k = 0; k < depth; k += DEPTH_BLOCK) {
       const int64_t n = std::min(DEPTH_BLOCK, depth - k);
-      if (mask2)  // the block's states2 rows times each of the worker's gates' masks
-        for (int64_t d = 0, b = k % q.batch; d < n; ++d, b = b + 1 == q.batch ? 0 : b + 1)
-          for (int64_t g = g0; g < g1; ++g) {
-            const T* row = states2 + (k + d) * S2;
-            const T* m = mask2 + (b * q.gates + q.gate + g) * S2;
-            T* to = &masked2[((g - g0) * DEPTH_BLOCK + d) * S2];
-#pragma GCC ivdep
-            for (int64_t r = 0; r < S2; ++r) to[r] = row[r] * m[r];
-          }
-      const T* block = states + k * S;  // (n x S): the left operand's transpose
-      if (!in_place) {
-        for (int64_t d = 0, t = k / q.batch, b = k % q.batch; d < n; ++d) {
+      // The block's rows (n = t * batch + b): the states gathered unless read in place, and
+      // states2 times each of the worker's gates' masks.
+      for (int64_t d = 0, t = k / q.batch, b = k % q.batch; d < n && (!in_place || mask2); ++d) {
+        if (!in_place) {
           const T* row = states + t * q.stride_t + b * q.stride_b;
-          T* to = &gathered[d * S];
-          if (mask) {
-            const T* m = mask + (b * q.gates + q.gate) * S;
-#pragma GCC ivdep
-            for (int64_t r = 0; r < S; ++r) to[r] = row[r] * m[r];
-          } else {
-            copy_row(row, S, to);
-          }
-          if (++b == q.batch) b = 0, ++t;
+          if (mask)
+            masked_row(row, mask + (b * q.gates + q.gate) * S, S, &gathered[d * S]);
+          else
+            copy_row(row, S, &gathered[d * S]);
           // The rows DEPTH_BLOCK ahead, for the next block: rows T steps apart each start a
           // new stream.
           const int64_t ahead = k + d + DEPTH_BLOCK;
           if (ahead < depth)
             prefetch_row(states + ahead / q.batch * q.stride_t + ahead % q.batch * q.stride_b, S);
         }
-        block = gathered.data();
+        for (int64_t g = g0; mask2 && g < g1; ++g)
+          masked_row(states2 + (k + d) * S2, mask2 + (b * q.gates + q.gate + g) * S2, S2,
+                     &masked2[((g - g0) * DEPTH_BLOCK + d) * S2]);
+        if (++b == q.batch) b = 0, ++t;
       }
+      const T* block = in_place ? states + k * S : gathered.data();  // (n x S), transposed
       for (int64_t strip = first_strip; strip < end_strip; ++strip) {
         const int64_t j = strip * STRIP, strip_width = std::min(STRIP, width - j);
         pack(B + k * ldb + j, ldb, n, strip_width, panel.data());
         matmul_strided(block, 1, S, panel.data(), C + j, q.ldc, S, n, strip_width, k > 0);
-        if (states2 && !mask2)
-          matmul_strided(states2 + k * S2, 1, S2, panel.data(), C2 + j, q.ldc2, S2, n,
-                         strip_width, k > 0);
-        // Masked, each gate's columns of the strip take their own masked states2 (and a strip
-        // that crosses into the next gate, each part its own panel).
-        for (int64_t c = j, end; mask2 && c < j + strip_width; c = end) {
+        // out2's columns of the strip: with mask2, each gate's part from its own masked
+        // states2 (a strip that crosses into the next gate packs each part on its own).
+        for (int64_t c = j, end; states2 && c < j + strip_width; c = end) {
           const int64_t g = c / U;
-          end = std::min(j + strip_width, (g + 1) * U);
+          end = mask2 ? std::min(j + strip_width, (g + 1) * U) : j + strip_width;
           const bool whole = c == j && end == j + strip_width;
           if (!whole) pack(B + k * ldb + c, ldb, n, end - c, gate_panel.data());
-          matmul_strided(&masked2[(g - g0) * DEPTH_BLOCK * S2], 1, S2,
+          matmul_strided(mask2 ? &masked2[(g - g0) * DEPTH_BLOCK * S2] : states2 + k * S2, 1, S2,
                          whole ? panel.data() : gate_panel.data(), C2 + c, q.ldc2, S2, n, end - c,
                          k > 0);
         }
