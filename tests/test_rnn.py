@@ -484,10 +484,22 @@ def test_fused_and_loop_gradients_agree(kind):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-8)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"dropout": 0.2, "recurrent_dropout": 0.2, "go_backwards": True}],
+    ids=["plain", "dropout_mask_backwards"],
+)
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_fused_results_do_not_depend_on_the_thread_count(kind):
-    layer, _ = make_layer(kind, dtype=torch.float32, use_fused=True)
-    x = torch.randn(200, 9, FEATURES, requires_grad=True)  # several chunks of 96 rows at most
+def test_fused_results_do_not_depend_on_the_thread_count(kind, options):
+    layer, _ = make_layer(kind, dtype=torch.float32, use_fused=True, **options)
+    batch, timesteps = 200, 9  # several chunks of 96 rows at most
+    x = torch.randn(batch, timesteps, FEATURES, requires_grad=True)
+    call = {}
+    if options:
+        masks = layer.cell.make_dropout_masks(batch)
+        layer.cell.make_dropout_masks = lambda rows: masks
+        lengths = torch.randint(1, timesteps + 1, (batch,))
+        call = {"mask": torch.arange(timesteps) < lengths[:, None], "training": True}
     results = []
     threads = torch.get_num_threads()
     try:
@@ -495,7 +507,7 @@ def test_fused_results_do_not_depend_on_the_thread_count(kind):
             torch.set_num_threads(count)
             layer.zero_grad()
             x.grad = None
-            output = layer(x)[0]
+            output = layer(x, **call)[0]
             output.sum().backward()
             results.append([output.detach(), x.grad, *[p.grad for p in layer.parameters()]])
     finally:
