@@ -38,6 +38,19 @@ def test_medians_in_turns_alternates_the_functions(monkeypatch):
     assert medians == {"a": 3, "b": 3}  # the timed calls last 2, 3 and 4 ticks
 
 
+def test_after_a_pause_each_timed_call_follows_an_untimed_call_of_the_same_function(monkeypatch):
+    events = []
+    monkeypatch.setattr(bench.time, "sleep", lambda seconds: events.append(("sleep", seconds)))
+    clock = iter(range(1000))
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: events.append("clock") or next(clock))
+    functions = {name: (lambda name=name: events.append(name)) for name in ("a", "b")}
+    bench.medians_in_turns(functions, 1, pause=0.5)
+    warm_up = ["a", "b"]
+    timed_a = [("sleep", 0.5), "a", "clock", "a", "clock"]  # sleep, untimed call, timed call
+    timed_b = [("sleep", 0.5), "b", "clock", "b", "clock"]
+    assert events == warm_up + timed_a + timed_b
+
+
 def test_cpu_run_reports_ratios_against_the_fastest_peer(tiny):
     workloads = [bench.Workload("lstm", tiny), bench.Workload("gru", tiny, "mask")]
     results = bench.run(workloads, ("rnnkit_fused", "torch_nn"), repeats=1, memory=False,

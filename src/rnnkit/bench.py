@@ -90,14 +90,20 @@ def medians_in_turns(
     functions: dict[str, Callable[[], Any]], rounds: int, pause: float = 0.0
 ) -> dict[str, float]:
     """Each function's median seconds, called in turns (one call each per round, after a
-    warm-up call each), so that the machine's drift falls on all of them alike; `pause`
-    seconds before each timed call."""
+    warm-up call each), so that the machine's drift falls on all of them alike. With a
+    `pause`, each timed call comes after `pause` seconds of sleep and then one untimed call of
+    the same function: the sleep lets the thread pools of the function before stop spinning,
+    and the untimed call wakes the cores, so that the timed call sees what the next step of a
+    training loop sees (on these VMs a core left idle for 0.2 s came back late: rnnkit's
+    SimpleRNN chapter inference took 14 ms straight after such a sleep, 6 ms after a call)."""
     for function in functions.values():
         function()  # warm-up (compilation, allocation)
     times: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(rounds):
         for name, function in functions.items():
-            time.sleep(pause)
+            if pause:
+                time.sleep(pause)
+                function()
             start = time.perf_counter()
             function()
             times[name].append(time.perf_counter() - start)
