@@ -95,7 +95,7 @@ def medians_in_turns(
     the same function: the sleep lets the thread pools of the function before stop spinning,
     and the untimed call wakes the cores, so that the timed call sees what the next step of a
     training loop sees (on these VMs a core left idle for 0.2 s came back late: rnnkit's
-    SimpleRNN chapter inference took 14 ms straight after such a sleep, 6 ms after a call)."""
+    SimpleRNN chapter inference took 8.5-15 ms straight after such a sleep, 5.5-7 without)."""
     for function in functions.values():
         function()  # warm-up (compilation, allocation)
     times: dict[str, list[float]] = {name: [] for name in functions}
