@@ -650,42 +650,51 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
 }
 
 // out (size x width, ldc) = sum over n < depth of (states[n] * mask[b, gate])^T gradients[n]:
-// a weight's gradient. The depth goes in blocks of 128, added in order; the columns in strips
-// of two vectors, packed per block, each thread taking a contiguous range of strips
-// (interleaved strips put both cores on every cache line of the gradients' rows). Time-major
-// states are read in place as the transposed left operand; others (the batch-major inputs) and
-// masked ones are gathered per block first. With `sums`, also sums[j] = sum over n of
-// gradients[n, j] (a bias's gradient). With `states2` (depth x size2, time-major contiguous),
-// also out2 (size2 x width, ldc2) = sum over n of (states2[n] * mask2[b, g])^T gradients[n]
-// (g the gate of column j; unmasked without mask2) from the same packed strips: a second
-// weight's gradient for one pass over the gradients. Every element sums over the depth in
-// order, whatever the number of threads.
+// a weight's gradient. With `sums`, also sums[j] = sum over n of gradients[n, j] (a bias's
+// gradient). With `states2` (depth x size2, time-major contiguous), also out2 (size2 x width,
+// ldc2) = sum over n of (states2[n] * mask2[b, g])^T gradients[n] (g the gate of column j;
+// unmasked without mask2) from the same packed strips: a second weight's gradient for one pass
+// over the gradients.
+//
+// The depth goes in blocks of 128, the columns in strips of two vectors, packed per block.
+// Time-major states are read in place as the transposed left operand; others (the batch-major
+// inputs) and masked ones are gathered per block first. The threads split the work one of two
+// ways, chosen by the sizes alone, so that every element sums over the depth in the same order
+// whatever the number of threads:
+// - `parts`: the depth in PARTS runs of whole blocks, claimed by the threads as they come free,
+//   each summed into its own copy of the outputs, then the copies added in order. For batches
+//   of BATCH_FOR_PARTS rows or more and outputs that fit PART_BYTES: a block's rows then come
+//   from one or two steps, so each lies on its own page of the batch-major inputs, and
+//   gathering them once instead of once per thread paid (at the chapter's shape the weight
+//   gradients took 0.74-0.90x the time); threads that run at different speeds (as these VMs'
+//   cores do) no longer wait for each other. At batch 16 it was 1.10x slower.
+// - else each thread takes a contiguous range of strips over the whole depth (interleaved
+//   strips put both cores on every cache line of the gradients' rows).
 template <typename T> void long_product(const LongProduct& q) {
   constexpr int64_t STRIP = 2 * VECTOR_BYTES / sizeof(T), DEPTH_BLOCK = 128;
+  constexpr int64_t PARTS = 16, BATCH_FOR_PARTS = 64, PART_BYTES = 64 << 10;
   const T* states = static_cast<const T*>(q.states);
   const T* mask = static_cast<const T*>(q.mask);
   const T* B = static_cast<const T*>(q.gradients);
   const T* states2 = static_cast<const T*>(q.states2);
   const T* mask2 = static_cast<const T*>(q.mask2);
-  T *C = static_cast<T*>(q.out), *sums = static_cast<T*>(q.sums), *C2 = static_cast<T*>(q.out2);
-  const int64_t S = q.size, S2 = q.size2, depth = q.depth, width = q.width, ldb = q.ldb;
-  const int64_t U = ldb / q.gates;  // a gate's columns
+  const int64_t S = q.size, S2 = states2 ? q.size2 : 0, depth = q.depth, width = q.width;
+  const int64_t ldb = q.ldb, U = ldb / q.gates;  // U: a gate's columns
   const bool in_place = !mask && q.stride_b == S && q.stride_t == q.batch * S;
   const int64_t strips = (width + STRIP - 1) / STRIP;
-  const int64_t threads = std::max<int64_t>(1, std::min(q.threads, strips));
-  auto work = [&](int64_t worker) {
-    const int64_t first_strip = worker * strips / threads;
-    const int64_t end_strip = (worker + 1) * strips / threads;
-    // The gates (counted from q.gate) this worker's columns fall in, for the masked states2.
+  // Strips [first_strip, end_strip) over the rows [k0, k1) into C (ldc), C2 (ldc2) and sums.
+  auto product = [&](int64_t first_strip, int64_t end_strip, int64_t k0, int64_t k1, T* C,
+                     int64_t ldc, T* C2, int64_t ldc2, T* sums) {
+    // The gates (counted from q.gate) these columns fall in, for the masked states2.
     const int64_t g0 = first_strip * STRIP / U;
     const int64_t g1 = (std::min(width, end_strip * STRIP) - 1) / U + 1;
     std::vector<T> gathered(in_place ? 0 : DEPTH_BLOCK * S), panel(DEPTH_BLOCK * STRIP),
         gate_panel(mask2 ? DEPTH_BLOCK * STRIP : 0),
         masked2(mask2 ? (g1 - g0) * DEPTH_BLOCK * S2 : 0);
-    for (int64_t k = 0; k < depth; k += DEPTH_BLOCK) {
-      const int64_t n = std::min(DEPTH_BLOCK, depth - k);
+    for (int64_t k = k0; k < k1; k += DEPTH_BLOCK) {
+      const int64_t n = std::min(DEPTH_BLOCK, k1 - k);
       // The block's rows (n = t * batch + b): the states gathered unless read in place, and
-      // states2 times each of the worker's gates' masks.
+      // states2 times each of these gates' masks.
       for (int64_t d = 0, t = k / q.batch, b = k % q.batch; d < n && (!in_place || mask2); ++d) {
         if (!in_place) {
           const T* row = states + t * q.stride_t + b * q.stride_b;
@@ -696,7 +705,7 @@ template <typename T> void long_product(const LongProduct& q) {
           // The rows DEPTH_BLOCK ahead, for the next block: rows T steps apart each start a
           // new stream.
           const int64_t ahead = k + d + DEPTH_BLOCK;
-          if (ahead < depth)
+          if (ahead < k1)
             prefetch_row(states + ahead / q.batch * q.stride_t + ahead % q.batch * q.stride_b, S);
         }
         for (int64_t g = g0; mask2 && g < g1; ++g)
@@ -708,7 +717,7 @@ template <typename T> void long_product(const LongProduct& q) {
       for (int64_t strip = first_strip; strip < end_strip; ++strip) {
         const int64_t j = strip * STRIP, strip_width = std::min(STRIP, width - j);
         pack(B + k * ldb + j, ldb, n, strip_width, panel.data());
-        matmul_strided(block, 1, S, panel.data(), C + j, q.ldc, S, n, strip_width, k > 0);
+        matmul_strided(block, 1, S, panel.data(), C + j, ldc, S, n, strip_width, k > k0);
         // out2's columns of the strip: with mask2, each gate's part from its own masked
         // states2 (a strip that crosses into the next gate packs each part on its own).
         for (int64_t c = j, end; states2 && c < j + strip_width; c = end) {
@@ -717,8 +726,8 @@ template <typename T> void long_product(const LongProduct& q) {
           const bool whole = c == j && end == j + strip_width;
           if (!whole) pack(B + k * ldb + c, ldb, n, end - c, gate_panel.data());
           matmul_strided(mask2 ? &masked2[(g - g0) * DEPTH_BLOCK * S2] : states2 + k * S2, 1, S2,
-                         whole ? panel.data() : gate_panel.data(), C2 + c, q.ldc2, S2, n, end - c,
-                         k > 0);
+                         whole ? panel.data() : gate_panel.data(), C2 + c, ldc2, S2, n, end - c,
+                         k > k0);
         }
         if (sums) {  // the block's sums in registers, then added to the running ones
           T block_sums[STRIP] = {};
@@ -727,13 +736,46 @@ template <typename T> void long_product(const LongProduct& q) {
             for (int64_t jj = 0; jj < strip_width; ++jj)
               block_sums[jj] += B[(k + d) * ldb + j + jj];
           for (int64_t jj = 0; jj < strip_width; ++jj)
-            sums[j + jj] = (k > 0 ? sums[j + jj] : T(0)) + block_sums[jj];
+            sums[j + jj] = (k > k0 ? sums[j + jj] : T(0)) + block_sums[jj];
         }
       }
     }
   };
+  T *C = static_cast<T*>(q.out), *sums = static_cast<T*>(q.sums), *C2 = static_cast<T*>(q.out2);
+  const int64_t blocks = (depth + DEPTH_BLOCK - 1) / DEPTH_BLOCK;
+  const int64_t parts = std::min(PARTS, blocks);
+  if (parts > 1 && q.batch >= BATCH_FOR_PARTS &&
+      (S + S2) * width * int64_t(sizeof(T)) <= PART_BYTES) {
+    // Each part's copy: out (S lines of width), out2 (S2 lines), sums (one line).
+    const int64_t lines = S + S2 + (sums ? 1 : 0), copy = lines * width;
+    thread_local std::vector<T> copies;  // kept from call to call: no page faults
+    if (int64_t(copies.size()) < parts * copy) copies.resize(parts * copy);
+    T* first = copies.data();
+    const int64_t threads = std::max<int64_t>(1, std::min(q.threads, parts));
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+    for (int64_t part = 0; part < parts; ++part) {
+      T* mine = first + part * copy;
+      product(0, strips, part * blocks / parts * DEPTH_BLOCK,
+              std::min(depth, (part + 1) * blocks / parts * DEPTH_BLOCK), mine, width,
+              mine + S * width, width, sums ? mine + (S + S2) * width : nullptr);
+    }
+#pragma omp parallel for num_threads(threads)
+    for (int64_t line = 0; line < lines; ++line) {
+      T* to = line < S ? C + line * q.ldc : line < S + S2 ? C2 + (line - S) * q.ldc2 : sums;
+      std::copy_n(first + line * width, width, to);
+      for (int64_t part = 1; part < parts; ++part) {
+        const T* from = first + part * copy + line * width;
+#pragma GCC ivdep
+        for (int64_t j = 0; j < width; ++j) to[j] += from[j];
+      }
+    }
+    return;
+  }
+  const int64_t threads = std::max<int64_t>(1, std::min(q.threads, strips));
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
-  for (int64_t worker = 0; worker < threads; ++worker) work(worker);
+  for (int64_t worker = 0; worker < threads; ++worker)
+    product(worker * strips / threads, (worker + 1) * strips / threads, 0, depth, C, q.ldc, C2,
+            q.ldc2, sums);
 }
 
 // Runs Pass<T, ACT, RACT> over the batch: compile-time activations for the common pairs (tanh
