@@ -666,7 +666,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
 //   of BATCH_FOR_PARTS rows or more and outputs that fit PART_BYTES: a block's rows then come
 //   from one or two steps, so each lies on its own page of the batch-major inputs, and
 //   gathering them once instead of once per thread paid (at the chapter's shape the weight
-//   gradients took 0.74-0.90x the time); threads that run at different speeds (as these VMs'
+//   gradients took 0.72-0.90x the time); threads that run at different speeds (as these VMs'
 //   cores do) no longer wait for each other. At batch 16 it was 1.10x slower.
 // - else each thread takes a contiguous range of strips over the whole depth (interleaved
 //   strips put both cores on every cache line of the gradients' rows).
