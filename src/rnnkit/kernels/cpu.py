@@ -261,10 +261,10 @@ def states_t_times(
     second_mask: torch.Tensor | None = None,
 ) -> None:
     """out[:, first*U:last*U] = sum over steps t and rows b of (states[t, b] * mask[b, g])^T @
-    gradients[t, b, g] for first <= g < last, summed in order (so not depending on the number
-    of threads): a weight's gradient; with `sums`, also the plain sums of those gradients; with
-    `second = (states2, out2)`, also out2's columns from states2 the same way (times
-    `second_mask`'s gate g, if given), in the same pass over the gradients.
+    gradients[t, b, g] for first <= g < last, summed in an order that the sizes alone fix (so
+    not depending on the number of threads): a weight's gradient; with `sums`, also the plain
+    sums of those gradients; with `second = (states2, out2)`, also out2's columns from states2
+    the same way (times `second_mask`'s gate g, if given), in the same pass over the gradients.
 
     Args:
         states: `(T, B, S)`, what each step's product read (the states before each step, or the
