@@ -51,6 +51,30 @@ def test_after_a_pause_each_timed_call_follows_an_untimed_call_of_the_same_funct
     assert events == warm_up + timed_a + timed_b
 
 
+@pytest.mark.parametrize(
+    ("cell", "options"),
+    [("simple_rnn", {}), ("lstm", {}), ("gru", {}), ("gru", {"reset_after": False})],
+)
+def test_train_flops_are_the_products_a_training_step_runs(cell, options, tiny):
+    """The loop's matrix products in a forward and backward pass, counted by PyTorch, with the
+    initial states needing a gradient (so that every step's state gradient is formed, as the
+    fused kernel forms it) and the inputs not (as in the benchmark)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from rnnkit import layers
+
+    batch, timesteps, features, units = TINY
+    cls = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}[cell]
+    layer = cls(units, use_fused=False, **options)
+    x = torch.randn(batch, timesteps, features)
+    n_states = 2 if cell == "lstm" else 1
+    states = [torch.zeros(batch, units, requires_grad=True) for _ in range(n_states)]
+    layer(x, initial_state=states)  # builds the weights outside the count
+    with FlopCounterMode(display=False) as counter:
+        layer(x, initial_state=states).sum().backward()
+    assert bench.Workload(cell, tiny).train_flops() == counter.get_total_flops()
+
+
 def test_cpu_run_reports_ratios_against_the_fastest_peer(tiny):
     workloads = [bench.Workload("lstm", tiny), bench.Workload("gru", tiny, "mask")]
     results = bench.run(workloads, ("rnnkit_fused", "torch_nn"), repeats=1, memory=False,

@@ -183,10 +183,9 @@ def run(
             torch.cuda.empty_cache()
         row = {"workload": workload.name, "times": times}
         bench.add_ratios(row, (PEER,))
-        flops = workload.forward_flops()
         for entry in times.values():
-            entry["train_tflops"] = 3 * flops / entry["train_ms"] / 1e9
-            entry["infer_tflops"] = flops / entry["infer_ms"] / 1e9
+            entry["train_tflops"] = workload.train_flops() / entry["train_ms"] / 1e9
+            entry["infer_tflops"] = workload.forward_flops() / entry["infer_ms"] / 1e9
         rows.append(row)
         _print_row(row, stream)
     return {
