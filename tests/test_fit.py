@@ -197,7 +197,19 @@ def test_keyboard_interrupt_returns_history_and_keeps_weights(capsys):
     assert "Training interrupted" in capsys.readouterr().out
 
 
-def test_ctrl_c_during_an_optimizer_step_lets_the_step_finish(capsys):
+@pytest.fixture
+def sigint_handler(request):
+    """SIGINT handled as `request.param` says for the test ("python": Python's own handler,
+    which raises KeyboardInterrupt; "ignored"), whatever the test run was started with (a job
+    started in the background of a script starts with SIGINT ignored)."""
+    handler = {"python": signal.default_int_handler, "ignored": signal.SIG_IGN}[request.param]
+    previous = signal.signal(signal.SIGINT, handler)
+    yield request.param
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("sigint_handler", ["python"], indirect=True)
+def test_ctrl_c_during_an_optimizer_step_lets_the_step_finish(capsys, sigint_handler):
     finished_steps = []
 
     class SignalledSGD(torch.optim.SGD):
@@ -213,6 +225,20 @@ def test_ctrl_c_during_an_optimizer_step_lets_the_step_finish(capsys):
     assert finished_steps == [True] and history.epoch == []
     assert not np.array_equal(model.get_weights()[0], before[0])  # the step was applied
     assert "Training interrupted (Ctrl-C) in epoch 1/3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("sigint_handler", ["ignored"], indirect=True)
+def test_a_process_that_ignores_ctrl_c_trains_on_through_one(sigint_handler):
+    class SignalledSGD(torch.optim.SGD):
+        def step(self, closure=None):
+            signal.raise_signal(signal.SIGINT)
+            super().step(closure)
+
+    x, y = separable(samples=32)
+    model = compiled_model(optimizer=lambda parameters: SignalledSGD(parameters, lr=0.1))
+    history = loop.fit(model, x, y, epochs=2, batch_size=8, verbose=0)
+    assert history.epoch == [0, 1]
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # left as it was
 
 
 def test_ragged_sequences_point_to_pad_sequences():
