@@ -81,9 +81,9 @@ class Workload:
         return 2.0 * batch * timesteps * GATES[self.cell] * units * (features + units)
 
     def train_flops(self) -> float:
-        """A training step's: the forward products, then the backward pass's products for the
-        state gradient (through the recurrent kernel) and the two weight gradients; no input
-        gradient (the benchmark's inputs need none)."""
+        """The FLOPs of a training step: the forward products, then the backward pass's for
+        the state gradient (through the recurrent kernel) and the two weight gradients; no
+        input gradient (the benchmark's inputs need none)."""
         batch, timesteps, features, units = self.shape
         backward = 2.0 * batch * timesteps * GATES[self.cell] * units * (features + 2 * units)
         return self.forward_flops() + backward
