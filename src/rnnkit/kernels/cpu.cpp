@@ -300,20 +300,18 @@ template <int64_t ACT, int64_t RACT> struct Activations {
 };
 
 // Runs body(first_row, rows) over chunks of rows on `threads` threads: each thread takes an
-// about equal share of the rows and runs it as chunks of `max_rows` rows at most. Equal shares
-// where they come out in whole four-row blocks; else the shares' bounds fall on multiples of
-// the height of `matmul`'s row blocks: six for shares of 24 rows or more, else four (six-row
-// blocks do more per load, but at a few rows a share one block taller than the others would
-// cost more than that). At batch 64 on two threads, 32 + 32 rows instead of 30 + 34 took
-// 0.95-0.96x the time in inference (large shape, LSTM and SimpleRNN).
+// about equal share of the rows and runs it as chunks of `max_rows` rows at most. The shares'
+// bounds fall on multiples of the height of `matmul`'s row blocks: four where that makes the
+// shares equal or they are under 24 rows, else six (six-row blocks do more per load, but at a
+// few rows a share one block taller than the others would cost more than that). At batch 64
+// on two threads, 32 + 32 rows instead of 30 + 34 took 0.95-0.96x the time in inference
+// (large shape, LSTM and SimpleRNN).
 template <typename Body>
 void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body) {
   threads = std::max<int64_t>(1, std::min(threads, batch));
-  const int64_t block = batch / threads >= 24 ? 6 : 4;
-  const bool equal = batch % (4 * threads) == 0;
+  const int64_t block = batch % (4 * threads) == 0 || batch / threads < 24 ? 4 : 6;
   auto bound = [&](int64_t t) {  // the first row of thread t's share
     if (t == threads) return batch;
-    if (equal) return t * batch / threads;
     return std::min(batch, (t * batch / threads + block / 2) / block * block);
   };
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
