@@ -83,8 +83,10 @@ def test_an_unwritable_cache_is_a_build_error(fresh_library, tmp_path, monkeypat
     assert cpu.unavailable().startswith("building the fused CPU kernels failed")
 
 
-# Batches: at 3 rows the threads split the columns; at 64 the depth, in parts summed apart.
-BATCHES = pytest.mark.parametrize("batch", [3, 64], ids=["column_split", "depth_parts"])
+# Batches: a depth block's rows span many steps at 3 rows, one or two at 64. These outputs are
+# under 64 KiB, so the threads take the depth in parts, summed apart; larger outputs split the
+# columns (`test_states_t_times_splits_the_columns_of_outputs_over_64_kib`).
+BATCHES = pytest.mark.parametrize("batch", [3, 64], ids=["few_rows", "many_rows"])
 # float64 sums over thousands of rows, in another order than einsum's.
 CLOSE = dict(rtol=1e-12, atol=1e-10)
 
@@ -142,6 +144,36 @@ def test_states_t_times_forms_a_second_product_in_the_same_pass(batch):
         want = torch.einsum("tbs,tbw->sw", operand, flat)
         torch.testing.assert_close(got, want, **CLOSE)
     torch.testing.assert_close(sums, flat.sum((0, 1)), **CLOSE)
+
+
+def test_states_t_times_splits_the_columns_of_outputs_over_64_kib():
+    """Outputs of (6 + 64) x 256 float32 values (70 KiB) take the other split: each thread a
+    range of column strips over the whole depth (300 rows: three blocks), with a masked second
+    product and the bias sums."""
+    generator = torch.Generator().manual_seed(3)
+    timesteps, batch, gates, units = 100, 3, 4, 64
+
+    def random(*shape):
+        return torch.randn(*shape, generator=generator)
+
+    inputs = random(batch, timesteps, 6).transpose(0, 1)
+    states = random(timesteps, batch, units)
+    gradients = random(timesteps, batch, gates, units)
+    mask = (torch.rand(batch, gates, units, generator=generator) > 0.3).float() / 0.7
+    out, out2 = torch.empty(6, gates * units), torch.empty(units, gates * units)
+    sums = torch.empty(gates * units)
+    cpu.states_t_times(inputs, None, gradients, out, 0, gates, sums, second=(states, out2),
+                       second_mask=mask)  # fmt: skip
+    tolerance = dict(rtol=1e-5, atol=1e-4)  # float32 sums against float64 ones
+    inputs, states, gradients, mask = (t.double() for t in (inputs, states, gradients, mask))
+    flat = gradients.reshape(timesteps, batch, -1)
+    want = torch.einsum("tbs,tbw->sw", inputs, flat)
+    torch.testing.assert_close(out.double(), want, **tolerance)
+    for g in range(gates):
+        want = torch.einsum("tbs,tbw->sw", states * mask[:, g], gradients[:, :, g])
+        torch.testing.assert_close(out2[:, g * units : (g + 1) * units].double(), want,
+                                   **tolerance)  # fmt: skip
+    torch.testing.assert_close(sums.double(), flat.sum((0, 1)), **tolerance)
 
 
 @pytest.mark.parametrize(("dtype", "units"), [(torch.float64, 5), (torch.float64, 8),

@@ -680,7 +680,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
 //   longer wait for each other, and each block's batch-major inputs are gathered once instead
 //   of once per thread. At the chapter's shape the weight gradients took 0.72-0.90x the time;
 //   at batch 16 (the long shape) GRU and SimpleRNN training steps 0.93-0.97x and 0.94-0.95x;
-//   the products alone at batches 4 and 32, 0.73-0.99x.
+//   the products alone at batches 4 and 32, 0.74-0.97x.
 // - else each thread takes a contiguous range of strips over the whole depth (interleaved
 //   strips put both cores on every cache line of the gradients' rows).
 template <typename T> void long_product(const LongProduct& q) {
