@@ -110,6 +110,10 @@ inline void matmul_block(const T* A, int64_t lda, int64_t a_step, const T* B, in
   for (int r = 0; r < ROWS; ++r)
     for (int v = 0; v < NV; ++v)
       acc[r][v] = accumulate ? load(C + r * ldc + v * LANES) : bias ? load(bias + v * LANES) : V{};
+  // Unrolled: the loop's own instructions then take fewer of the core's issue slots; training
+  // steps took 0.92-0.97x the time (LSTM long and large, GRU long and chapter, SimpleRNN
+  // chapter), inference 0.91-0.96x (unrolled by 4: 0.95-1.00x).
+#pragma GCC unroll 8
   for (int64_t k = 0; k < depth; ++k) {
     V b[NV];
     for (int v = 0; v < NV; ++v) {
