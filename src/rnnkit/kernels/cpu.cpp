@@ -457,7 +457,8 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
     for (int64_t i = 0; i < rows; ++i) {
       const T* z = pre + i * W;
       T* a = p.save ? at(p.gate_values, i, W) : &A[i * W];
-      T* x = p.save && p.cell != SIMPLE ? at(p.aux, i, U) : &X[i * U];
+      // LSTM's act(c) is not saved: the backward pass recomputes it from the next carry.
+      T* x = p.save && gru ? at(p.aux, i, U) : &X[i * U];
       const T* h = H + i * U;
       T* nh = NH + i * U;
       if (p.cell == SIMPLE) {
@@ -581,7 +582,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
       const T* a = at(p.gate_values, i, W);
       const T* src = p.keep_pre ? at(p.pre, i, W) : a;  // read by silu only
       const T* hp = at(p.hs, i, U);
-      const T* x = p.cell == SIMPLE ? nullptr : at(p.aux, i, U);
+      const T* x = p.cell == SIMPLE || p.cell == LSTM ? nullptr : at(p.aux, i, U);
       T* dh = &dH[i * U];
       T* dhp = &dHP[i * U];
       T* dx = DX + i * ldx;
@@ -598,17 +599,23 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
         std::fill_n(dhp, U, T(0));
       } else if (p.cell == LSTM) {
         const T* c_prev = at(p.cs, i, U);
+        // The carry this step made: the next step's saved one, or the last (c_last). Its
+        // act(c) is recomputed here rather than saved by the forward pass, which then writes
+        // a sixth less, and this pass reads a carry the step before it read already.
+        const int64_t next = p.backwards ? t - 1 : t + 1;
+        const T* c_next = s == T_ - 1 ? static_cast<const T*>(p.c_last) + b * U
+                                      : static_cast<const T*>(p.cs) + (next * p.batch + b) * U;
         const bool kept = p.keep[b * T_ + t];
         T* dc = &dC[i * U];
         #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) {
           const T in = a[j], forget = a[U + j], cand = a[2 * U + j], output = a[3 * U + j];
-          const T c_new = p.keep_pre ? forget * c_prev[j] + in * cand : x[j];  // silu reads c
-          const T dc_total = dc[j] + dh[j] * output * derivative_of(f.act, x[j], c_new);
+          const T c_new = c_next[j], act_c = activation_of(f.act, c_new);
+          const T dc_total = dc[j] + dh[j] * output * derivative_of(f.act, act_c, c_new);
           dx[j] = dc_total * cand * derivative_of(f.ract, in, src[j]);
           dx[U + j] = dc_total * c_prev[j] * derivative_of(f.ract, forget, src[U + j]);
           dx[2 * U + j] = dc_total * in * derivative_of(f.act, cand, src[2 * U + j]);
-          dx[3 * U + j] = dh[j] * x[j] * derivative_of(f.ract, output, src[3 * U + j]);
+          dx[3 * U + j] = dh[j] * act_c * derivative_of(f.ract, output, src[3 * U + j]);
           dc[j] = kept ? dc_total * forget : dc[j];  // a blend, not a masked store (see GRU's)
           dhp[j] = T(0);
         }

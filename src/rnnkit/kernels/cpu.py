@@ -36,8 +36,9 @@ one per row, which made reading them back the larger part of the backward pass):
                           new state)
     pre     (T, B, G, U)  pre-activations, kept only when `keep_pre` (silu is the one
                           activation whose derivative cannot be computed from its output)
-    aux     (T, B, U)     by time index; LSTM: act(c); GRU reset_after: inner_h = h @ R_h + b_h;
-                          GRU reset_before: r * h (times the h-gate's dropout mask)
+    aux     (T, B, U)     by time index; GRU reset_after: inner_h = h @ R_h + b_h; GRU
+                          reset_before: r * h (times the h-gate's dropout mask); LSTM: none
+                          (the backward pass recomputes act(c) from cs and c_last)
     dout    (B, T, U)     backward: the outputs' gradient, shaped as `out`
     dxproj  (T, B, G, U)  backward: the gradient of the pre-activations, by time index
     dinner  (T, B, U)     backward, GRU reset_after: the gradient of inner_h, by time index

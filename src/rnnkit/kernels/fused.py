@@ -108,7 +108,9 @@ class _FusedRecurrence(torch.autograd.Function):
             "pre": _scratch(
                 save and options["keep_pre"], (timesteps, batch, n_gates, units), dtype
             ),
-            "aux": _scratch(save and cell != cpu.SIMPLE, (timesteps, batch, units), dtype),
+            "aux": _scratch(
+                save and cell in (cpu.GRU_AFTER, cpu.GRU_BEFORE), (timesteps, batch, units), dtype
+            ),
         }
         cpu.forward(kernel_options, arrays)
         ctx.save_for_backward(*(arrays[name] for name in _SAVED))
@@ -141,7 +143,7 @@ class _FusedRecurrence(torch.autograd.Function):
 
 # What the forward pass keeps for the backward pass.
 _SAVED = ("inputs", "kernel", "xmask", "recurrent_kernel", "keep", "rmask", "hs", "cs",
-          "gate_values", "pre", "aux")  # fmt: skip
+          "c_last", "gate_values", "pre", "aux")  # fmt: skip
 
 
 def _gate_products(
