@@ -176,6 +176,32 @@ def test_states_t_times_splits_the_columns_of_outputs_over_64_kib():
     torch.testing.assert_close(sums.double(), flat.sum((0, 1)), **tolerance)
 
 
+# Float64 states of 64 and 70 values (rows 512 bytes or more apart) go through the products
+# packed in row blocks; 65 (a padded four) stays in place. 5 units: outputs under 64 KiB, strips
+# of one vector and single columns; 16: outputs over 64 KiB, the column split.
+@pytest.mark.parametrize("units", [5, 16])
+@pytest.mark.parametrize("sizes", [(64, 70), (65, 70)], ids=["packed", "one_padded"])
+def test_states_t_times_packs_far_apart_rows_in_row_blocks(sizes, units):
+    generator = torch.Generator().manual_seed(4)
+    timesteps, batch, gates = 150, 3, 4
+    size, size2 = sizes
+
+    def random(*shape):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64)
+
+    inputs = random(batch, timesteps, size).transpose(0, 1)  # gathered, then packed
+    states = random(timesteps, batch, size2)  # packed from where it lies
+    gradients = random(timesteps, batch, gates, units)
+    out = torch.empty(size, gates * units, dtype=torch.float64)
+    out2 = torch.empty(size2, gates * units, dtype=torch.float64)
+    sums = torch.empty(gates * units, dtype=torch.float64)
+    cpu.states_t_times(inputs, None, gradients, out, 0, gates, sums, second=(states, out2))
+    flat = gradients.reshape(timesteps, batch, -1)
+    for got, operand in ((out, inputs), (out2, states)):
+        torch.testing.assert_close(got, torch.einsum("tbs,tbw->sw", operand, flat), **CLOSE)
+    torch.testing.assert_close(sums, flat.sum((0, 1)), **CLOSE)
+
+
 @pytest.mark.parametrize(("dtype", "units"), [(torch.float64, 5), (torch.float64, 8),
                                               (torch.float32, 16), (torch.float32, 7)])  # fmt: skip
 @BATCHES
