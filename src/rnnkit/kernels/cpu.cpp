@@ -403,12 +403,15 @@ void gate_products(const T* A, int64_t lda, const T* mask, const T* P, T* dst, i
 
 // dst (rows x depth, ldd) (+)= sum over g0 <= g < g1 of (D_g @ BT_g) * mask[:, g], D_g =
 // D[:, (g-g0)*U : (g-g0+1)*U]: the gradient `gate_products` passes to A. PT holds BT_g = B_g^T
-// (U x depth) packed (`pack_gates` by rows); mask (rows, G, depth) or null; Tg (rows x depth)
+// (U x depth) packed (`pack_gates` by rows), or with `stacked` all G blocks packed as one (G*U x
+// depth) matrix (then g0 = 0, g1 = G, no mask: one product G*U deep instead of G products U
+// deep, the same sums in the same order); mask (rows, G, depth) or null; Tg (rows x depth)
 // scratch.
 template <typename T>
-void gate_products_transposed(const T* D, int64_t ldD, const T* mask, const T* PT, T* dst,
-                              int64_t ldd, int64_t rows, int64_t depth, int64_t G, int64_t U,
-                              int64_t g0, int64_t g1, bool accumulate, T* Tg) {
+void gate_products_transposed(const T* D, int64_t ldD, const T* mask, const T* PT, bool stacked,
+                              T* dst, int64_t ldd, int64_t rows, int64_t depth, int64_t G,
+                              int64_t U, int64_t g0, int64_t g1, bool accumulate, T* Tg) {
+  if (stacked) return matmul(D, ldD, PT, dst, ldd, rows, G * U, depth, accumulate);
   if (!mask) {
     for (int64_t g = g0; g < g1; ++g)
       matmul(D + (g - g0) * U, ldD, PT + g * U * depth, dst, ldd, rows, U, depth,
@@ -429,6 +432,7 @@ void gate_products_transposed(const T* D, int64_t ldD, const T* mask, const T* P
 // threads: forward B_g (K: F x U, R: U x U), backward B_g^T (K: U x F, R: U x U).
 template <typename T> struct PackedWeights {
   std::vector<T> kernel, recurrent;
+  bool kernel_stacked = false, recurrent_stacked = false;  // see `gate_products_transposed`
 };
 
 template <typename T, int64_t ACT, int64_t RACT>
@@ -697,14 +701,14 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
         copy_row(&dH[i * U], U, &dHP[i * U]);
       }
     // The gradient reaching the recurrent product: DX, and DI for GRU reset_after's h gate.
-    gate_products_transposed(DX, ldx, M, RT, dHP.data(), U, rows, U, G, U, 0, direct, true,
-                             Tg.data());
+    gate_products_transposed(DX, ldx, M, RT, w.recurrent_stacked, dHP.data(), U, rows, U, G, U,
+                             0, direct, true, Tg.data());
     if (DI)
-      gate_products_transposed(DI, ldi, M, RT, dHP.data(), U, rows, U, G, U, 2, 3, true,
+      gate_products_transposed(DI, ldi, M, RT, false, dHP.data(), U, rows, U, G, U, 2, 3, true,
                                Tg.data());
     if (p.input_gradient)
-      gate_products_transposed(DX, ldx, xmask, KT, dinputs + (b0 * T_ + t) * F, T_ * F, rows, F,
-                               G, U, 0, G, false, TgF.data());
+      gate_products_transposed(DX, ldx, xmask, KT, w.kernel_stacked, dinputs + (b0 * T_ + t) * F,
+                               T_ * F, rows, F, G, U, 0, G, false, TgF.data());
     std::swap(dH, dHP);
   }
   std::copy(dH.begin(), dH.end(), static_cast<T*>(p.dh0) + b0 * U);
@@ -907,9 +911,19 @@ template <typename T, int64_t ACT, int64_t RACT> struct Forward {
   }
 };
 template <typename T, int64_t ACT, int64_t RACT> struct Backward {
+  // Products over every gate without dropout masks read the gate blocks stacked: the kernel's
+  // (the inputs' gradient), and the recurrent kernel's where every gate adds to the state's
+  // gradient directly (not GRU's h gate).
   static PackedWeights<T> pack(const Problem& p) {
-    return {pack_gates<T>(p.kernel_t, p.units, p.features, p.gates, true),
-            pack_gates<T>(p.recurrent_kernel_t, p.units, p.units, p.gates, true)};
+    const bool kernel_stacked = !p.input_masked;
+    const bool recurrent_stacked = !p.masked && (p.cell == SIMPLE || p.cell == LSTM);
+    auto packed = [&](const void* weights, int64_t width, bool stacked) {
+      return stacked ? pack_gates<T>(weights, p.gates * p.units, width, 1, true)
+                     : pack_gates<T>(weights, p.units, width, p.gates, true);
+    };
+    return {packed(p.kernel_t, p.features, kernel_stacked),
+            packed(p.recurrent_kernel_t, p.units, recurrent_stacked), kernel_stacked,
+            recurrent_stacked};
   }
   static void run(const Problem& p, const PackedWeights<T>& w, int64_t b0, int64_t rows) {
     backward_chunk<T, ACT, RACT>(p, w, b0, rows);
