@@ -236,21 +236,28 @@ def test_states_t_times_masks_each_gate_of_the_second_product(dtype, units, batc
 
 @pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru_reset_after", "gru_reset_before"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype):
+@pytest.mark.parametrize("dropout", [True, False], ids=["dropout", "no_dropout"])
+def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype, dropout):
     """Sizes that take every path of the products: 37 units = two-vector strips, a one-vector
     strip and single columns (float32 and float64 lanes); 13 rows = six-row blocks, a four-row
-    block and padded rows; masks, recurrent and input dropout per gate, go_backwards."""
+    block and padded rows; masks, go_backwards; recurrent and input dropout per gate, or none
+    (then the products over all gates: x_t @ K and h @ R in one, the backward's stacked)."""
     make = LAYERS[kind]
     torch.manual_seed(0)
-    options = dict(dropout=0.2, recurrent_dropout=0.3, go_backwards=True, dtype=dtype)
+    options = dict(go_backwards=True, dtype=dtype)
+    if dropout:
+        options.update(dropout=0.2, recurrent_dropout=0.3)
     fused_layer, loop_layer = (make(37, use_fused=f, **options) for f in (True, False))
     x = torch.randn(13, 7, 21, dtype=dtype)
     mask = torch.arange(7) < torch.randint(1, 8, (13,))[:, None]
     fused_layer.build(x.shape)
     loop_layer.build(x.shape)
     loop_layer.set_weights(fused_layer.get_weights())
-    masks = fused_layer.cell.make_dropout_masks(13)
-    fused_layer.cell.make_dropout_masks = loop_layer.cell.make_dropout_masks = lambda batch: masks
+    if dropout:
+        masks = fused_layer.cell.make_dropout_masks(13)
+        fused_layer.cell.make_dropout_masks = loop_layer.cell.make_dropout_masks = (
+            lambda batch: masks
+        )
     results = []
     for layer in (fused_layer, loop_layer):
         inputs = x.clone().requires_grad_()
