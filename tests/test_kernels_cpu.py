@@ -176,6 +176,41 @@ def test_states_t_times_splits_the_columns_of_outputs_over_64_kib():
     torch.testing.assert_close(sums.double(), flat.sum((0, 1)), **tolerance)
 
 
+# 5 units: strips that cross gates, outputs under 64 KiB (the depth parts); 64: over 64 KiB of
+# float64 outputs (the column split), states2 rows 512 bytes apart (packed in row blocks).
+@pytest.mark.parametrize("units", [5, 64])
+@pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
+def test_states_t_times_takes_one_gates_second_product_from_other_gradients(masked, units):
+    """GRU reset_after's two weight gradients in one pass: out2's h-gate columns (gate 2) from
+    dinner instead of the pre-activations' gradients, and second_sums likewise."""
+    generator = torch.Generator().manual_seed(5)
+    timesteps, batch, gates = 100, 3, 3
+
+    def random(*shape):
+        return torch.randn(*shape, generator=generator, dtype=torch.float64)
+
+    inputs = random(batch, timesteps, 6).transpose(0, 1)
+    states = random(timesteps, batch, units)
+    gradients = random(timesteps, batch, gates, units)
+    inner = random(timesteps, batch, units)
+    mask = (random(batch, gates, units) > 0).double() if masked else None
+    out = torch.empty(6, gates * units, dtype=torch.float64)
+    out2 = torch.empty(units, gates * units, dtype=torch.float64)
+    sums, sums2 = torch.empty(gates * units, dtype=torch.float64), torch.empty_like(out[0])
+    cpu.states_t_times(inputs, None, gradients, out, 0, gates, sums, second=(states, out2),
+                       second_mask=mask, second_gradients=(inner, 2),
+                       second_sums=sums2)  # fmt: skip
+    flat = gradients.reshape(timesteps, batch, -1)
+    torch.testing.assert_close(out, torch.einsum("tbs,tbw->sw", inputs, flat), **CLOSE)
+    torch.testing.assert_close(sums, flat.sum((0, 1)), **CLOSE)
+    second = torch.cat([gradients[:, :, :2], inner[:, :, None]], 2)
+    for g in range(gates):
+        operand = states * mask[:, g] if masked else states
+        want = torch.einsum("tbs,tbu->su", operand, second[:, :, g])
+        torch.testing.assert_close(out2[:, g * units : (g + 1) * units], want, **CLOSE)
+    torch.testing.assert_close(sums2, second.reshape(timesteps, batch, -1).sum((0, 1)), **CLOSE)
+
+
 # Float64 states of 64 and 70 values (rows 512 bytes or more apart) go through the products
 # packed in row blocks; 65 (a padded four) stays in place. 5 units: outputs under 64 KiB, strips
 # of one vector and single columns; 16: outputs over 64 KiB, the column split.

@@ -46,11 +46,13 @@ struct LongProduct {
   // states: row n = (t, b) at states + t * stride_t + b * stride_b, `size` values (contiguous).
   // gradients: (depth x width), row stride ldb; rows by n = t * batch + b, time-major as the
   // saved arrays are. mask: (batch, gates, size) dropout masks, or null; mask2 the same for
-  // states2 (batch, gates, size2).
-  const void *states, *mask, *gradients, *states2, *mask2;
-  void *out, *sums, *out2;
+  // states2 (batch, gates, size2). gradients2: null, or (depth x U), row stride ldb2: the
+  // gradients out2's columns of gate `gate2` (counted from `gate`) take instead. sums2: null,
+  // or the sums of out2's gradients (as sums for out's).
+  const void *states, *mask, *gradients, *states2, *mask2, *gradients2;
+  void *out, *sums, *out2, *sums2;
   int64_t gate, gates, batch, size, stride_t, stride_b, ldb, ldc, depth, width, size2, ldc2;
-  int64_t threads;
+  int64_t gate2, ldb2, threads;
 };
 
 namespace {
@@ -754,12 +756,24 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   std::copy(dC.begin(), dC.end(), static_cast<T*>(p.dc0) + b0 * U);
 }
 
+// sums[0, count) (+)= the column sums of rows [0, n) of G (row stride ldg): a block's sums in
+// registers, then added to the running ones (`first`: set them instead).
+template <typename T, int64_t MAX_COUNT>
+void add_block_sums(const T* G, int64_t ldg, int64_t n, int64_t count, T* sums, bool first) {
+  T block_sums[MAX_COUNT] = {};
+  for (int64_t d = 0; d < n; ++d)
+#pragma GCC ivdep
+    for (int64_t jj = 0; jj < count; ++jj) block_sums[jj] += G[d * ldg + jj];
+  for (int64_t jj = 0; jj < count; ++jj) sums[jj] = (first ? T(0) : sums[jj]) + block_sums[jj];
+}
+
 // out (size x width, ldc) = sum over n < depth of (states[n] * mask[b, gate])^T gradients[n]:
 // a weight's gradient. With `sums`, also sums[j] = sum over n of gradients[n, j] (a bias's
 // gradient). With `states2` (depth x size2, time-major contiguous), also out2 (size2 x width,
 // ldc2) = sum over n of (states2[n] * mask2[b, g])^T gradients[n] (g the gate of column j;
 // unmasked without mask2) from the same packed strips: a second weight's gradient for one pass
-// over the gradients.
+// over the gradients; with gradients2, gate gate2's columns of out2 from those (GRU
+// reset_after's recurrent kernel, whose h gate reaches it through inner_h), and sums2.
 //
 // The depth goes in blocks of 128, the columns in strips of two vectors, packed per block;
 // each strip's sums accumulate in a contiguous buffer of their own, copied out at the end.
@@ -784,13 +798,15 @@ template <typename T> void long_product(const LongProduct& q) {
   const T* B = static_cast<const T*>(q.gradients);
   const T* states2 = static_cast<const T*>(q.states2);
   const T* mask2 = static_cast<const T*>(q.mask2);
+  const T* G2 = static_cast<const T*>(q.gradients2);
   const int64_t S = q.size, S2 = states2 ? q.size2 : 0, depth = q.depth, width = q.width;
   const int64_t ldb = q.ldb, U = ldb / q.gates;  // U: a gate's columns
   const bool in_place = !mask && q.stride_b == S && q.stride_t == q.batch * S;
   const int64_t strips = (width + STRIP - 1) / STRIP;
-  // Strips [first_strip, end_strip) over the rows [k0, k1) into C (ldc), C2 (ldc2) and sums.
+  // Strips [first_strip, end_strip) over the rows [k0, k1) into C (ldc), C2 (ldc2), sums and
+  // sums2.
   auto product = [&](int64_t first_strip, int64_t end_strip, int64_t k0, int64_t k1, T* C,
-                     int64_t ldc, T* C2, int64_t ldc2, T* sums) {
+                     int64_t ldc, T* C2, int64_t ldc2, T* sums, T* sums2) {
     // The gates (counted from q.gate) these columns fall in, for the masked states2.
     const int64_t g0 = first_strip * STRIP / U;
     const int64_t g1 = (std::min(width, end_strip * STRIP) - 1) / U + 1;
@@ -806,7 +822,7 @@ template <typename T> void long_product(const LongProduct& q) {
     std::vector<T> blocked(by_blocks ? DEPTH_BLOCK * S : 0),
         blocked2(by_blocks2 ? DEPTH_BLOCK * S2 : 0);
     std::vector<T> gathered(in_place ? 0 : DEPTH_BLOCK * S), panel(DEPTH_BLOCK * STRIP),
-        gate_panel(mask2 ? DEPTH_BLOCK * STRIP : 0),
+        gate_panel(mask2 || G2 ? DEPTH_BLOCK * STRIP : 0),
         masked2(mask2 ? (g1 - g0) * DEPTH_BLOCK * S2 : 0);
     // The strips' sums, each strip's (S x STRIP) then (S2 x STRIP) contiguous, copied out at
     // the end: the outputs' rows lie ldc apart, and at 1024 columns (a page) a strip's rows
@@ -853,29 +869,28 @@ template <typename T> void long_product(const LongProduct& q) {
         else
           matmul_strided(block, 1, S, panel.data(), strip_sums, STRIP, S, n, strip_width,
                          k > k0);
-        if (by_blocks2)  // unmasked: out2's columns of the strip from the same panel
-          matmul_row_blocks(blocked2.data(), S2, n, panel.data(), strip_sums + S * STRIP, STRIP,
-                            strip_width, k > k0);
         // out2's columns of the strip: with mask2, each gate's part from its own masked
-        // states2 (a strip that crosses into the next gate packs each part on its own).
-        for (int64_t c = j, end; states2 && !by_blocks2 && c < j + strip_width; c = end) {
+        // states2, with gradients2 gate2's part from those (a strip that crosses into the next
+        // gate packs each part on its own).
+        for (int64_t c = j, end; states2 && c < j + strip_width; c = end) {
           const int64_t g = c / U;
-          end = mask2 ? std::min(j + strip_width, (g + 1) * U) : j + strip_width;
-          const bool whole = c == j && end == j + strip_width;
-          if (!whole) pack(B + k * ldb + c, ldb, n, end - c, gate_panel.data());
-          matmul_strided(mask2 ? &masked2[(g - g0) * DEPTH_BLOCK * S2] : states2 + k * S2, 1, S2,
-                         whole ? panel.data() : gate_panel.data(), strip_sums + S * STRIP + c - j,
-                         STRIP, S2, n, end - c, k > k0);
+          end = mask2 || G2 ? std::min(j + strip_width, (g + 1) * U) : j + strip_width;
+          const bool own = G2 && g == q.gate2;  // from gradients2
+          const T* from = own ? G2 + k * q.ldb2 + c - g * U : B + k * ldb + c;
+          const int64_t ld = own ? q.ldb2 : ldb;
+          const bool whole = c == j && end == j + strip_width && !own;
+          if (!whole) pack(from, ld, n, end - c, gate_panel.data());
+          const T* part_panel = whole ? panel.data() : gate_panel.data();
+          T* part_sums = strip_sums + S * STRIP + c - j;
+          if (by_blocks2)
+            matmul_row_blocks(blocked2.data(), S2, n, part_panel, part_sums, STRIP, end - c,
+                              k > k0);
+          else
+            matmul_strided(mask2 ? &masked2[(g - g0) * DEPTH_BLOCK * S2] : states2 + k * S2, 1,
+                           S2, part_panel, part_sums, STRIP, S2, n, end - c, k > k0);
+          if (sums2) add_block_sums<T, STRIP>(from, ld, n, end - c, sums2 + c, k == k0);
         }
-        if (sums) {  // the block's sums in registers, then added to the running ones
-          T block_sums[STRIP] = {};
-          for (int64_t d = 0; d < n; ++d)
-#pragma GCC ivdep
-            for (int64_t jj = 0; jj < strip_width; ++jj)
-              block_sums[jj] += B[(k + d) * ldb + j + jj];
-          for (int64_t jj = 0; jj < strip_width; ++jj)
-            sums[j + jj] = (k > k0 ? sums[j + jj] : T(0)) + block_sums[jj];
-        }
+        if (sums) add_block_sums<T, STRIP>(B + k * ldb + j, ldb, n, strip_width, sums + j, k == k0);
       }
     }
     for (int64_t strip = first_strip; strip < end_strip; ++strip) {
@@ -888,11 +903,17 @@ template <typename T> void long_product(const LongProduct& q) {
     }
   };
   T *C = static_cast<T*>(q.out), *sums = static_cast<T*>(q.sums), *C2 = static_cast<T*>(q.out2);
+  T* sums2 = static_cast<T*>(q.sums2);
   const int64_t blocks = (depth + DEPTH_BLOCK - 1) / DEPTH_BLOCK;
   const int64_t parts = std::min(PARTS, blocks);
   if (parts > 1 && (S + S2) * width * int64_t(sizeof(T)) <= PART_BYTES) {
-    // Each part's copy: out (S lines of width), out2 (S2 lines), sums (one line).
-    const int64_t lines = S + S2 + (sums ? 1 : 0), copy = lines * width;
+    // Each part's copy: out (S lines of width), out2 (S2 lines), sums and sums2 (a line each).
+    std::vector<T*> to;  // where each line goes
+    for (int64_t r = 0; r < S; ++r) to.push_back(C + r * q.ldc);
+    for (int64_t r = 0; r < S2; ++r) to.push_back(C2 + r * q.ldc2);
+    if (sums) to.push_back(sums);
+    if (sums2) to.push_back(sums2);
+    const int64_t lines = to.size(), copy = lines * width;
     thread_local std::vector<T> copies;  // kept from call to call: no page faults
     if (int64_t(copies.size()) < parts * copy) copies.resize(parts * copy);
     T* first = copies.data();
@@ -900,18 +921,20 @@ template <typename T> void long_product(const LongProduct& q) {
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int64_t part = 0; part < parts; ++part) {
       T* mine = first + part * copy;
+      T* line_sums = mine + (S + S2) * width;
       product(0, strips, part * blocks / parts * DEPTH_BLOCK,
               std::min(depth, (part + 1) * blocks / parts * DEPTH_BLOCK), mine, width,
-              mine + S * width, width, sums ? mine + (S + S2) * width : nullptr);
+              mine + S * width, width, sums ? line_sums : nullptr,
+              sums2 ? line_sums + (sums ? width : 0) : nullptr);
     }
 #pragma omp parallel for num_threads(threads)
     for (int64_t line = 0; line < lines; ++line) {
-      T* to = line < S ? C + line * q.ldc : line < S + S2 ? C2 + (line - S) * q.ldc2 : sums;
-      std::copy_n(first + line * width, width, to);
+      T* out_line = to[line];
+      std::copy_n(first + line * width, width, out_line);
       for (int64_t part = 1; part < parts; ++part) {
         const T* from = first + part * copy + line * width;
 #pragma GCC ivdep
-        for (int64_t j = 0; j < width; ++j) to[j] += from[j];
+        for (int64_t j = 0; j < width; ++j) out_line[j] += from[j];
       }
     }
     return;
@@ -920,7 +943,7 @@ template <typename T> void long_product(const LongProduct& q) {
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
   for (int64_t worker = 0; worker < threads; ++worker)
     product(worker * strips / threads, (worker + 1) * strips / threads, 0, depth, C, q.ldc, C2,
-            q.ldc2, sums);
+            q.ldc2, sums, sums2);
 }
 
 // Runs Pass<T, ACT, RACT> over the batch: compile-time activations for the common pairs (tanh

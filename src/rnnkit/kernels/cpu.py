@@ -112,9 +112,10 @@ class _Problem(ctypes.Structure):
     ]
 
 
-_PRODUCT_ARRAYS = ("states", "mask", "gradients", "states2", "mask2", "out", "sums", "out2")
+_PRODUCT_ARRAYS = ("states", "mask", "gradients", "states2", "mask2", "gradients2", "out", "sums",
+                   "out2", "sums2")  # fmt: skip
 _PRODUCT_SIZES = ("gate", "gates", "batch", "size", "stride_t", "stride_b", "ldb", "ldc",
-                  "depth", "width", "size2", "ldc2", "threads")  # fmt: skip
+                  "depth", "width", "size2", "ldc2", "gate2", "ldb2", "threads")  # fmt: skip
 
 
 class _LongProduct(ctypes.Structure):
@@ -260,12 +261,16 @@ def states_t_times(
     sums: torch.Tensor | None = None,
     second: tuple[torch.Tensor, torch.Tensor] | None = None,
     second_mask: torch.Tensor | None = None,
+    second_gradients: tuple[torch.Tensor, int] | None = None,
+    second_sums: torch.Tensor | None = None,
 ) -> None:
     """out[:, first*U:last*U] = sum over steps t and rows b of (states[t, b] * mask[b, g])^T @
     gradients[t, b, g] for first <= g < last, summed in an order that the sizes alone fix (so
     not depending on the number of threads): a weight's gradient; with `sums`, also the plain
     sums of those gradients; with `second = (states2, out2)`, also out2's columns from states2
-    the same way (times `second_mask`'s gate g, if given), in the same pass over the gradients.
+    the same way (times `second_mask`'s gate g, if given), in the same pass over the gradients,
+    where `second_gradients = (gradients2, g2)` gives gate g2's columns of out2 gradients of
+    their own (and `second_sums` the sums of out2's gradients).
 
     Args:
         states: `(T, B, S)`, what each step's product read (the states before each step, or the
@@ -279,6 +284,8 @@ def states_t_times(
             over rows and steps, for the same gates (a bias's gradient).
         second: None, or `(states2 (T, B, S2), out2 (S2, G*U))`, both contiguous.
         second_mask: None, or `(B, G, S2)` contiguous dropout masks for states2.
+        second_gradients: None, or `(gradients2 (T, B, U) contiguous, g2)`, first <= g2 < last.
+        second_sums: None, or `(G*U,)` contiguous, as `sums` for out2's gradients.
     """
     timesteps, batch, size = states.shape
     if states.stride(-1) != 1 or not gradients.is_contiguous():
@@ -286,15 +293,18 @@ def states_t_times(
     width, units = out.shape[1], gradients.shape[-1]
     offset = first * units * out.element_size()
     states2, out2 = second if second is not None else (None, None)
+    gradients2, gate2 = second_gradients if second_gradients is not None else (None, first)
     problem = _LongProduct(
         states=states.data_ptr(),
         mask=None if mask is None else mask.data_ptr(),
         gradients=gradients.data_ptr() + offset,
         states2=None if states2 is None else states2.data_ptr(),
         mask2=None if second_mask is None else second_mask.data_ptr(),
+        gradients2=None if gradients2 is None else gradients2.data_ptr(),
         out=out.data_ptr() + offset,
         sums=None if sums is None else sums.data_ptr() + offset,
         out2=None if out2 is None else out2.data_ptr() + offset,
+        sums2=None if second_sums is None else second_sums.data_ptr() + offset,
         gate=first,
         gates=gradients.shape[2],
         batch=batch,
@@ -307,6 +317,8 @@ def states_t_times(
         width=(last - first) * units,
         size2=0 if states2 is None else states2.shape[-1],
         ldc2=width,
+        gate2=gate2 - first,
+        ldb2=units,
         threads=torch.get_num_threads(),
     )
     library().rnnkit_long_product(ctypes.byref(problem), out.dtype == torch.float64)

@@ -172,12 +172,16 @@ def _weight_gradients(
     dinput_bias = torch.empty(n_gates * units, dtype=dpre.dtype)
     drecurrent = torch.empty(units, n_gates * units, dtype=dpre.dtype)
     drecurrent_bias = torch.zeros(n_gates * units, dtype=dpre.dtype)
-    if cell in (cpu.SIMPLE, cpu.LSTM) and not options["input_masked"]:
+    if cell in (cpu.SIMPLE, cpu.LSTM, cpu.GRU_AFTER) and not options["input_masked"]:
         # Both kernels' gradients from one pass over dpre (with recurrent dropout, each gate's
-        # columns from the states times that gate's mask).
+        # columns from the states times that gate's mask; GRU reset_after's h gate reaches the
+        # recurrent kernel through inner_h = h @ R_h + b_h, so its columns read dinner).
+        after = cell == cpu.GRU_AFTER
         cpu.states_t_times(inputs, None, dpre, dkernel, 0, n_gates, dinput_bias,
                            second=(arrays["hs"], drecurrent),
-                           second_mask=arrays["rmask"] if options["masked"] else None)  # fmt: skip
+                           second_mask=arrays["rmask"] if options["masked"] else None,
+                           second_gradients=(arrays["dinner"], 2) if after else None,
+                           second_sums=drecurrent_bias if after else None)  # fmt: skip
         return dkernel, dinput_bias, drecurrent, drecurrent_bias
     _gate_products(inputs, arrays["xmask"], options["input_masked"], dpre, dkernel, n_gates,
                    dinput_bias)  # fmt: skip
