@@ -290,9 +290,8 @@ def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype, dro
     loop_layer.set_weights(fused_layer.get_weights())
     if dropout:
         masks = fused_layer.cell.make_dropout_masks(13)
-        fused_layer.cell.make_dropout_masks = loop_layer.cell.make_dropout_masks = (
-            lambda batch: masks
-        )
+        for layer in (fused_layer, loop_layer):
+            layer.cell.make_dropout_masks = lambda batch: masks
     results = []
     for layer in (fused_layer, loop_layer):
         inputs = x.clone().requires_grad_()
