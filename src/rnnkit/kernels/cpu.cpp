@@ -118,7 +118,7 @@ __attribute__((always_inline)) inline void add_products(
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
   // Unrolled: the loop's own instructions then take fewer of the core's issue slots; training
   // steps took 0.92-0.97x the time (LSTM long and large, GRU long and chapter, SimpleRNN
-  // chapter), inference 0.91-0.96x (unrolled by 4: 0.95-1.00x).
+  // chapter), inference 0.91-0.96x (unrolled by 4, training 0.95-1.01x).
 #pragma GCC unroll 8
   for (int64_t k = 0; k < depth; ++k) {
     V b[NV];
