@@ -965,15 +965,15 @@ void run_chunks(const Problem& p, bool precise) {
 
 template <typename T, int64_t ACT, int64_t RACT> struct Forward {
   static PackedWeights<T> pack(const Problem& p) {
-    PackedWeights<T> w{pack_gates<T>(p.kernel, p.features, p.units, p.gates, false),
-                       pack_gates<T>(p.recurrent_kernel, p.units, p.units, p.gates, false)};
     // x_t @ K and h @ R as one product ([x_t | h] @ [K; R], `Continued`): each block's
     // accumulators stored once, not twice. Where a strip of the stacked panels (two vectors
     // wide) stays within half of L1: deeper, at 256 inputs and units, inference was 1.00-1.03x.
     // Forward calls at the long shape took 0.95x the time (LSTM), at the chapter's 0.89x
-    // (LSTM) and 0.93-0.95x (SimpleRNN); inference 0.92-0.96x.
+    // (LSTM) and 0.93-0.95x (SimpleRNN); inference 0.92-0.96x. The gate blocks apart are then
+    // not read.
     const int64_t F = p.features, U = p.units, W = p.gates * p.units;
     const bool fits = (F + U) * 2 * VECTOR_BYTES <= 16 << 10;
+    PackedWeights<T> w;
     if ((p.cell == SIMPLE || p.cell == LSTM) && !p.input_masked && !p.masked && fits) {
       std::vector<T> stacked(static_cast<const T*>(p.kernel),
                              static_cast<const T*>(p.kernel) + F * W);
@@ -981,7 +981,10 @@ template <typename T, int64_t ACT, int64_t RACT> struct Forward {
                      static_cast<const T*>(p.recurrent_kernel) + U * W);
       w.both.resize((F + U) * W);
       ::pack<T>(stacked.data(), W, F + U, W, w.both.data());
+      return w;
     }
+    w.kernel = pack_gates<T>(p.kernel, F, U, p.gates, false);
+    w.recurrent = pack_gates<T>(p.recurrent_kernel, U, U, p.gates, false);
     return w;
   }
   static void run(const Problem& p, const PackedWeights<T>& w, int64_t b0, int64_t rows) {
