@@ -352,3 +352,56 @@ def test_dropout_off_in_inference(kind, mask):
     assert_same(keras_result, rnnkit_result)
     rnnkit_layer.train()  # an explicit training=False wins over the module's mode
     assert_same(keras_result, rnnkit_layer(x, mask=mask, training=False))
+
+
+def keras_summary_rows(model) -> list[tuple[str, tuple, int]]:
+    """(class name, output shape, parameter count) of each layer of a built Keras model."""
+    return [
+        (type(layer).__name__, tuple(layer.output.shape), layer.count_params())
+        for layer in model.layers
+    ]
+
+
+def rnnkit_summary_rows(model) -> list[tuple[str, tuple, int]]:
+    return [(kind, tuple(shape), count) for _, kind, shape, count in model.summary_rows()]
+
+
+def test_embedding_input_length_listing_builds_like_keras():
+    """The chapter's first embedding listing: rnnkit infers the shapes from `input_length`
+    before any data. Keras 3 ignores `input_length` (the model stays unbuilt until fit), so the
+    reference is the same model with the length given to an Input."""
+    model = rnnkit.Sequential(
+        [
+            rnnkit.layers.Embedding(10000, 8, input_length=20),
+            rnnkit.layers.Flatten(),
+            rnnkit.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    reference = keras.Sequential(
+        [
+            keras.Input(shape=(20,), dtype="int32"),
+            keras.layers.Embedding(10000, 8),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    assert rnnkit_summary_rows(model) == keras_summary_rows(reference)
+    assert rnnkit_summary_rows(model)[0][1] == (None, 20, 8)
+    assert model.count_params() == reference.count_params() == 80161
+
+
+def test_return_state_in_sequential_is_refused_where_keras_refuses_it():
+    """Keras refuses the states reaching the next layer of a Sequential (with a message about
+    the next layer); rnnkit names the layer that returns them and the way out."""
+    with pytest.raises(ValueError, match="expects 1 input"):
+        keras.Sequential(
+            [keras.Input((None, 3)), keras.layers.LSTM(4, return_state=True), keras.layers.Dense(1)]
+        )
+    with pytest.raises(ValueError, match=r"layer 'lstm_states' \(LSTM\).*functional API"):
+        rnnkit.Sequential(
+            [
+                rnnkit.Input((None, 3)),
+                rnnkit.layers.LSTM(4, return_state=True, name="lstm_states"),
+                rnnkit.layers.Dense(1),
+            ]
+        )

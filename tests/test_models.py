@@ -103,6 +103,49 @@ def test_sequential_mask_reaches_the_recurrent_layer():
     torch.testing.assert_close(padded, unpadded)
 
 
+def test_embedding_input_length_listing_trains():
+    """The chapter's first embedding listing: shapes known before data, then it learns."""
+    model = rk.Sequential(
+        [
+            layers.Embedding(100, 8, input_length=20),
+            layers.Flatten(),
+            layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "(None, 20, 8)" in lines[0] and "(None, 160)" in lines[0]
+    rng = np.random.default_rng(0)
+    x = rng.integers(1, 100, size=(64, 20))
+    y = (x[:, 0] < 50).astype("float32")
+    model.compile(optimizer=rk.optimizers.RMSprop(0.01), loss="binary_crossentropy")
+    losses = model.fit(x, y, epochs=5, batch_size=16, verbose=0).history["loss"]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_embedding_input_length_is_checked():
+    with pytest.raises(ValueError, match="input_length"):
+        layers.Embedding(10, 2, input_length=0)
+    model = rk.Sequential([layers.Embedding(10, 2, input_length=5), layers.Flatten()])
+    with pytest.raises(ValueError, match=r"input_length=5, received inputs with 7 timesteps"):
+        model.predict(np.ones((2, 7), dtype="int64"), verbose=0)
+
+
+@pytest.mark.parametrize("with_input", [True, False])
+def test_layer_returning_states_inside_sequential_is_a_clear_error(with_input):
+    """Found at `add` when shapes are known, else at the first call."""
+    stack = [layers.LSTM(4, return_state=True, name="encoder"), layers.Dense(1)]
+    with pytest.raises(ValueError, match=r"layer 'encoder' \(LSTM\).*return_state=True"):
+        model = rk.Sequential([rk.Input((None, 3)), *stack] if with_input else stack)
+        model(np.zeros((2, 5, 3), dtype="float32"))
+
+
+def test_layer_returning_states_may_end_a_sequential():
+    model = rk.Sequential([rk.Input((None, 3)), layers.GRU(4, return_state=True)])
+    output, state = model(np.zeros((2, 5, 3), dtype="float32"))
+    assert output.shape == state.shape == (2, 4)
+
+
 def test_input_shape_argument_lets_sequential_infer_shapes():
     model = rk.Sequential([layers.SimpleRNN(8, input_shape=(None, 5)), layers.Dense(1)])
     assert model.built and [w.shape for w in model.get_weights()][0] == (5, 8)

@@ -15,6 +15,9 @@ from rnnkit import (
     initializers,
     io,
     layers,
+    losses,
+    metrics,
+    optimizers,
     plot,
     preprocessing,
     reference,
@@ -22,7 +25,6 @@ from rnnkit import (
 )
 from rnnkit.layers.symbolic import Input
 from rnnkit.models import Model, Sequential, load_model
-from rnnkit.training import losses, metrics, optimizers
 
 __version__ = "0.1.0"
 

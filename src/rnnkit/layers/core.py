@@ -169,7 +169,11 @@ class Embedding(Layer):
             `embeddings (input_dim, output_dim)`.
         embeddings_regularizer, activity_regularizer, embeddings_constraint: default None.
         mask_zero: id 0 is padding: `compute_mask` returns `ids != 0` (default False).
-        input_length: accepted for Keras 2 code; kept in the config, it changes nothing.
+        input_length: the number of timesteps, or None (default: any). Keras 2 code gives it
+            so that a first `Embedding` fixes the model's input shape, `(batch, input_length)`,
+            and `Flatten` -> `Dense` can build before any data. Keras 3 ignores it with a
+            deprecation warning (the model stays unbuilt until `fit`); rnnkit uses it, quietly,
+            and then checks that inputs have `input_length` timesteps.
         name, dtype, trainable: as `Layer`.
 
     Call arguments:
@@ -201,6 +205,8 @@ class Embedding(Layer):
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
         self.embeddings_constraint = constraints.get(embeddings_constraint)
         self.mask_zero = bool(mask_zero)
+        if input_length is not None:
+            check_positive_int("Embedding", "input_length", input_length)
         self.input_length = input_length
         self.supports_masking = self.mask_zero
         self.embeddings: nn.Parameter
@@ -235,6 +241,13 @@ class Embedding(Layer):
         return self.convert_input(inputs) != 0
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.input_length is not None and inputs.dim() >= 2:
+            if inputs.shape[1] != self.input_length:
+                raise ValueError(
+                    f"Layer '{self.name}' was given input_length={self.input_length}, received "
+                    f"inputs with {inputs.shape[1]} timesteps (shape {tuple(inputs.shape)}); pad "
+                    "or cut them to input_length (`pad_sequences(..., maxlen=input_length)`)."
+                )
         if inputs.numel() > 0:
             low, high = int(inputs.min()), int(inputs.max())
             if low < 0 or high >= self.input_dim:

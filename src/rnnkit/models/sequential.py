@@ -13,13 +13,21 @@ from rnnkit.models import summary as summary_module
 from rnnkit.models.model import Model, accepts, call_with_mask
 
 
+def _is_several_shapes(shape: Any) -> bool:
+    """Whether `shape` (from `compute_output_shape`) lists the shapes of several outputs."""
+    return isinstance(shape, (tuple, list)) and any(
+        isinstance(item, (tuple, list)) for item in shape
+    )
+
+
 class Sequential(Model):
     """A linear stack of layers.
 
     Shapes are inferred as soon as they are known: from an `rnnkit.Input` given first, from an
     `input_shape=` on the first layer, or from an `Embedding` first layer (which takes sequences
-    of any length); otherwise from the first batch of data. `summary()` then shows every layer's
-    output shape and parameter count before any data has been seen.
+    of any length, or of its `input_length`); otherwise from the first batch of data.
+    `summary()` then shows every layer's output shape and parameter count before any data has
+    been seen. Each layer must return one tensor, which the next layer takes.
 
     Args:
         layers: the layers in order (optionally starting with an `rnnkit.Input(...)`).
@@ -70,7 +78,7 @@ class Sequential(Model):
         if declared is not None:
             return declared
         if type(first).__name__ == "Embedding":
-            return (None, None)
+            return (None, first.input_length)
         return None
 
     def build(self, input_shape: Any) -> None:
@@ -84,7 +92,9 @@ class Sequential(Model):
         if shape is None:
             return
         shapes = []
-        for layer in self.stack:
+        for index, layer in enumerate(self.stack):
+            if index:
+                self._check_single_output(self.stack[index - 1], _is_several_shapes(shape))
             if isinstance(layer, Layer) and not layer.built:
                 layer.build(shape)
                 layer.built = True
@@ -92,6 +102,29 @@ class Sequential(Model):
             shapes.append(shape)
         self._output_shapes = shapes
         self.built = True
+
+    def _check_single_output(self, layer: nn.Module, several: bool) -> None:
+        """Raises when `layer` returns several tensors: a Sequential hands one to the next layer.
+
+        Raises:
+            ValueError: naming the layer and, for `return_state=True`, the functional API to use.
+        """
+        if not several:
+            return
+        name = getattr(layer, "name", type(layer).__name__)
+        if getattr(layer, "return_state", False):
+            reason = (
+                "return_state=True makes it return (output, *states). Use the functional API "
+                "to take the states apart: `inputs = rk.Input(shape=...)`, "
+                f"`output, *states = {type(layer).__name__}(..., return_state=True)(inputs)`, "
+                "then `rk.Model(inputs, ...)`"
+            )
+        else:
+            reason = "it returns several tensors. Use the functional API (rk.Input, rk.Model)"
+        raise ValueError(
+            f"Sequential '{self.name}': layer '{name}' ({type(layer).__name__}) cannot feed the "
+            f"next layer: a Sequential passes one tensor from layer to layer, and {reason}."
+        )
 
     def summary_rows(self) -> list[tuple[str, str, Any, int | None]]:
         shapes = self._output_shapes or [None] * len(self.stack)
@@ -106,12 +139,16 @@ class Sequential(Model):
         x, mask = inputs, None
         first_call = self._output_shapes is None
         shapes = []
-        for layer in self.stack:
+        for index, layer in enumerate(self.stack):
+            if index:
+                self._check_single_output(self.stack[index - 1], isinstance(x, (tuple, list)))
             kwargs = {}
             if training is not None and accepts(layer, "training"):
                 kwargs["training"] = training
             x, mask = call_with_mask(layer, x, mask, kwargs=kwargs)
-            shapes.append((None, *tuple(x.shape[1:])))
+            outputs = x if isinstance(x, (tuple, list)) else [x]
+            batchless = [(None, *tuple(output.shape[1:])) for output in outputs]
+            shapes.append(batchless if outputs is x else batchless[0])
         if first_call:
             self.build_input_shape = (None, *tuple(inputs.shape[1:]))
             self._output_shapes = shapes

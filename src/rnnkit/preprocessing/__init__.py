@@ -2,14 +2,14 @@
 
 `rnnkit.preprocessing.pad_sequences` is `keras.utils.pad_sequences`; `Tokenizer`,
 `tokenizer_from_json` and `text_to_word_sequence` are the legacy
-`keras.preprocessing.text` ones. The submodule-style spellings of Keras 2
-(`preprocessing.sequence.pad_sequences`, `preprocessing.text.Tokenizer`) also work.
+`keras.preprocessing.text` ones. The submodules have Keras's module paths, so
+`from rnnkit.preprocessing.sequence import pad_sequences` and
+`from rnnkit.preprocessing.text import Tokenizer` work as in Keras.
 """
 
-from rnnkit.data import sequences as sequence
-from rnnkit.data import text
 from rnnkit.data.sequences import pad_sequences
 from rnnkit.data.text import Tokenizer, text_to_word_sequence, tokenizer_from_json
+from rnnkit.preprocessing import sequence, text
 
 __all__ = [
     "Tokenizer",
