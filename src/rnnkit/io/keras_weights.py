@@ -273,6 +273,17 @@ def _write_input_groups(file: h5py.File, model: nn.Module) -> None:
         file.require_group(f"layers/{key}/vars").attrs["name"] = tensor.name or key
 
 
+def write_weights(file: h5py.File, model: nn.Module) -> None:
+    """Writes every weight of `model` into the open HDF5 `file` in Keras 3's layout (as
+    `save_weights` does, and as the `model.weights.h5` member of a `.keras` archive holds it)."""
+    _write_input_groups(file, model)
+    for group in model_groups(model):
+        entry = file.require_group(group.vars_path)
+        entry.attrs["name"] = getattr(group.layer, "name", type(group.layer).__name__)
+        for index, (_, parameter) in enumerate(group.weights):
+            entry.create_dataset(str(index), data=parameter.detach().cpu().numpy())
+
+
 def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
     """Writes the weights of `model` in Keras 3's layout, so `keras_model.load_weights(path)`
     loads them into the same architecture built with Keras.
@@ -289,18 +300,12 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
     """
     _require_built(model)
     path = os.fspath(path)
-    groups = model_groups(model)
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".rnnkit-", suffix=".h5")
     os.close(handle)
     try:
         with h5py.File(temporary, "w") as file:
-            _write_input_groups(file, model)
-            for group in groups:
-                entry = file.require_group(group.vars_path)
-                entry.attrs["name"] = getattr(group.layer, "name", type(group.layer).__name__)
-                for index, (_, parameter) in enumerate(group.weights):
-                    entry.create_dataset(str(index), data=parameter.detach().cpu().numpy())
+            write_weights(file, model)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

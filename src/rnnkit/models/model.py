@@ -256,7 +256,8 @@ class Model(Layer):
 
     # ------------------------------------------------------------------------------ saving
     def save(self, path: str) -> None:
-        """Saves architecture, weights and optimizer state to one file, atomically."""
+        """Saves architecture, weights and optimizer state to one file, atomically: a Keras 3
+        archive when `path` ends in `.keras` (Keras can load it), else rnnkit's own format."""
         from rnnkit.models import saving
 
         saving.save_model(self, path)

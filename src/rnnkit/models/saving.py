@@ -152,8 +152,17 @@ def _atomic_write(path: str, write: Any) -> None:
 
 
 def save_model(model: Any, path: str | os.PathLike) -> None:
-    """Saves `model` (architecture, weights, compile arguments, optimizer state) to `path`."""
+    """Saves `model` (architecture, weights, compile arguments, optimizer state) to `path`.
+
+    A name ending in `.keras` gets Keras 3's format (`rnnkit.io.keras_save`: Keras can load
+    it); any other name gets rnnkit's own format, which keeps every rnnkit option.
+    """
     path = os.fspath(path)
+    if path.endswith(".keras"):
+        from rnnkit.io import keras_save
+
+        keras_save.save_keras(model, path)
+        return
     if not model.built:
         raise ValueError(
             f"Model '{model.name}' is not built yet, so it has no weights to save: give it an "
@@ -208,15 +217,32 @@ def _read_members(path: str) -> dict[str, bytes]:
     return members
 
 
+def _is_keras_archive(path: str) -> bool:
+    """Whether `path` is a zip archive whose metadata names a Keras version (Keras's format)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+    return isinstance(metadata, dict) and "keras_version" in metadata
+
+
 def load_model(path: str | os.PathLike, custom_objects: dict | None = None) -> Any:
     """Loads a model saved with `model.save(path)`: same architecture, weights and (if it was
     compiled) optimizer and optimizer state, so it predicts identically and training resumes.
+
+    Reads rnnkit's own files and Keras 3 `.keras` files, whether Keras or rnnkit wrote them (see
+    `rnnkit.io.load_keras`; their compile arguments and optimizer state are restored too).
 
     Raises:
         FileNotFoundError: no file at `path`.
         ValueError: the file is truncated, corrupt, or not an rnnkit model file.
     """
     path = os.fspath(path)
+    if _is_keras_archive(path):
+        from rnnkit.io import keras_config
+
+        return keras_config.load_keras(path, compile=True)
     members = _read_members(path)
     model = model_from_config(json.loads(members["config.json"]), custom_objects)
     try:
