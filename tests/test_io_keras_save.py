@@ -280,6 +280,59 @@ def test_rnnkit_resumes_keras_training(keras, tmp_path):
         np.testing.assert_allclose(got, np.asarray(want), atol=1e-4, rtol=0)
 
 
+def compiled_keras_model(keras, loss):
+    model = keras.Sequential([keras.Input((None, 3)), keras.layers.GRU(2), keras.layers.Dense(1)])
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(0.01, rho=0.8),
+        loss=loss,
+        metrics=[keras.metrics.BinaryAccuracy(threshold=0.3), "mae"],
+    )
+    return model
+
+
+def test_compile_objects_move_both_ways(keras, tmp_path):
+    """Keras's serialized optimizer, loss and metric objects become rnnkit's, and back."""
+    keras_model = compiled_keras_model(keras, keras.losses.BinaryCrossentropy(from_logits=True))
+    keras_model.save(tmp_path / "keras.keras")  # compiled, never trained: no optimizer slots
+    model = rk.load_model(tmp_path / "keras.keras")
+    assert model.compiled.get_config() == {
+        "optimizer": {
+            "class_name": "RMSprop",
+            "config": {
+                "learning_rate": pytest.approx(0.01),
+                "weight_decay": None,
+                "clipnorm": None,
+                "clipvalue": None,
+                "global_clipnorm": None,
+                "rho": pytest.approx(0.8),
+                "momentum": 0.0,
+                "epsilon": 1e-07,
+                "centered": False,
+            },
+        },
+        "loss": {"class_name": "BinaryCrossentropy", "config": {"from_logits": True}},
+        "metrics": [
+            {
+                "class_name": "BinaryAccuracy",
+                "config": {"name": "binary_accuracy", "threshold": 0.3},
+            },
+            "mae",
+        ],
+    }
+    model.save(tmp_path / "rnnkit.keras")
+    again = keras.saving.load_model(tmp_path / "rnnkit.keras")
+    assert again.optimizer.rho == pytest.approx(0.8)
+    assert again.loss.from_logits is True
+
+
+def test_keras_compile_option_rnnkit_lacks_is_named(keras, tmp_path):
+    loss = keras.losses.BinaryCrossentropy(label_smoothing=0.1)
+    compiled_keras_model(keras, loss).save(tmp_path / "m.keras")
+    with pytest.raises(ValueError, match=r"option `label_smoothing` = 0.1.*rnnkit.io.load_keras"):
+        rk.load_model(tmp_path / "m.keras")
+    assert rk.io.load_keras(tmp_path / "m.keras").compiled is None  # the model itself loads
+
+
 def test_torch_optimizer_is_saved_uncompiled(tmp_path):
     model, make_input = simple_rnn()
     model = randomized(model, make_input())
@@ -337,3 +390,17 @@ def test_model_checkpoint_writes_keras_files(keras, tmp_path):
     keras_model = keras.saving.load_model(path)
     with op_by_op(keras):
         assert_same(model.predict(x, verbose=0), keras_model(x, training=False))
+
+
+def test_rnnkit_format_under_a_keras_name(tmp_path):
+    """Files an earlier rnnkit wrote in its own format as `*.keras` still load by content."""
+    model, make_input = simple_rnn()
+    model = randomized(model, make_input())
+    model.save(tmp_path / "m.rnnkit")
+    os.replace(tmp_path / "m.rnnkit", tmp_path / "old.keras")
+    assert_same(
+        model.predict(floats(), verbose=0),
+        rk.load_model(tmp_path / "old.keras").predict(floats(), verbose=0),
+    )
+    with pytest.raises(ValueError, match=r"rnnkit's own format.*rnnkit.load_model"):
+        rk.io.load_keras(tmp_path / "old.keras")

@@ -95,6 +95,8 @@ def trainable_weights(model: nn.Module) -> list[nn.Parameter]:
 
 # ------------------------------------------------------------------------------- writing
 def _keras_object(module: str, value: Any) -> Any:
+    if isinstance(value, dict) and module == "keras.metrics" and value["class_name"] == "Accuracy":
+        return "accuracy"  # Keras's name for what rnnkit's Accuracy computes
     if isinstance(value, dict):
         config = dict(value.get("config") or {})
         return {"module": module, "class_name": value["class_name"], "config": config}
@@ -175,15 +177,18 @@ def _rnnkit_arguments(kind: str, keras_object: dict[str, Any], cls: type) -> dic
 
 
 def _from_keras(kind: str, value: Any, classes: dict[str, type]) -> Any:
+    """A name as it is; a serialized Keras object as the rnnkit object of the same class."""
     if not isinstance(value, dict):
         return value
     cls = classes.get(value.get("class_name"))
-    if cls is None:
+    # rnnkit's `Accuracy` is Keras's "accuracy" name (chosen from the shapes), not
+    # `keras.metrics.Accuracy` (exact equality).
+    if cls is None or (kind == "metric" and cls is metrics.Accuracy):
         raise ValueError(
             f"rnnkit has no {kind} {value.get('class_name')!r}; load the model with "
             "`rnnkit.io.load_keras(path)` (without its compile arguments) and compile it yourself."
         )
-    return {"class_name": cls.__name__, "config": _rnnkit_arguments(kind, value, cls)}
+    return cls(**_rnnkit_arguments(kind, value, cls))
 
 
 def compile_arguments(config: dict[str, Any]) -> dict[str, Any]:
@@ -221,6 +226,8 @@ def read_optimizer_state(file: h5py.File, model: Any, source: str) -> None:
     rule = optimizer.rule
     parameters = trainable_weights(model)
     slots = [(p, slot) for block in _slot_blocks(rule) for p in parameters for slot in block]
+    if len(stored) == 2:  # Keras had not built its optimizer yet (never trained): no slots
+        slots = []
     if len(stored) != 2 + len(slots):
         raise ValueError(
             f"{source}: the {type(rule).__name__} state has {len(stored)} variables, the model's "

@@ -368,6 +368,11 @@ def load_keras(path: str | os.PathLike, *, compile: bool = False) -> Model:
     if "config.json" not in members:
         raise ValueError(f"{path!r} is not a Keras 3 `.keras` archive: it has no config.json.")
     metadata = json.loads(members.get("metadata.json", b"{}"))
+    if metadata.get("format") == "rnnkit-model":
+        raise ValueError(
+            f"{path!r} is in rnnkit's own format (an earlier rnnkit wrote it under a `.keras` "
+            "name), not Keras's: load it with `rnnkit.load_model(path)`."
+        )
     version = str(metadata.get("keras_version", "3"))
     if not version.startswith("3."):
         raise ValueError(f"{path!r} was written by Keras {version}; rnnkit reads Keras 3 files.")
