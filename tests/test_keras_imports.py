@@ -87,6 +87,19 @@ BLOCKS: dict[str, tuple[str, bool]] = {
         """,
         True,
     ),
+    "jena_third_edition": (
+        """
+        import numpy as np
+        from tensorflow import keras
+        from keras.utils import timeseries_dataset_from_array, to_categorical, pad_sequences
+        raw_data = np.arange(200, dtype="float32").reshape(100, 2)
+        train_dataset = keras.utils.timeseries_dataset_from_array(
+            raw_data[:-5], targets=raw_data[5:, 0], sampling_rate=2, sequence_length=10,
+            shuffle=True, batch_size=16, start_index=0, end_index=50)
+        keras.utils.set_random_seed(0)
+        """,
+        False,  # Keras's windows are a tf.data.Dataset: they need TensorFlow
+    ),
     "jena_first_edition": (
         """
         from keras.models import Sequential
@@ -166,6 +179,7 @@ def test_module_paths_are_real_modules():
         "preprocessing.text",
         "datasets",
         "datasets.imdb",
+        "utils",
     ):
         module = importlib.import_module(f"rnnkit.{path}")
         assert inspect.ismodule(module)
@@ -197,6 +211,7 @@ MODULE_PAIRS = {
     "layers": ("rnnkit.layers", "keras.layers"),
     "preprocessing.sequence": ("rnnkit.data.sequences", "keras.preprocessing.sequence"),
     "datasets.imdb": ("rnnkit.data.imdb", "keras.datasets.imdb"),
+    "utils": ("rnnkit.utils", "keras.utils"),
 }
 
 
