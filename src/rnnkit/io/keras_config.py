@@ -25,7 +25,7 @@ from typing import Any
 import h5py
 
 from rnnkit import layers
-from rnnkit.io import keras_compile, keras_weights
+from rnnkit.io import keras_weights
 from rnnkit.layers.symbolic import Input, flatten
 from rnnkit.models.model import Model
 from rnnkit.models.sequential import Sequential
@@ -329,31 +329,9 @@ def model_from_config(config: dict[str, Any]) -> tuple[Model, list[Any]]:
     )
 
 
-def load_keras(path: str | os.PathLike, *, compile: bool = False) -> Model:
-    """Reads a Keras 3 `.keras` file into an equivalent rnnkit model with the same weights.
-
-    Sequential and functional models made of Embedding, SimpleRNN, LSTM, GRU, RNN (with those
-    cells), Bidirectional, Dense, Dropout, Masking, TimeDistributed and Flatten layers are read;
-    they predict what the Keras model predicts. Needs h5py, not Keras or TensorFlow. Files that
-    rnnkit wrote (`model.save("model.keras")`) are Keras files too and read the same way.
-
-    Args:
-        path: a `.keras` archive written by Keras 3 or rnnkit (`model.save("model.keras")`).
-        compile: also compile the model with the file's compile arguments and restore its
-            optimizer state (see `keras_compile`), as `rnnkit.load_model` does; default False.
-
-    Returns:
-        an rnnkit `Sequential` or `Model`.
-
-    Raises:
-        FileNotFoundError: no file at `path`.
-        ValueError: the file is not a Keras 3 archive, or a layer or option has no rnnkit
-            equivalent (the message names it).
-
-    Example:
-        >>> model = rnnkit.io.load_keras("sentiment.keras")
-        >>> model.predict(x_test)
-    """
+def read_keras(path: str | os.PathLike) -> tuple[Model, dict[str, Any], dict[str, bytes]]:
+    """`load_keras`'s model, with the archive's `config.json` content and its members (for
+    `rnnkit.load_model`, which also compiles the model from `config["compile_config"]`)."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No Keras model file at {path!r}.")
@@ -379,16 +357,38 @@ def load_keras(path: str | os.PathLike, *, compile: bool = False) -> Model:
     config = json.loads(members["config.json"])
     model, model_layers = model_from_config(config)
     groups = keras_weights.layers_groups(model_layers)
-    compile_config = config.get("compile_config") if compile else None
-    if compile_config:
-        model.compile(**keras_compile.compile_arguments(compile_config))
     if "model.weights.h5" not in members:
         if any(group.weights for group in groups):
             raise ValueError(f"{path!r} has no model.weights.h5 for the model's weights.")
-        return model
+        return model, config, members
     with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as file:
         arrays = keras_weights.read_groups(file, groups, repr(path))
-        keras_weights.assign(groups, arrays)
-        if compile_config:
-            keras_compile.read_optimizer_state(file, model, repr(path))
-    return model
+    keras_weights.assign(groups, arrays)
+    return model, config, members
+
+
+def load_keras(path: str | os.PathLike) -> Model:
+    """Reads a Keras 3 `.keras` file into an equivalent rnnkit model with the same weights.
+
+    Sequential and functional models made of Embedding, SimpleRNN, LSTM, GRU, RNN (with those
+    cells), Bidirectional, Dense, Dropout, Masking, TimeDistributed and Flatten layers are read;
+    they predict what the Keras model predicts. Needs h5py, not Keras or TensorFlow. Files that
+    rnnkit wrote (`model.save("model.keras")`) are Keras files too and read the same way. The
+    compile arguments and optimizer state are not read (`rnnkit.load_model` reads them too).
+
+    Args:
+        path: a `.keras` archive written by Keras 3 or rnnkit (`model.save("model.keras")`).
+
+    Returns:
+        an rnnkit `Sequential` or `Model`.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: the file is not a Keras 3 archive, or a layer or option has no rnnkit
+            equivalent (the message names it).
+
+    Example:
+        >>> model = rnnkit.io.load_keras("sentiment.keras")
+        >>> model.predict(x_test)
+    """
+    return read_keras(path)[0]

@@ -159,9 +159,9 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
     """
     path = os.fspath(path)
     if path.endswith(".keras"):
-        from rnnkit.io import keras_save
+        from rnnkit.models import keras_saving
 
-        keras_save.save_keras(model, path)
+        _write_archive(path, keras_saving.keras_members(model), zipfile.ZIP_STORED)
         return
     if not model.built:
         raise ValueError(
@@ -184,8 +184,14 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
             torch.save(compiled.optimizer.state_dict(), buffer)
             members["optimizer.pt"] = buffer.getvalue()
 
+    _write_archive(path, members, zipfile.ZIP_DEFLATED)
+
+
+def _write_archive(path: str, members: dict[str, Any], compression: int) -> None:
+    """Writes `members` (`{name: bytes or str}`) as a zip archive at `path`, atomically."""
+
     def write(file: Any) -> None:
-        with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with zipfile.ZipFile(file, "w", compression=compression) as archive:
             for name, data in members.items():
                 archive.writestr(name, data)
 
@@ -227,6 +233,23 @@ def _is_keras_archive(path: str) -> bool:
     return isinstance(metadata, dict) and "keras_version" in metadata
 
 
+def _load_keras_compiled(path: str) -> Any:
+    """A `.keras` file's model, compiled with its compile arguments and optimizer state."""
+    from rnnkit.io import keras_config, keras_save
+    from rnnkit.training import keras_compile
+
+    model, config, members = keras_config.read_keras(path)
+    compile_config = config.get("compile_config")
+    if compile_config:
+        model.compile(**keras_compile.compile_arguments(compile_config))
+        variables = None
+        if "model.weights.h5" in members:
+            variables = keras_save.read_optimizer_variables(members["model.weights.h5"])
+        if variables is not None:
+            keras_compile.set_optimizer_variables(model, variables, repr(path))
+    return model
+
+
 def load_model(path: str | os.PathLike, custom_objects: dict | None = None) -> Any:
     """Loads a model saved with `model.save(path)`: same architecture, weights and (if it was
     compiled) optimizer and optimizer state, so it predicts identically and training resumes.
@@ -240,9 +263,7 @@ def load_model(path: str | os.PathLike, custom_objects: dict | None = None) -> A
     """
     path = os.fspath(path)
     if _is_keras_archive(path):
-        from rnnkit.io import keras_config
-
-        return keras_config.load_keras(path, compile=True)
+        return _load_keras_compiled(path)
     members = _read_members(path)
     model = model_from_config(json.loads(members["config.json"]), custom_objects)
     try:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 from torch import nn
@@ -125,12 +124,13 @@ def compile_config(compiled: Any) -> dict[str, Any] | None:
     }
 
 
-def write_optimizer_state(file: h5py.File, model: Any) -> None:
-    """Writes the optimizer's variables under `optimizer/vars`, as Keras does, when the model's
-    optimizer is an rnnkit (Keras-rule) optimizer that has been built."""
+def optimizer_variables(model: Any) -> tuple[str, list[np.ndarray]] | None:
+    """The compiled model's optimizer as Keras saves it: its name and its variables in Keras's
+    order (see the module docstring), or None when it is not an rnnkit optimizer (or not built).
+    """
     optimizer = model.compiled._optimizer
     if not isinstance(optimizer, optimizers.KerasOptimizer):
-        return
+        return None
     rule = optimizer.rule
     parameters = trainable_weights(model)
     steps = [optimizer.state[p].get("step", 0) for p in parameters if p in optimizer.state]
@@ -145,10 +145,7 @@ def write_optimizer_state(file: h5py.File, model: Any) -> None:
                 value = state.get(slot)
                 value = _initial_slot(rule, slot, parameter) if value is None else value
                 values.append(value.detach().cpu().numpy())
-    group = file.require_group("optimizer/vars")
-    group.attrs["name"] = keras_weights.snake_case(type(rule).__name__)
-    for index, value in enumerate(values):
-        group.create_dataset(str(index), data=value)
+    return keras_weights.snake_case(type(rule).__name__), values
 
 
 # ------------------------------------------------------------------------------- reading
@@ -213,27 +210,32 @@ def compile_arguments(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def read_optimizer_state(file: h5py.File, model: Any, source: str) -> None:
-    """Sets the compiled model's optimizer state from `optimizer/vars` (Keras's order).
+def set_optimizer_variables(model: Any, values: list[np.ndarray], source: str) -> None:
+    """Sets the compiled model's optimizer state from Keras's optimizer variables.
+
+    Args:
+        model: a model compiled with an rnnkit optimizer (others are left as they are).
+        values: the arrays under `optimizer/vars`, in Keras's order; just the iteration count
+            and learning rate when Keras had not built its optimizer yet (never trained).
+        source: how errors name the file.
 
     Raises:
-        ValueError: the file holds another number of variables, or one of another shape.
+        ValueError: another number of variables than the model's optimizer has, or one of
+            another shape than its weight.
     """
     optimizer = model.compiled.optimizer
-    if not isinstance(optimizer, optimizers.KerasOptimizer) or "optimizer/vars" not in file:
+    if not isinstance(optimizer, optimizers.KerasOptimizer):
         return
-    stored = file["optimizer/vars"]
     rule = optimizer.rule
     parameters = trainable_weights(model)
     slots = [(p, slot) for block in _slot_blocks(rule) for p in parameters for slot in block]
-    if len(stored) == 2:  # Keras had not built its optimizer yet (never trained): no slots
+    if len(values) == 2:
         slots = []
-    if len(stored) != 2 + len(slots):
+    if len(values) != 2 + len(slots):
         raise ValueError(
-            f"{source}: the {type(rule).__name__} state has {len(stored)} variables, the model's "
+            f"{source}: the {type(rule).__name__} state has {len(values)} variables, the model's "
             f"optimizer needs {2 + len(slots)}; was it saved from another model?"
         )
-    values = [np.asarray(stored[str(index)][()]) for index in range(len(stored))]
     for (parameter, slot), value in zip(slots, values[2:]):
         if tuple(value.shape) != tuple(parameter.shape):
             raise ValueError(
