@@ -257,6 +257,18 @@ def test_optimizer_state_carries_over_to_keras(keras, optimizer, tmp_path):
         np.testing.assert_allclose(np.asarray(got), want, atol=1e-4, rtol=0)
 
 
+def test_compiled_but_untrained_model_loads_in_keras_compiled(keras, tmp_path):
+    """Keras builds its optimizer on load and expects all its variables (else it warns, an
+    error here): the untouched optimizer's initial ones are written."""
+    model, make_input = simple_rnn()
+    model = randomized(model, make_input())
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"])
+    model.save(tmp_path / "m.keras")
+    keras_model = keras.saving.load_model(tmp_path / "m.keras")
+    assert type(keras_model.optimizer).__name__ == "Adam"
+    assert len(keras_model.optimizer.variables) == 2 + 2 * len(model.get_weights())
+
+
 def test_rnnkit_resumes_keras_training(keras, tmp_path):
     """The reverse: Keras trains and saves; `rk.load_model` compiles the model with Keras's
     optimizer and its state, and one more step matches Keras's."""

@@ -100,12 +100,12 @@ def _keras_layer(class_name: str, config: dict[str, Any], dtype: Any) -> dict[st
             continue
         if key not in allowed:
             raise refuse(owner, f"Keras's {class_name} has no option `{key}` (= {value!r})")
-        keras_config[key] = _keras_value(key, value, dtype)
+        keras_config[key] = _keras_value(owner, key, value, dtype)
     keras_config["dtype"] = dtype_policy(dtype)
     return keras_object("keras.layers", class_name, keras_config)
 
 
-def _keras_value(key: str, value: Any, dtype: Any) -> Any:
+def _keras_value(owner: str, key: str, value: Any, dtype: Any) -> Any:
     """A config value with Keras's module names on nested layers, cells and objects."""
     if key in _NESTED_LAYERS and value is not None:
         return _keras_layer(value["class_name"], value["config"], dtype)
@@ -115,7 +115,7 @@ def _keras_value(key: str, value: Any, dtype: Any) -> Any:
         for ending, module in _OBJECT_MODULES.items():
             if key.endswith(ending):
                 return keras_object(module, value["class_name"], value.get("config") or {})
-        raise ValueError(f"Cannot write option `{key}` = {value!r} in Keras's format.")
+        raise refuse(owner, f"option `{key}` = {value!r} has no form in Keras's format")
     return value
 
 

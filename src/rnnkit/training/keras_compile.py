@@ -126,21 +126,26 @@ def compile_config(compiled: Any) -> dict[str, Any] | None:
 
 def optimizer_variables(model: Any) -> tuple[str, list[np.ndarray]] | None:
     """The compiled model's optimizer as Keras saves it: its name and its variables in Keras's
-    order (see the module docstring), or None when it is not an rnnkit optimizer (or not built).
-    """
+    order (see the module docstring), or None when it is not an rnnkit optimizer."""
     optimizer = model.compiled._optimizer
-    if not isinstance(optimizer, optimizers.KerasOptimizer):
+    spec = model.compiled._optimizer_spec
+    if isinstance(optimizer, optimizers.KerasOptimizer):
+        rule, states = optimizer.rule, optimizer.state
+    elif optimizer is None and isinstance(spec, optimizers.Optimizer):
+        # Not built yet (compiled, never trained): Keras builds its optimizer on load and
+        # expects every variable, so the initial ones are written.
+        rule, states = spec, {}
+    else:
         return None
-    rule = optimizer.rule
     parameters = trainable_weights(model)
-    steps = [optimizer.state[p].get("step", 0) for p in parameters if p in optimizer.state]
+    steps = [states[p].get("step", 0) for p in parameters if p in states]
     values = [
         np.asarray(max(steps, default=0), dtype=np.int64),
-        np.asarray(optimizer.learning_rate, dtype=np.float32),
+        np.asarray(rule.learning_rate, dtype=np.float32),
     ]
     for block in _slot_blocks(rule):
         for parameter in parameters:
-            state = optimizer.state.get(parameter, {})
+            state = states.get(parameter, {})
             for slot in block:
                 value = state.get(slot)
                 value = _initial_slot(rule, slot, parameter) if value is None else value
