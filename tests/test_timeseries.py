@@ -249,6 +249,7 @@ def test_strided_views_are_read_in_place():
         ({"sequence_stride": 100}, "`sequence_stride` must be lower than the length"),
         ({"sequence_length": 0}, "`sequence_length` must be higher than 0"),
         ({"batch_size": 0}, "`batch_size` must be higher than 0"),
+        ({"seed": -1, "shuffle": True}, r"`seed` must be in \[0, 2\*\*32\)"),
     ],
 )
 def test_bad_arguments_raise_keras_value_errors(arguments, message):

@@ -199,8 +199,9 @@ def timeseries_dataset_from_array(
     Raises:
         ValueError: as Keras: `start_index` negative or not below `len(data)`; `end_index` not
             above `start_index`, not below `len(data)` or not above 0; `sampling_rate` or
-            `sequence_stride` not in `[1, len(data))`. Also (where Keras has no check):
-            `sequence_length` or `batch_size` not positive.
+            `sequence_stride` not in `[1, len(data))`. Also (where Keras has no check, or
+            fails later): `sequence_length` or `batch_size` not positive, `seed` outside
+            `[0, 2**32)`, `targets` too short for the window starts.
         TypeError: an integer argument that is not an int.
 
     Example:
@@ -238,6 +239,8 @@ def timeseries_dataset_from_array(
         )
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"`batch_size` must be higher than 0. Received: batch_size={batch_size}")
+    if seed is not None and not 0 <= seed < 2**32:
+        raise ValueError(f"`seed` must be in [0, 2**32) (NumPy's range). Received: seed={seed}")
 
     # From here on, Keras's `_timeseries_dataset_tf` line by line.
     if start_index is None:
