@@ -329,9 +329,30 @@ def model_from_config(config: dict[str, Any]) -> tuple[Model, list[Any]]:
     )
 
 
-def read_keras(path: str | os.PathLike) -> tuple[Model, dict[str, Any], dict[str, bytes]]:
-    """`load_keras`'s model, with the archive's `config.json` content and its members (for
-    `rnnkit.load_model`, which also compiles the model from `config["compile_config"]`)."""
+def load_keras(path: str | os.PathLike) -> Model:
+    """Reads a Keras 3 `.keras` file into an equivalent rnnkit model with the same weights.
+
+    Sequential and functional models made of Embedding, SimpleRNN, LSTM, GRU, RNN (with those
+    cells), Bidirectional, Dense, Dropout, Masking, TimeDistributed and Flatten layers are read;
+    they predict what the Keras model predicts. Needs h5py, not Keras or TensorFlow. Files that
+    rnnkit wrote (`model.save("model.keras")`) are Keras files too and read the same way. The
+    optimizer state and compile arguments are not read (`rnnkit.load_model` reads them too).
+
+    Args:
+        path: a `.keras` archive written by Keras 3 or rnnkit (`model.save("model.keras")`).
+
+    Returns:
+        an rnnkit `Sequential` or `Model`.
+
+    Raises:
+        FileNotFoundError: no file at `path`.
+        ValueError: the file is not a Keras 3 archive, or a layer or option has no rnnkit
+            equivalent (the message names it).
+
+    Example:
+        >>> model = rnnkit.io.load_keras("sentiment.keras")
+        >>> model.predict(x_test)
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No Keras model file at {path!r}.")
@@ -354,41 +375,13 @@ def read_keras(path: str | os.PathLike) -> tuple[Model, dict[str, Any], dict[str
     version = str(metadata.get("keras_version", "3"))
     if not version.startswith("3."):
         raise ValueError(f"{path!r} was written by Keras {version}; rnnkit reads Keras 3 files.")
-    config = json.loads(members["config.json"])
-    model, model_layers = model_from_config(config)
+    model, model_layers = model_from_config(json.loads(members["config.json"]))
     groups = keras_weights.layers_groups(model_layers)
     if "model.weights.h5" not in members:
         if any(group.weights for group in groups):
             raise ValueError(f"{path!r} has no model.weights.h5 for the model's weights.")
-        return model, config, members
+        return model
     with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as file:
         arrays = keras_weights.read_groups(file, groups, repr(path))
     keras_weights.assign(groups, arrays)
-    return model, config, members
-
-
-def load_keras(path: str | os.PathLike) -> Model:
-    """Reads a Keras 3 `.keras` file into an equivalent rnnkit model with the same weights.
-
-    Sequential and functional models made of Embedding, SimpleRNN, LSTM, GRU, RNN (with those
-    cells), Bidirectional, Dense, Dropout, Masking, TimeDistributed and Flatten layers are read;
-    they predict what the Keras model predicts. Needs h5py, not Keras or TensorFlow. Files that
-    rnnkit wrote (`model.save("model.keras")`) are Keras files too and read the same way. The
-    compile arguments and optimizer state are not read (`rnnkit.load_model` reads them too).
-
-    Args:
-        path: a `.keras` archive written by Keras 3 or rnnkit (`model.save("model.keras")`).
-
-    Returns:
-        an rnnkit `Sequential` or `Model`.
-
-    Raises:
-        FileNotFoundError: no file at `path`.
-        ValueError: the file is not a Keras 3 archive, or a layer or option has no rnnkit
-            equivalent (the message names it).
-
-    Example:
-        >>> model = rnnkit.io.load_keras("sentiment.keras")
-        >>> model.predict(x_test)
-    """
-    return read_keras(path)[0]
+    return model

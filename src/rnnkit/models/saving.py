@@ -238,13 +238,14 @@ def _load_keras_compiled(path: str) -> Any:
     from rnnkit.io import keras_config, keras_save
     from rnnkit.training import keras_compile
 
-    model, config, members = keras_config.read_keras(path)
-    compile_config = config.get("compile_config")
+    model = keras_config.load_keras(path)  # checks the archive, reads architecture and weights
+    with zipfile.ZipFile(path) as archive:
+        compile_config = json.loads(archive.read("config.json")).get("compile_config")
+        names = archive.namelist()
+        weights = archive.read("model.weights.h5") if "model.weights.h5" in names else None
     if compile_config:
         model.compile(**keras_compile.compile_arguments(compile_config))
-        variables = None
-        if "model.weights.h5" in members:
-            variables = keras_save.read_optimizer_variables(members["model.weights.h5"])
+        variables = None if weights is None else keras_save.read_optimizer_variables(weights)
         if variables is not None:
             keras_compile.set_optimizer_variables(model, variables, repr(path))
     return model
