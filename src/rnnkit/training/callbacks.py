@@ -333,7 +333,8 @@ class ModelCheckpoint(_MonitorCallback):
 
     Args:
         filepath: where to save; may hold format fields filled from the epoch (1-based) and the
-            logs, e.g. `"ckpt-{epoch:02d}-{val_loss:.2f}.rnnkit"`.
+            logs, e.g. `"ckpt-{epoch:02d}-{val_loss:.2f}.rnnkit"`. A name ending in `.keras`
+            gets Keras 3's format (Keras loads it), any other rnnkit's own (see `Model.save`).
         monitor: the quantity that decides "best" (default "val_loss").
         verbose: 1 prints a line per decision (default 0).
         save_best_only: save only when `monitor` improves (default False: every epoch).
