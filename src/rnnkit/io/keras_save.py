@@ -76,15 +76,22 @@ def layer_config(layer: nn.Module) -> dict[str, Any]:
     class_name = type(layer).__name__
     if not callable(getattr(layer, "get_config", None)):
         name = getattr(layer, "name", class_name)
-        raise refuse(f"layer '{name}' ({class_name})", f"Keras has no layer {class_name!r}")
+        raise refuse(f"layer '{name}' ({class_name})", _unwritable(class_name))
     return _keras_layer(class_name, layer.get_config(), layer.dtype)
+
+
+def _unwritable(class_name: str) -> str:
+    return (
+        f"rnnkit writes no {class_name!r} layer in Keras's format (only "
+        f"{', '.join(sorted(ARGUMENTS))})"
+    )
 
 
 def _keras_layer(class_name: str, config: dict[str, Any], dtype: Any) -> dict[str, Any]:
     """Keras's form of an rnnkit layer config (`serialize`'s `class_name` and `config`)."""
     owner = f"layer '{config.get('name', '?')}' ({class_name})"
     if class_name not in ARGUMENTS:
-        raise refuse(owner, f"Keras has no layer {class_name!r}")
+        raise refuse(owner, _unwritable(class_name))
     allowed = set(ARGUMENTS[class_name]) | set(_COMMON)
     keras_config: dict[str, Any] = {}
     for key, value in config.items():
