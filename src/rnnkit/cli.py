@@ -308,7 +308,8 @@ def _explain(options: argparse.Namespace, stream: Any) -> None:
     lengths = sorted(set(options.lengths))
     print(
         f"Training {', '.join(LAYER_TYPES)} on the adding problem at T = "
-        f"{', '.join(map(str, lengths))} ({options.steps} steps each)",
+        f"{', '.join(map(str, lengths))} ({options.steps} steps each; IRNN: a ReLU SimpleRNN "
+        "whose recurrent kernel starts as the identity)",
         file=stream,
         flush=True,
     )
@@ -321,6 +322,7 @@ def _explain(options: argparse.Namespace, stream: Any) -> None:
         progress=lambda line: print(line, file=stream, flush=True),
     )
     paths = report_html.write_report(results, options.out)
+    print(reading.baseline_rule(results.baseline), file=stream)
     for sentence in reading.reading(results):
         print(f"- {sentence}", file=stream)
     print(f"finished in {results.seconds:.0f} s", file=stream)
