@@ -3,7 +3,8 @@
 Public names: `Sequential`, `Model`, `Input`, `load_model`, and the modules `layers`,
 `reference` (the NumPy textbook loops), `activations`, `initializers`, `regularizers`,
 `constraints`, `losses`, `metrics`, `optimizers`, `callbacks`, `preprocessing`, `datasets`,
-`plot`, `io` (Keras files, torch.nn modules, ONNX), `diagnostics`.
+`plot`, `io` (Keras files, torch.nn modules, ONNX), `diagnostics`, `utils` (Keras's
+`keras.utils`: timeseries windows, `PyDataset`, `set_random_seed`, `to_categorical`).
 
 The names load on first use (PEP 562's module `__getattr__`), so `import rnnkit` alone, and
 the command line's `--help` and option errors, answer without importing PyTorch.
@@ -37,6 +38,7 @@ _PUBLIC = {
     "preprocessing": "rnnkit.preprocessing",
     "reference": "rnnkit.reference",
     "regularizers": "rnnkit.regularizers",
+    "utils": "rnnkit.utils",
 }
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "preprocessing",
     "reference",
     "regularizers",
+    "utils",
 ]
 
 
@@ -90,6 +93,7 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, importe
         preprocessing,
         reference,
         regularizers,
+        utils,
     )
     from rnnkit.layers.symbolic import Input
     from rnnkit.models import Model, Sequential, load_model
