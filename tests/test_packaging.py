@@ -46,7 +46,7 @@ def _dry_run(target: str, folder: Path = ROOT) -> list[str]:
     completed = subprocess.run(
         [make, "-n", target], cwd=folder, capture_output=True, text=True, check=True
     )
-    return completed.stdout.splitlines()
+    return completed.stdout.replace("\\\n", " ").splitlines()  # continued lines joined
 
 
 def _installed(commands: list[str]) -> tuple[set[str], set[str]]:
