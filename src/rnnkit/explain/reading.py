@@ -156,7 +156,7 @@ class Segment:
 
 def _by_distance(norms: np.ndarray) -> np.ndarray:
     """log10 of the norms ordered by distance from the loss (entry 0: the last step), as
-    Figure 2 draws them."""
+    Figure 2 draws them for the experiment's layers, which all run forwards."""
     return np.log10(np.maximum(np.asarray(norms, dtype=float)[::-1], 1e-300))
 
 
