@@ -31,6 +31,7 @@ TEST_ONLY = {
     "nbclient",
     "nbformat",
     "ipykernel",
+    "tensorboard",
 }
 
 
