@@ -205,10 +205,24 @@ def keras_models(keras):
             kl.Dense(1, activation="sigmoid"),
         ]
     )
-    return {"functional": (functional, floats), "sequential": (sequential, ids)}
+    stacked = keras.Sequential(
+        [
+            keras.Input((6, 3)),
+            kl.GRU(4, return_sequences=True, reset_after=False),
+            kl.Dropout(0.3),
+            kl.TimeDistributed(kl.Dense(2)),
+            kl.Flatten(),
+            kl.Dense(1),
+        ]
+    )
+    return {
+        "functional": (functional, floats),
+        "sequential": (sequential, ids),
+        "stacked": (stacked, floats),
+    }
 
 
-@pytest.mark.parametrize("name", ["functional", "sequential"])
+@pytest.mark.parametrize("name", ["functional", "sequential", "stacked"])
 def test_rnnkit_load_model_reads_keras_files(keras, name, tmp_path):
     keras_model, make_input = keras_models(keras)[name]
     rng = np.random.default_rng(1)
