@@ -84,6 +84,9 @@ def _add_bench(commands: Any) -> None:
     )
     parser.add_argument("--no-memory", action="store_true", help="skip peak-memory runs (CPU)")
     parser.add_argument(
+        "--no-workflows", action="store_true", help="skip the fit-epoch and small-call runs (CPU)"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="chapter shape, plain and options, 3 repeats"
     )
     parser.add_argument("--out", default="out", help="output folder (created if missing)")
@@ -136,6 +139,7 @@ def _bench(options: argparse.Namespace, stream: Any) -> None:
             repeats=repeats,
             memory=not (options.no_memory or options.quick),
             stream=stream,
+            workflows=() if options.no_workflows else tuple(bench.WORKFLOWS),
         )
     os.makedirs(options.out, exist_ok=True)
     path = os.path.join(options.out, f"bench_{options.device}.json")
