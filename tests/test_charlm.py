@@ -4,6 +4,7 @@ reproducible with a seed, bits per character are measured both ways, bad argumen
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 import rnnkit as rk
-from rnnkit import layers
+from rnnkit import cli, layers
 from rnnkit.tasks import charlm
 
 CHARS = list(" abcdefgh")
@@ -141,3 +142,37 @@ def test_a_model_that_reads_backwards_cannot_generate_statefully():
     with pytest.raises(ValueError, match="reads the sequence backwards"):
         charlm.generate(model, "abc", 5, vocabulary=CHARS)
     assert len(charlm.generate(model, "abc", 5, vocabulary=CHARS, stateful=False)) == 5
+
+
+@pytest.mark.parametrize("sampler", ["stateful", "windowed"])
+def test_train_charlm_samples_with_the_chosen_sampler(sampler, tmp_path, monkeypatch):
+    calls = []
+    generate = charlm.generate
+    monkeypatch.setattr(charlm, "generate", lambda *a, **k: calls.append(k) or generate(*a, **k))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    stream = io.StringIO()
+    code = cli.main(
+        ["train", "charlm", "--data", str(corpus), "--sampler", sampler, "--temperature", "1.5",
+         "--sample-length", "25", "--epochs", "1", "--units", "8", "--maxlen", "10",
+         "--verbose", "0", "--out", str(tmp_path / "run")],
+        stream=stream,
+    )  # fmt: skip
+    assert code == 0
+    lines = stream.getvalue().splitlines()
+    heading = next(i for i, line in enumerate(lines) if "sample after" in line)
+    assert lines[heading].startswith(f"{sampler} sample after")
+    model = rk.load_model(tmp_path / "run" / "model.rnnkit")
+    seed_text = lines[heading + 1][:10]  # the first window of the held-out text
+    expected = charlm.generate(model, seed_text, 25, vocabulary=sorted(set(corpus.read_text())),
+                               temperature=1.5, stateful=sampler == "stateful")  # fmt: skip
+    assert lines[heading + 1] == seed_text + expected
+    assert calls[0]["stateful"] == (sampler == "stateful")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_a_temperature_that_is_not_positive_exits_2(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "charlm", "--temperature", value])
+    assert exit_info.value.code == 2
+    assert "--temperature" in capsys.readouterr().err

@@ -36,6 +36,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, received {text}")
+    return value
+
+
 def _sequence_length(text: str) -> int:
     value = int(text)
     if value < 2:
@@ -162,6 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-words", type=_positive_int, default=10000, help="imdb vocabulary")
     train.add_argument("--max-chars", type=_positive_int, default=120_000, help="charlm text")
     train.add_argument("--sample-length", type=_positive_int, default=200, help="charlm sample")
+    train.add_argument(
+        "--sampler",
+        choices=["stateful", "windowed"],
+        default="stateful",
+        help="charlm generation: one character per step, or the book's window re-run per character",
+    )
+    train.add_argument("--temperature", type=_positive_float, default=0.5, help="charlm sample")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
     train.add_argument("--out", default="out", help="output folder (created if missing)")

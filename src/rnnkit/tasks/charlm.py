@@ -292,7 +292,16 @@ def run(options: Any, stream: Any) -> dict[str, Any]:
     bits = val_loss / math.log(2)
     print(f"validation bits per character: {bits:.3f}", file=stream)
     seed_text = val_text[:seq_len]
-    print(f"sample after {seed_text[-30:]!r}:", file=stream)
-    print(seed_text + sample(model, seed_text, chars, options.sample_length), file=stream)
+    print(f"{options.sampler} sample after {seed_text[-30:]!r}:", file=stream)
+    generated = generate(
+        model,
+        seed_text,
+        options.sample_length,
+        vocabulary=chars,
+        temperature=options.temperature,
+        stateful=options.sampler == "stateful",
+        seed=options.seed,
+    )
+    print(seed_text + generated, file=stream)
     report(paths, stream)
     return {"bits_per_character": bits, "paths": paths}
