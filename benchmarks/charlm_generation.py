@@ -13,6 +13,7 @@ text is the same). benchmarks/README.md records a run.
 """
 
 import argparse
+import statistics
 import time
 
 import rnnkit as rk
@@ -27,7 +28,7 @@ def main() -> None:
     parser.add_argument("--max-chars", type=int, default=120_000, help="as when training")
     parser.add_argument("--window", type=int, default=40, help="the training windows' length")
     parser.add_argument("--chars", type=int, default=200, help="characters per timed sample")
-    parser.add_argument("--repeats", type=int, default=3, help="timed samples per sampler")
+    parser.add_argument("--repeats", type=int, default=5, help="timed samples per sampler")
     options = parser.parse_args()
 
     cpu = bench.cpu_description()
@@ -53,11 +54,28 @@ def main() -> None:
         )
         for name, stateful in (("stateful", True), ("windowed", False))
     }
-    medians = bench.medians_in_turns(samplers, options.repeats)
-    per_second = {name: options.chars / seconds for name, seconds in medians.items()}
-    for name, rate in per_second.items():
-        print(f"{name}: {rate:,.0f} characters per second (window {options.window})")
-    print(f"stateful / windowed: {per_second['stateful'] / per_second['windowed']:.1f}x")
+    # Timed in turns; wall-clock and CPU time (this process's), medians: on a loaded machine the
+    # CPU time moves less (run with OMP_NUM_THREADS=1 there, so no thread spins waiting).
+    seconds: dict[str, dict[str, list[float]]] = {n: {"wall": [], "cpu": []} for n in samplers}
+    for _ in range(options.repeats + 1):  # the first round warms up
+        for name, sampler in samplers.items():
+            wall, cpu_time = time.perf_counter(), time.process_time()
+            sampler()
+            seconds[name]["wall"].append(time.perf_counter() - wall)
+            seconds[name]["cpu"].append(time.process_time() - cpu_time)
+    rates = {
+        name: {clock: options.chars / statistics.median(times[1:]) for clock, times in t.items()}
+        for name, t in seconds.items()
+    }
+    for name, rate in rates.items():
+        print(
+            f"{name}: {rate['wall']:,.0f} characters per second wall-clock, {rate['cpu']:,.0f} "
+            f"per CPU-second (window {options.window})"
+        )
+    print(
+        f"stateful / windowed: {rates['stateful']['wall'] / rates['windowed']['wall']:.1f}x "
+        f"wall-clock, {rates['stateful']['cpu'] / rates['windowed']['cpu']:.1f}x CPU time"
+    )
     print(f"stateful sample after {seed_text!r}: {samplers['stateful']()!r}")
 
 
