@@ -174,3 +174,12 @@ def test_train_charlm_samples_with_the_chosen_sampler(sampler, tmp_path, monkeyp
 def test_a_temperature_that_is_not_positive_exits_2(value, capsys):
     assert cli.main(["train", "charlm", "--temperature", value]) == 2
     assert "--temperature" in capsys.readouterr().err
+
+
+def test_a_float64_model_generates_in_float64():
+    model = trained_looking_model().double()
+    window = ids(20)
+    expected = charlm.windowed_probabilities(model, window[None])[0]
+    predictor = charlm.StatefulPredictor(model)
+    assert next(predictor.model.parameters()).dtype == torch.float64
+    np.testing.assert_allclose(predictor.feed(window), expected, rtol=0, atol=1e-12)

@@ -58,6 +58,11 @@ def _check_generation(
     return index
 
 
+def _device(model: Any) -> torch.device:
+    """Where the model's weights are (its inputs go there)."""
+    return next(model.parameters()).device
+
+
 def stateful_copy(model: Any) -> Any:
     """A copy of `model` with the same weights whose recurrent layers carry their states from
     one call to the next (`stateful=True`), in eval mode: feeding it a text in pieces gives the
@@ -77,7 +82,8 @@ def stateful_copy(model: Any) -> Any:
     if not getattr(model, "built", False):
         raise ValueError(f"Model '{model.name}' has no weights yet: train it (or call it) first.")
     config = {"class_name": type(model).__name__, "config": model.get_config()}
-    copy = saving.model_from_config(config)
+    first = next(model.parameters())
+    copy = saving.model_from_config(config).to(device=first.device, dtype=first.dtype)
     copy.load_state_dict(model.state_dict())
     for module in copy.modules():
         if isinstance(module, layers.Bidirectional) or getattr(module, "go_backwards", False):
@@ -106,6 +112,7 @@ class StatefulPredictor:
 
     def __init__(self, model: Any) -> None:
         self.model = stateful_copy(model)
+        self.device = _device(model)
 
     def feed(self, ids: Sequence[int]) -> np.ndarray:
         """Runs the copy over `ids` (at least one), continuing from the characters fed before.
@@ -114,7 +121,8 @@ class StatefulPredictor:
             `(vocabulary_size,)` float64: the probabilities of the character after `ids`.
         """
         with torch.no_grad():
-            return self.model(torch.tensor([list(ids)])).double().numpy()[0]
+            ids = torch.tensor([list(ids)], device=self.device)  # (1, len(ids))
+            return self.model(ids).double().cpu().numpy()[0]
 
     def reset(self) -> None:
         """Forgets the characters fed so far (zero states)."""
@@ -133,12 +141,13 @@ def windowed_probabilities(model: Any, windows: np.ndarray, batch_size: int = 51
         `(n, vocabulary_size)` float64 probabilities of the character after each window.
     """
     model.eval()
+    device = _device(model)
     with torch.no_grad():
         pieces = [
-            model(torch.as_tensor(windows[start : start + batch_size])).double()
+            model(torch.as_tensor(windows[start : start + batch_size], device=device)).double()
             for start in range(0, len(windows), batch_size)
         ]
-    return torch.cat(pieces).numpy()
+    return torch.cat(pieces).cpu().numpy()
 
 
 def _reweight(probabilities: np.ndarray, temperature: float) -> np.ndarray:
