@@ -2,7 +2,10 @@
 
 By default the text is the Python standard library's own source, so no download is needed.
 Reports validation bits per character (the cross-entropy in base 2) and prints a sample
-generated from the trained model.
+generated from the trained model: by `generate`, which by default runs a stateful copy of the
+model one character per step (`StatefulPredictor`), or samples the book's way, re-running the
+last window through the model for each new character (`sample`). `bits_per_character` measures
+a model both ways on held-out text (benchmarks/charlm_generation.py).
 """
 
 from __future__ import annotations
