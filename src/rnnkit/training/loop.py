@@ -20,10 +20,9 @@ be trained by them:
   `evaluate` and `predict` in eval mode under `torch.no_grad()`. Each call puts the mode back
   as it found it.
 
-Data: `x` and `y` are NumPy arrays or torch tensors with samples on the first axis (a list of
-them for several inputs); floating arrays become float32 (the model's float dtype once it has
-weights), and each batch moves to the device of the model's weights. Ragged lists of sequences
-are refused with a pointer to `pad_sequences`.
+The work is split by job: `compile.py` resolves the compile arguments, `py`
+turns the data into batches, `step.py` runs one train or test step, and this module runs the
+epochs and the callbacks around them.
 
 Logs and History use Keras's names: `"loss"`, each metric under the name the user gave, and
 `"val_"` + name for validation, keys in Keras's (JAX backend) order: sorted training keys, then
@@ -39,249 +38,32 @@ Launched by `torchrun` (several processes), `fit` trains data-parallel with no c
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
-import threading
-import warnings
-import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from rnnkit.training import distributed, optimizers
-from rnnkit.training import losses as losses_module
+from rnnkit.training import distributed
 from rnnkit.training import metrics as metrics_module
 from rnnkit.training.callbacks import Callback, CallbackList
+from rnnkit.training.compile import Compiled, compile, compiled_with_loss
+from rnnkit.training.data_adapters import (
+    Data,
+    IndexBatches,
+    float_dtype,
+    model_device,
+    num_samples,
+    prepare_arrays,
+    take,
+    to_data,
+)
 from rnnkit.training.history import History
 from rnnkit.training.progress import ProgbarLogger
+from rnnkit.training.step import batch_loss, results, single_output, train_step, update_trackers
 
-Data = Any  # an array/tensor, or a list of them (several inputs)
-
-
-# ---------------------------------------------------------------------------------- compile
-class Compiled:
-    """What `compile` resolved for a model: optimizer, loss and metrics.
-
-    Attributes:
-        optimizer: the torch optimizer, built from the model's parameters on first access (a
-            model whose layers build lazily has no parameters before its first call).
-        loss: `loss(y_true, y_pred) -> scalar tensor`, or None when compiled without one.
-        metrics: the metric objects, named as the user wrote them.
-    """
-
-    def __init__(self, model: torch.nn.Module, optimizer: Any, loss: Any, metrics: Any) -> None:
-        self._model = weakref.ref(model)
-        self._optimizer_spec = optimizers.resolve(optimizer)
-        self._optimizer = (
-            self._optimizer_spec
-            if isinstance(self._optimizer_spec, torch.optim.Optimizer)
-            else None
-        )
-        self._loss_identifier = loss
-        self.loss = None if loss is None else losses_module.get(loss)
-        if metrics is None:
-            metrics = []
-        elif isinstance(metrics, (str, metrics_module.Metric)) or not isinstance(
-            metrics, (list, tuple)
-        ):
-            metrics = [metrics]
-        self._metric_identifiers = list(metrics)
-        self.metrics = [metrics_module.get(metric) for metric in metrics]
-
-    @property
-    def optimizer(self) -> torch.optim.Optimizer:
-        if self._optimizer is None:
-            model = self._model()
-            parameters = [] if model is None else list(model.parameters())
-            if not parameters:
-                raise ValueError(
-                    "The model has no weights yet, so its optimizer cannot be built: layers "
-                    "build on their first call. Call the model on data (fit does) or give it "
-                    "an Input first."
-                )
-            self._optimizer = optimizers.get(self._optimizer_spec, parameters)
-        return self._optimizer
-
-    def get_config(self) -> dict[str, Any]:
-        """The `compile` arguments as JSON-able values (custom callables are left out)."""
-        config: dict[str, Any] = {}
-        optimizer = optimizers.serialize(self._optimizer or self._optimizer_spec)
-        if optimizer is not None:
-            config["optimizer"] = optimizer
-        loss = losses_module.serialize(self._loss_identifier)
-        if loss is not None:
-            config["loss"] = loss
-        serialized = [metrics_module.serialize(m) for m in self._metric_identifiers]
-        config["metrics"] = [m for m in serialized if m is not None]
-        return config
-
-
-def compile(
-    model: torch.nn.Module, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None
-) -> Compiled:
-    """Resolves Keras-style `compile` arguments for `model`.
-
-    Args:
-        model: the model to train.
-        optimizer: a name ("rmsprop", default), an rnnkit optimizer, a torch optimizer, ...
-            (see `optimizers.resolve`).
-        loss: a name ("binary_crossentropy", "mse", ...), a loss object or a callable
-            `(y_true, y_pred) -> tensor` (per-sample values are averaged), or None.
-        metrics: a list of metric names or objects, e.g. `["acc"]` (default none).
-
-    Returns:
-        A `Compiled`, for `model.compiled`.
-    """
-    return Compiled(model, optimizer, loss, metrics)
-
-
-def _compiled_with_loss(model: Any, method: str) -> Compiled:
-    compiled = getattr(model, "compiled", None)
-    if compiled is None or compiled.loss is None:
-        raise ValueError(
-            f"`{method}` needs a loss: call model.compile(optimizer=..., loss=...) first."
-        )
-    return compiled
-
-
-# -------------------------------------------------------------------------------- data
-def _float_dtype(model: torch.nn.Module) -> torch.dtype:
-    for parameter in model.parameters():
-        if parameter.is_floating_point():
-            return parameter.dtype
-    return torch.get_default_dtype()
-
-
-def _ragged_error(argument: str, value: Any) -> ValueError:
-    lengths = sorted({len(item) for item in value if hasattr(item, "__len__")})
-    example = f" (lengths from {lengths[0]} to {lengths[-1]})" if len(lengths) > 1 else ""
-    return ValueError(
-        f"`{argument}` holds sequences of different lengths{example}; a batch needs one length. "
-        f"Pad them first: {argument} = rnnkit.preprocessing.pad_sequences({argument}, maxlen=...)."
-    )
-
-
-def _to_tensor(value: Any, argument: str, float_dtype: torch.dtype) -> torch.Tensor:
-    """One array-like as a tensor: floats in `float_dtype`, integers kept (int64 if unusual)."""
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, np.ndarray) and value.dtype != object:
-        array = value
-    else:
-        try:
-            array = np.asarray(value.tolist() if isinstance(value, np.ndarray) else value)
-        except ValueError:
-            raise _ragged_error(argument, value) from None
-        if array.dtype == object:
-            raise _ragged_error(argument, value)
-    if array.dtype.kind in "fb":
-        return torch.as_tensor(array, dtype=float_dtype)
-    if array.dtype.kind in "iu":
-        keep = array.dtype in (np.int32, np.int64)
-        return torch.as_tensor(array if keep else array.astype(np.int64))
-    raise TypeError(f"`{argument}` must hold numbers; received an array of dtype {array.dtype}.")
-
-
-def _is_several(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and all(
-        isinstance(item, (np.ndarray, torch.Tensor)) for item in value
-    )
-
-
-def _to_data(value: Any, argument: str, float_dtype: torch.dtype) -> Data:
-    if _is_several(value) and value:
-        return [_to_tensor(item, f"{argument}[{i}]", float_dtype) for i, item in enumerate(value)]
-    return _to_tensor(value, argument, float_dtype)
-
-
-def _num_samples(data: Data, argument: str) -> int:
-    tensors = data if isinstance(data, list) else [data]
-    sizes = {len(t) if t.dim() else 0 for t in tensors}
-    if len(sizes) > 1:
-        raise ValueError(
-            f"The inputs in `{argument}` must have the same number of samples; received "
-            f"{[len(t) for t in tensors]}."
-        )
-    return sizes.pop()
-
-
-def _take(data: Data, index: slice | torch.Tensor, device: torch.device | None = None) -> Data:
-    """The samples at `index`, on `device` (that of the model's weights) when given."""
-    if isinstance(data, list):
-        return [_take(t, index, device) for t in data]
-    batch = data[index]
-    return batch if device is None else batch.to(device, non_blocking=True)
-
-
-def _device(model: torch.nn.Module) -> torch.device | None:
-    return next((p.device for p in model.parameters()), None)
-
-
-def _prepare(model: torch.nn.Module, x: Any, y: Any, method: str) -> tuple[Data, Data, int]:
-    """`x` and `y` as tensors, checked for matching sample counts."""
-    if x is None or y is None:
-        raise ValueError(f"`{method}` needs both inputs `x` and targets `y`; received None.")
-    if _is_several(y) and len(y) > 1:
-        raise ValueError(
-            f"`{method}` supports models with one output; received {len(y)} target arrays in `y`."
-        )
-    float_dtype = _float_dtype(model)
-    x = _to_data(x, "x", float_dtype)
-    y = _to_data(y, "y", float_dtype)
-    samples = _num_samples(x, "x")
-    targets = _num_samples(y, "y")
-    if samples != targets:
-        raise ValueError(
-            f"`x` and `y` must have the same number of samples; received x with {samples} and "
-            f"y with {targets}."
-        )
-    if samples == 0:
-        raise ValueError(f"`{method}` received no samples (x has length 0).")
-    return x, y, samples
-
-
-class _Batches:
-    """Index batches over `num_samples` samples, in passes (a new shuffle for each pass).
-
-    An epoch is one pass; with `steps_per_epoch` it is that many batches from the current pass
-    (Keras: the pass continues across epochs and a new one starts when it is used up).
-    """
-
-    def __init__(
-        self, num_samples: int, batch_size: int, shuffle: bool, generator: torch.Generator | None
-    ) -> None:
-        self.num_samples = num_samples
-        self.batch_size = batch_size
-        self.per_pass = math.ceil(num_samples / batch_size)
-        self.shuffle = shuffle
-        self.generator = generator
-        self._order: torch.Tensor | None = None
-        self._position = self.per_pass  # no pass started
-
-    def _new_pass(self) -> None:
-        if self.shuffle:
-            self._order = torch.randperm(self.num_samples, generator=self.generator)
-        self._position = 0
-
-    def epoch(self, steps: int | None = None) -> Iterator[slice | torch.Tensor]:
-        if steps is None or self._position >= self.per_pass:
-            self._new_pass()
-        for step in range(steps or self.per_pass):
-            if self._position >= self.per_pass:
-                warnings.warn(
-                    f"The data ran out after {step} of steps_per_epoch={steps} batches in this "
-                    f"epoch (a pass over the data is {self.per_pass} batches); the epoch ends "
-                    "early and the next one starts a new pass.",
-                    stacklevel=3,
-                )
-                return
-            start = self._position * self.batch_size
-            stop = min(start + self.batch_size, self.num_samples)
-            self._position += 1
-            yield slice(start, stop) if self._order is None else self._order[start:stop]
+__all__ = ["Compiled", "compile", "evaluate", "fit", "predict"]
 
 
 def _check_verbose(verbose: Any) -> int:
@@ -313,101 +95,7 @@ def _callback_list(
     return CallbackList([*user, *extra], model=model, params={"verbose": verbose, **params})
 
 
-# ------------------------------------------------------------------------------ steps
-def _single_output(outputs: Any, method: str) -> torch.Tensor:
-    if isinstance(outputs, (list, tuple)):
-        raise ValueError(
-            f"`{method}` supports models with one output; this model returned {len(outputs)}."
-        )
-    return outputs
-
-
-def _batch_loss(
-    model: Any, compiled: Compiled, y: Data, outputs: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch loss: the compiled loss (per-sample values averaged) plus the model's
-    regularization terms; returned with the compiled loss alone, as `(loss, compiled_loss)`."""
-    compiled_loss = torch.as_tensor(compiled.loss(y, outputs))
-    if compiled_loss.dim() > 0:
-        compiled_loss = compiled_loss.mean()
-    loss = compiled_loss
-    for term in getattr(model, "losses", None) or []:
-        loss = loss + term
-    return loss, compiled_loss
-
-
-def _results(
-    loss_tracker: metrics_module.Mean,
-    compiled: Compiled,
-    group: distributed.Group = distributed.SINGLE_PROCESS,
-) -> dict[str, float]:
-    """The logs: the loss and each metric, means over every process's samples, sorted by name."""
-    trackers = [loss_tracker, *compiled.metrics]
-    results = {tracker.name: value for tracker, value in zip(trackers, group.means(trackers))}
-    return dict(sorted(results.items()))
-
-
-def _update_trackers(
-    loss_tracker: metrics_module.Mean,
-    compiled: Compiled,
-    loss: torch.Tensor,
-    y: Data,
-    outputs: torch.Tensor,
-) -> None:
-    loss_tracker.update(loss.detach(), weight=len(outputs))
-    for metric in compiled.metrics:
-        metric.update(y, outputs.detach())
-
-
-@contextlib.contextmanager
-def _uninterruptible() -> Iterator[None]:
-    """Holds back Ctrl-C until the block ends, so an optimizer step is applied whole."""
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None or threading.current_thread() is not threading.main_thread():
-        yield  # no Python handler to defer to, or signals cannot be handled in this thread
-        return
-    received: list[Any] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received and callable(previous):
-            previous(signal.SIGINT, received[0])
-
-
-def _train_step(
-    model: Any,
-    compiled: Compiled,
-    loss_tracker: metrics_module.Mean,
-    x: Data,
-    y: Data,
-    replica: torch.nn.Module | None = None,
-    share: float = 1.0,
-    group: distributed.Group = distributed.SINGLE_PROCESS,
-) -> dict[str, float]:
-    """One optimizer step on `(x, y)`; returns the logs so far.
-
-    In a distributed run `replica` is the model's DistributedDataParallel wrapper and `share`
-    this process's share of the global batch (see `Group.shard`); the compiled loss is weighted
-    by it so that the gradients averaged over processes are those of the whole batch.
-    """
-    outputs = _single_output((model if replica is None else replica)(x), "fit")
-    loss, compiled_loss = _batch_loss(model, compiled, y, outputs)
-    objective = loss if share == 1.0 else loss + (share - 1.0) * compiled_loss
-    optimizer = compiled.optimizer  # built here on the first step, once the model has weights
-    optimizer.zero_grad(set_to_none=True)
-    objective.backward()
-    with _uninterruptible():
-        optimizer.step()
-        apply_constraints = getattr(model, "apply_constraints", None)
-        if apply_constraints is not None:
-            apply_constraints()
-    if share > 0.0:  # a share of 0 is a stand-in sample (see `Group.shard`): not counted
-        _update_trackers(loss_tracker, compiled, loss, y, outputs)
-    return _results(loss_tracker, compiled, group)
-
-
+# ------------------------------------------------------------------------------ test
 def _run_test(
     model: Any,
     compiled: Compiled,
@@ -428,19 +116,21 @@ def _run_test(
     model.eval()
     try:
         with torch.no_grad():
-            for step, index in enumerate(_Batches(num_samples, batch_size, False, None).epoch()):
+            for step, index in enumerate(
+                IndexBatches(num_samples, batch_size, False, None).epoch()
+            ):
                 callbacks.on_test_batch_begin(step)
                 index, share = group.shard(index)
                 if share > 0.0:
-                    device = _device(model)
-                    y_batch = _take(y, index, device)
-                    outputs = _single_output(model(_take(x, index, device)), "evaluate")
-                    loss, _ = _batch_loss(model, compiled, y_batch, outputs)
-                    _update_trackers(loss_tracker, compiled, loss, y_batch, outputs)
-                callbacks.on_test_batch_end(step, _results(loss_tracker, compiled, group))
+                    device = model_device(model)
+                    y_batch = take(y, index, device)
+                    outputs = single_output(model(take(x, index, device)), "evaluate")
+                    loss, _ = batch_loss(model, compiled, y_batch, outputs)
+                    update_trackers(loss_tracker, compiled, loss, y_batch, outputs)
+                callbacks.on_test_batch_end(step, results(loss_tracker, compiled, group))
     finally:
         model.train(was_training)
-    logs = _results(loss_tracker, compiled, group)
+    logs = results(loss_tracker, compiled, group)
     callbacks.on_test_end(logs)
     return logs
 
@@ -457,7 +147,7 @@ def _validation_set(
                 f"{type(validation_data).__name__} of length "
                 f"{len(validation_data) if hasattr(validation_data, '__len__') else '?'}."
             )
-        return x, y, samples, _prepare(model, *validation_data, "fit")
+        return x, y, samples, prepare_arrays(model, *validation_data, "fit")
     if not 0.0 <= validation_split < 1.0:
         raise ValueError(
             f"`validation_split` must be in [0, 1); received validation_split={validation_split}."
@@ -471,8 +161,8 @@ def _validation_set(
             f"validation_split={validation_split}."
         )
     head, tail = slice(0, split_at), slice(split_at, samples)
-    validation = (_take(x, tail), _take(y, tail), samples - split_at)
-    return _take(x, head), _take(y, head), split_at, validation
+    validation = (take(x, tail), take(y, tail), samples - split_at)
+    return take(x, head), take(y, head), split_at, validation
 
 
 def fit(
@@ -519,10 +209,10 @@ def fit(
         ValueError: not compiled with a loss; `x`/`y` of different lengths; ragged sequences;
             bad arguments.
     """
-    compiled = _compiled_with_loss(model, "fit")
+    compiled = compiled_with_loss(model, "fit")
     verbose = _check_verbose(verbose)
     batch_size = _check_batch_size(batch_size)
-    x, y, samples = _prepare(model, x, y, "fit")
+    x, y, samples = prepare_arrays(model, x, y, "fit")
     x, y, samples, validation = _validation_set(
         model, x, y, samples, validation_split, validation_data
     )
@@ -574,7 +264,7 @@ def _fit(
     if shuffle:
         seed = group.broadcast(int(torch.randint(0, 2**62, (1,)).item()))
         generator = torch.Generator().manual_seed(seed)
-    batches = _Batches(samples, batch_size, shuffle, generator)
+    batches = IndexBatches(samples, batch_size, shuffle, generator)
     history = History()
     callback_list = _callback_list(
         callbacks,
@@ -605,10 +295,10 @@ def _fit(
                 callback_list.on_train_batch_begin(step)
                 index, share = group.shard(index)
                 if replica is None:
-                    replica = group.replicate(model, _take(x, index))
-                device = _device(model)
-                x_batch, y_batch = _take(x, index, device), _take(y, index, device)
-                logs = _train_step(
+                    replica = group.replicate(model, take(x, index))
+                device = model_device(model)
+                x_batch, y_batch = take(x, index, device), take(y, index, device)
+                logs = train_step(
                     model, compiled, loss_tracker, x_batch, y_batch, replica, share, group
                 )
                 callback_list.on_train_batch_end(step, logs)
@@ -667,10 +357,10 @@ def evaluate(
         `[loss, metric, ...]` in compile order (just the loss when there are no metrics), or
         a dict with `return_dict=True`.
     """
-    compiled = _compiled_with_loss(model, "evaluate")
+    compiled = compiled_with_loss(model, "evaluate")
     verbose = _check_verbose(verbose)
     batch_size = _check_batch_size(batch_size)
-    x, y, samples = _prepare(model, x, y, "evaluate")
+    x, y, samples = prepare_arrays(model, x, y, "evaluate")
     steps = math.ceil(samples / batch_size)
     callback_list = _callback_list(callbacks, [], verbose, model, epochs=1, steps=steps)
     logs = _run_test(model, compiled, x, y, samples, batch_size, callback_list)
@@ -704,8 +394,8 @@ def predict(
     batch_size = _check_batch_size(batch_size)
     if x is None:
         raise ValueError("`predict` needs inputs `x`; received None.")
-    x = _to_data(x, "x", _float_dtype(model))
-    samples = _num_samples(x, "x")
+    x = to_data(x, "x", float_dtype(model))
+    samples = num_samples(x, "x")
     if samples == 0:
         raise ValueError("`predict` received no samples (x has length 0).")
     steps = math.ceil(samples / batch_size)
@@ -716,9 +406,9 @@ def predict(
     model.eval()
     try:
         with torch.no_grad():
-            for step, index in enumerate(_Batches(samples, batch_size, False, None).epoch()):
+            for step, index in enumerate(IndexBatches(samples, batch_size, False, None).epoch()):
                 callback_list.on_predict_batch_begin(step)
-                outputs = model(_take(x, index, _device(model)))
+                outputs = model(take(x, index, model_device(model)))
                 chunks.append(outputs)
                 callback_list.on_predict_batch_end(step, {"outputs": outputs})
     finally:
