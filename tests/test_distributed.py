@@ -97,6 +97,42 @@ def fit_stateful(model):
     model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
 
 
+class SampleDataset(torch.utils.data.Dataset):
+    """The arrays as a map-style Dataset of `(x_i, y_i)` samples."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, index):
+        return self.x[index], self.y[index]
+
+
+def fit_dataset(model):
+    """The sentiment data as Datasets: 33 samples to train in global batches of 8, 9 to
+    validate, shuffled by fit."""
+    x, y = sentiment_data()
+    return model.fit(
+        SampleDataset(x[:33], y[:33]),
+        batch_size=8,
+        epochs=2,
+        shuffle=True,
+        validation_data=SampleDataset(x[33:], y[33:]),
+        verbose=0,
+    )
+
+
+def fit_loader(model, rank: int, world_size: int):
+    """Each process its own DataLoader over its DistributedSampler part, 4 samples a batch:
+    together the batches of 8 of a single process (the last: one sample each)."""
+    x, y = sentiment_data()
+    dataset = SampleDataset(x, y)
+    sampler = torch.utils.data.DistributedSampler(dataset, world_size, rank, shuffle=False)
+    return model.fit(torch.utils.data.DataLoader(dataset, 4, sampler=sampler), verbose=0)
+
+
 def worker(scenario: str, out: Path) -> None:
     """One process of a launch; the environment says which."""
     torch.set_num_threads(1)
@@ -118,11 +154,29 @@ def worker(scenario: str, out: Path) -> None:
         )
         np.savez(out / f"stateful-{rank}.npz", *stateful.get_weights())
         (out / f"history-{rank}.json").write_text(json.dumps(history.history))
+        dataset_model = sentiment_model(seed=rank)
+        dataset_history = fit_dataset(dataset_model)
+        (out / f"dataset-history-{rank}.json").write_text(json.dumps(dataset_history.history))
+        np.savez(out / f"dataset-{rank}.npz", *dataset_model.get_weights())
+        loader_model = sentiment_model(seed=rank)
+        fit_loader(loader_model, rank, WORLD_SIZE)
+        np.savez(out / f"loader-{rank}.npz", *loader_model.get_weights())
         x, y = sentiment_data(samples=40 + rank)  # a mistake: each process has other data
         try:
             model.fit(x, y, verbose=0)
         except ValueError as error:
             (out / f"different-data-{rank}.txt").write_text(str(error))
+        return
+
+    if scenario == "uneven":  # a mistake: process 1 has one batch more
+        x, y = sentiment_data()
+        loader = torch.utils.data.DataLoader(
+            SampleDataset(x[: 12 + 4 * rank], y[: 12 + 4 * rank]), 4
+        )
+        try:
+            sentiment_model(seed=0).fit(loader, epochs=2, verbose=0)
+        except ValueError as error:
+            (out / f"uneven-{rank}.txt").write_text(str(error))
         return
 
     def fail(batch, logs):
@@ -225,6 +279,43 @@ def test_two_processes_train_like_one(trained):
     assert list(histories[0]) == ["acc", "loss", "val_acc", "val_loss"]
     for name, values in single_history.history.items():
         np.testing.assert_allclose(histories[0][name], values, rtol=1e-5, atol=1e-6)
+
+
+@launches
+def test_a_dataset_is_split_between_processes_like_arrays(trained):
+    out, _ = trained
+    single = sentiment_model(seed=0)
+    single_history = fit_dataset(single)
+    untrained = sentiment_model(seed=0).get_weights()
+    for rank in range(WORLD_SIZE):
+        weights = load_weights(out / f"dataset-{rank}.npz")
+        for got, expected, before in zip(weights, single.get_weights(), untrained):
+            assert not np.allclose(expected, before)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+        history = json.loads((out / f"dataset-history-{rank}.json").read_text())
+        for name, values in single_history.history.items():
+            np.testing.assert_allclose(history[name], values, rtol=1e-5, atol=1e-6)
+
+
+@launches
+def test_dataloaders_with_a_distributed_sampler_train_like_one_process(trained):
+    out, _ = trained
+    single = sentiment_model(seed=0)
+    x, y = sentiment_data()
+    single.fit(x, y, batch_size=8, shuffle=False, verbose=0)
+    for rank in range(WORLD_SIZE):
+        for got, expected in zip(load_weights(out / f"loader-{rank}.npz"), single.get_weights()):
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+
+@launches
+def test_dataloaders_with_different_numbers_of_batches_are_refused(tmp_path):
+    results = launch("uneven", tmp_path)
+    for rank, result in enumerate(results):
+        assert result["code"] == 0, f"process {rank} failed:\n{result['stderr'][-3000:]}"
+        message = (tmp_path / f"uneven-{rank}.txt").read_text()
+        assert "different numbers of batches in `x`: 1 of 2 still have a batch" in message
+        assert "DistributedSampler" in message
 
 
 @launches

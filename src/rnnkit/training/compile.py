@@ -24,9 +24,17 @@ class Compiled:
             model whose layers build lazily has no parameters before its first call).
         loss: `loss(y_true, y_pred) -> scalar tensor`, or None when compiled without one.
         metrics: the metric objects, named as the user wrote them.
+        weighted_metrics: the metrics that see the sample weights.
     """
 
-    def __init__(self, model: torch.nn.Module, optimizer: Any, loss: Any, metrics: Any) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: Any,
+        loss: Any,
+        metrics: Any,
+        weighted_metrics: Any = None,
+    ) -> None:
         self._model = weakref.ref(model)
         self._optimizer_spec = optimizers.resolve(optimizer)
         self._optimizer = (
@@ -36,14 +44,22 @@ class Compiled:
         )
         self._loss_identifier = loss
         self.loss = None if loss is None else losses_module.get(loss)
-        if metrics is None:
-            metrics = []
-        elif isinstance(metrics, (str, metrics_module.Metric)) or not isinstance(
-            metrics, (list, tuple)
-        ):
-            metrics = [metrics]
-        self._metric_identifiers = list(metrics)
-        self.metrics = [metrics_module.get(metric) for metric in metrics]
+        self._metric_identifiers = _as_list(metrics)
+        self.metrics = [metrics_module.get(metric) for metric in self._metric_identifiers]
+        self._weighted_metric_identifiers = _as_list(weighted_metrics)
+        self.weighted_metrics = [
+            metrics_module.get(metric) for metric in self._weighted_metric_identifiers
+        ]
+        names = {metric.name for metric in self.metrics}
+        for metric in self.weighted_metrics:  # Keras's rule for a name used by both lists
+            if metric.name in names:
+                metric.name = f"weighted_{metric.name}"
+            names.add(metric.name)
+
+    @property
+    def all_metrics(self) -> list[metrics_module.Metric]:
+        """The metrics, then the weighted metrics (those that see the sample weights)."""
+        return [*self.metrics, *self.weighted_metrics]
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
@@ -70,11 +86,26 @@ class Compiled:
             config["loss"] = loss
         serialized = [metrics_module.serialize(m) for m in self._metric_identifiers]
         config["metrics"] = [m for m in serialized if m is not None]
+        if self._weighted_metric_identifiers:
+            serialized = [metrics_module.serialize(m) for m in self._weighted_metric_identifiers]
+            config["weighted_metrics"] = [m for m in serialized if m is not None]
         return config
 
 
+def _as_list(metrics: Any) -> list[Any]:
+    if metrics is None:
+        return []
+    if isinstance(metrics, (str, metrics_module.Metric)) or not isinstance(metrics, (list, tuple)):
+        return [metrics]
+    return list(metrics)
+
+
 def compile(
-    model: torch.nn.Module, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None
+    model: torch.nn.Module,
+    optimizer: Any = "rmsprop",
+    loss: Any = None,
+    metrics: Any = None,
+    weighted_metrics: Any = None,
 ) -> Compiled:
     """Resolves Keras-style `compile` arguments for `model`.
 
@@ -84,12 +115,15 @@ def compile(
             (see `optimizers.resolve`).
         loss: a name ("binary_crossentropy", "mse", ...), a loss object or a callable
             `(y_true, y_pred) -> tensor` (per-sample values are averaged), or None.
-        metrics: a list of metric names or objects, e.g. `["acc"]` (default none).
+        metrics: a list of metric names or objects, e.g. `["acc"]` (default none); they
+            ignore sample weights, as in Keras.
+        weighted_metrics: metrics weighted by `sample_weight`/`class_weight` (default none); a
+            name also in `metrics` is logged as `"weighted_" + name`.
 
     Returns:
         A `Compiled`, for `model.compiled`.
     """
-    return Compiled(model, optimizer, loss, metrics)
+    return Compiled(model, optimizer, loss, metrics, weighted_metrics)
 
 
 def compiled_with_loss(model: Any, method: str) -> Compiled:

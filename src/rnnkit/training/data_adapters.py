@@ -1,155 +1,431 @@
-"""Turning the data given to `fit`, `evaluate` and `predict` into batches of tensors.
+"""Any data given to `fit`, `evaluate` or `predict`, as batches of tensors (Keras 3's adapters).
 
-`x` and `y` are NumPy arrays or torch tensors with samples on the first axis (a list of them
-for several inputs); floating arrays become float32 (the model's float dtype once it has
-weights), and each batch moves to the device of the model's weights. Ragged lists of sequences
-are refused with a pointer to `pad_sequences`.
+`x` may be:
+
+- NumPy arrays or torch tensors, with `y` and `sample_weight` beside them (see `array_data.py`):
+  batched by `batch_size`, reshuffled every epoch when `shuffle=True`;
+- a `torch.utils.data.Dataset` whose items are `x`, `(x, y)` or `(x, y, sample_weight)` for
+  one sample: batched by `batch_size` (items stacked by torch's `default_collate`), reshuffled
+  every epoch when `shuffle=True`;
+- a `PyDataset` (`rnnkit.utils.PyDataset`, Keras's `keras.utils.PyDataset`): whole batches by
+  index, in a new order every epoch when `shuffle=True`; its `on_epoch_begin`/`on_epoch_end` run
+  around every epoch;
+- a `torch.utils.data.DataLoader` (used as it is: it batches and shuffles), or any other
+  iterable or generator of batches `x`, `(x, y)` or `(x, y, sample_weight)`.
+
+Batches may hold NumPy arrays or tensors; floating ones take the model's float dtype. With a
+dataset, `y` and `sample_weight` come from its batches (passing them too is an error);
+`class_weight` applies to every kind. An epoch is one pass over the data, or `steps_per_epoch`
+batches: the pass then continues across epochs, and when it runs out the epoch ends early with a
+warning and the next starts a new pass. A generator can be iterated only once: when it is used
+up, training stops with Keras's warning ("Your input ran out of data; interrupting training").
+
+Under `torchrun`, arrays, Datasets and PyDatasets are the same on every process and each global
+batch is split between the processes (see `distributed.py`). A DataLoader or generator gives each
+process its own batches: each process must get different data and the same number of batches
+(e.g. a DataLoader with a `DistributedSampler`); a different number is detected at the step
+where it happens and raised as a `ValueError` on every process.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
-from collections.abc import Iterator
-from typing import Any
+import itertools
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+import torch.utils.data
 
-Data = Any  # an array/tensor, or a list of them (several inputs)
-
-
-def float_dtype(model: torch.nn.Module) -> torch.dtype:
-    for parameter in model.parameters():
-        if parameter.is_floating_point():
-            return parameter.dtype
-    return torch.get_default_dtype()
-
-
-def _ragged_error(argument: str, value: Any) -> ValueError:
-    lengths = sorted({len(item) for item in value if hasattr(item, "__len__")})
-    example = f" (lengths from {lengths[0]} to {lengths[-1]})" if len(lengths) > 1 else ""
-    return ValueError(
-        f"`{argument}` holds sequences of different lengths{example}; a batch needs one length. "
-        f"Pad them first: {argument} = rnnkit.preprocessing.pad_sequences({argument}, maxlen=...)."
-    )
+from rnnkit.data.py_dataset import PyDataset
+from rnnkit.training import distributed
+from rnnkit.training.array_data import (
+    Data,
+    class_weight_to_sample_weight,
+    is_several,
+    num_samples,
+    prepare_arrays,
+    take,
+    to_data,
+)
 
 
-def to_tensor(value: Any, argument: str, float_dtype: torch.dtype) -> torch.Tensor:
-    """One array-like as a tensor: floats in `float_dtype`, integers kept (int64 if unusual)."""
-    if isinstance(value, torch.Tensor):
-        return value
-    if isinstance(value, np.ndarray) and value.dtype != object:
-        array = value
-    else:
-        try:
-            array = np.asarray(value.tolist() if isinstance(value, np.ndarray) else value)
-        except ValueError:
-            raise _ragged_error(argument, value) from None
-        if array.dtype == object:
-            raise _ragged_error(argument, value)
-    if array.dtype.kind in "fb":
-        return torch.as_tensor(array, dtype=float_dtype)
-    if array.dtype.kind in "iu":
-        keep = array.dtype in (np.int32, np.int64)
-        return torch.as_tensor(array if keep else array.astype(np.int64))
-    raise TypeError(f"`{argument}` must hold numbers; received an array of dtype {array.dtype}.")
+class Batch(NamedTuple):
+    """One batch, this process's part of it: tensors on the CPU (or where the data lives).
 
-
-def is_several(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and all(
-        isinstance(item, (np.ndarray, torch.Tensor)) for item in value
-    )
-
-
-def to_data(value: Any, argument: str, float_dtype: torch.dtype) -> Data:
-    if is_several(value) and value:
-        return [to_tensor(item, f"{argument}[{i}]", float_dtype) for i, item in enumerate(value)]
-    return to_tensor(value, argument, float_dtype)
-
-
-def num_samples(data: Data, argument: str) -> int:
-    tensors = data if isinstance(data, list) else [data]
-    sizes = {len(t) if t.dim() else 0 for t in tensors}
-    if len(sizes) > 1:
-        raise ValueError(
-            f"The inputs in `{argument}` must have the same number of samples; received "
-            f"{[len(t) for t in tensors]}."
-        )
-    return sizes.pop()
-
-
-def take(data: Data, index: slice | torch.Tensor, device: torch.device | None = None) -> Data:
-    """The samples at `index`, on `device` (that of the model's weights) when given."""
-    if isinstance(data, list):
-        return [take(t, index, device) for t in data]
-    batch = data[index]
-    return batch if device is None else batch.to(device, non_blocking=True)
-
-
-def model_device(model: torch.nn.Module) -> torch.device | None:
-    return next((p.device for p in model.parameters()), None)
-
-
-def prepare_arrays(model: torch.nn.Module, x: Any, y: Any, method: str) -> tuple[Data, Data, int]:
-    """`x` and `y` as tensors, checked for matching sample counts."""
-    if x is None or y is None:
-        raise ValueError(f"`{method}` needs both inputs `x` and targets `y`; received None.")
-    if is_several(y) and len(y) > 1:
-        raise ValueError(
-            f"`{method}` supports models with one output; received {len(y)} target arrays in `y`."
-        )
-    dtype = float_dtype(model)
-    x = to_data(x, "x", dtype)
-    y = to_data(y, "y", dtype)
-    samples = num_samples(x, "x")
-    targets = num_samples(y, "y")
-    if samples != targets:
-        raise ValueError(
-            f"`x` and `y` must have the same number of samples; received x with {samples} and "
-            f"y with {targets}."
-        )
-    if samples == 0:
-        raise ValueError(f"`{method}` received no samples (x has length 0).")
-    return x, y, samples
-
-
-class IndexBatches:
-    """Index batches over `num_samples` samples, in passes (a new shuffle for each pass).
-
-    An epoch is one pass; with `steps_per_epoch` it is that many batches from the current pass
-    (Keras: the pass continues across epochs and a new one starts when it is used up).
+    `share` is this process's share of the global batch (1.0 in a single process; see
+    `distributed.Group.shard`); 0.0 marks a stand-in sample that only joins the exchange.
     """
 
+    x: Data
+    y: Data | None
+    sample_weight: torch.Tensor | None
+    share: float = 1.0
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        return f"a {type(value).__name__} of shape {tuple(value.shape)}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
+
+
+def _cast_floats(data: Data, dtype: torch.dtype) -> Data:
+    if isinstance(data, list):
+        return [_cast_floats(item, dtype) for item in data]
+    return data.to(dtype) if data.is_floating_point() and data.dtype != dtype else data
+
+
+class _Standardizer:
+    """Turns a raw batch from a dataset into a checked `Batch` (Keras's
+    `unpack_x_y_sample_weight` followed by its cardinality check)."""
+
     def __init__(
-        self, num_samples: int, batch_size: int, shuffle: bool, generator: torch.Generator | None
+        self, source: str, dtype: torch.dtype, need_y: bool, class_weight: dict | None
     ) -> None:
-        self.num_samples = num_samples
-        self.batch_size = batch_size
-        self.per_pass = math.ceil(num_samples / batch_size)
+        self.source = source
+        self.dtype = dtype
+        self.need_y = need_y
+        self.class_weight = class_weight
+
+    def __call__(self, raw: Any, index: int) -> Batch:
+        where = f"{self.source}, batch {index},"
+        if isinstance(raw, dict):
+            raise TypeError(
+                f"{where} is a dict; rnnkit's models take positional inputs: yield (x, y) or "
+                "(x, y, sample_weight) tuples."
+            )
+        parts = tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
+        if not 1 <= len(parts) <= 3:
+            raise ValueError(
+                f"{where} must be x, (x, y) or (x, y, sample_weight); received {_describe(raw)}."
+            )
+        x, y, sample_weight = (*parts, None, None)[:3]
+        if self.need_y and y is None:
+            raise ValueError(
+                f"{where} holds inputs only ({_describe(x)}); fit and evaluate need batches "
+                "(x, y) or (x, y, sample_weight)."
+            )
+        x = _cast_floats(to_data(x, "x", self.dtype), self.dtype)
+        size = num_samples(x, f"x of {self.source}")
+        sizes = {"x": size}
+        if y is not None:
+            y = _cast_floats(to_data(y, "y", self.dtype), self.dtype)
+            if isinstance(y, list):
+                raise ValueError(f"{where} holds several targets; fit supports one output.")
+            sizes["y"] = num_samples(y, "y")
+        if sample_weight is not None:
+            if self.class_weight is not None:
+                raise ValueError(
+                    f"`class_weight` cannot be combined with the sample weights that "
+                    f"{self.source} yields; received both."
+                )
+            sample_weight = _cast_floats(
+                to_data(sample_weight, "sample_weight", self.dtype), self.dtype
+            )
+            sizes["sample_weight"] = len(sample_weight) if sample_weight.dim() else 0
+        elif self.class_weight is not None and y is not None:
+            sample_weight = class_weight_to_sample_weight(y, self.class_weight)
+        if len(set(sizes.values())) > 1:
+            counts = ", ".join(f"{name} {count}" for name, count in sizes.items())
+            raise ValueError(f"{where} has different numbers of samples: {counts}.")
+        return Batch(x, y, sample_weight)
+
+
+class DataAdapter:
+    """One kind of data, as passes of `Batch`es.
+
+    Attributes:
+        num_batches: batches in one pass, or None when unknown.
+        one_shot: the data can be iterated only once (a generator or iterator).
+        endless: the data never runs out (a PyDataset without a length).
+        per_process: each process of a distributed run has its own batches (DataLoader,
+            generator), rather than its part of every global batch.
+    """
+
+    num_batches: int | None = None
+    one_shot = False
+    per_process = False
+    endless = False  # never runs out (a PyDataset without a length)
+    length_unit = "samples"  # what `length_for_check` counts
+
+    def new_pass(self) -> Iterator[Batch]:
+        """The batches of one pass over the data (a new shuffle where there is one)."""
+        raise NotImplementedError
+
+    def length_for_check(self) -> int | None:
+        """A size that must be the same on every process of a distributed run, or None."""
+        return None
+
+    def on_epoch_begin(self) -> None:
+        """Called before every epoch."""
+
+    def on_epoch_end(self) -> None:
+        """Called after every epoch."""
+
+
+class Shuffled:
+    """Index orders over `count` items: the identity, or a new permutation every pass.
+
+    Args:
+        count: the number of items (samples, or a PyDataset's batches).
+        shuffle: whether to permute them.
+        generator: where the permutations come from.
+    """
+
+    def __init__(self, count: int, shuffle: bool, generator: torch.Generator | None) -> None:
+        self.count = count
         self.shuffle = shuffle
         self.generator = generator
-        self._order: torch.Tensor | None = None
-        self._position = self.per_pass  # no pass started
 
-    def _new_pass(self) -> None:
-        if self.shuffle:
-            self._order = torch.randperm(self.num_samples, generator=self.generator)
-        self._position = 0
+    def order(self) -> torch.Tensor | None:
+        if not self.shuffle:
+            return None
+        return torch.randperm(self.count, generator=self.generator)
 
-    def epoch(self, steps: int | None = None) -> Iterator[slice | torch.Tensor]:
-        if steps is None or self._position >= self.per_pass:
-            self._new_pass()
-        for step in range(steps or self.per_pass):
-            if self._position >= self.per_pass:
-                warnings.warn(
-                    f"The data ran out after {step} of steps_per_epoch={steps} batches in this "
-                    f"epoch (a pass over the data is {self.per_pass} batches); the epoch ends "
-                    "early and the next one starts a new pass.",
-                    stacklevel=3,
-                )
-                return
-            start = self._position * self.batch_size
-            stop = min(start + self.batch_size, self.num_samples)
-            self._position += 1
-            yield slice(start, stop) if self._order is None else self._order[start:stop]
+
+def _index_batches(
+    count: int, batch_size: int, order: torch.Tensor | None
+) -> Iterator[slice | torch.Tensor]:
+    for start in range(0, count, batch_size):
+        stop = min(start + batch_size, count)
+        yield slice(start, stop) if order is None else order[start:stop]
+
+
+class ArrayAdapter(DataAdapter):
+    """Tensors `x`, `y`, `sample_weight` with samples on the first axis, in global batches of
+    `batch_size`, each split between the processes of `group`."""
+
+    def __init__(
+        self,
+        arrays: tuple[Data, Data, torch.Tensor | None],
+        samples: int,
+        batch_size: int,
+        shuffled: Shuffled,
+        group: distributed.Group,
+    ) -> None:
+        self.arrays = arrays
+        self.samples = samples
+        self.batch_size = batch_size
+        self.shuffled = shuffled
+        self.group = group
+        self.num_batches = -(-samples // batch_size)
+
+    def new_pass(self) -> Iterator[Batch]:
+        for index in _index_batches(self.samples, self.batch_size, self.shuffled.order()):
+            part, share = self.group.shard(index)
+            yield Batch(*(take(a, part) for a in self.arrays), share)
+
+    def length_for_check(self) -> int:
+        return self.samples
+
+
+class DatasetAdapter(DataAdapter):
+    """A map-style `torch.utils.data.Dataset` of samples, batched like arrays: each process
+    reads only the items of its part of every global batch."""
+
+    def __init__(
+        self,
+        dataset: torch.utils.data.Dataset,
+        batch_size: int,
+        shuffled: Shuffled,
+        group: distributed.Group,
+        standardize: _Standardizer,
+    ) -> None:
+        self.dataset = dataset
+        self.samples = len(dataset)  # type: ignore[arg-type]
+        self.batch_size = batch_size
+        self.shuffled = shuffled
+        self.group = group
+        self.standardize = standardize
+        self.num_batches = -(-self.samples // batch_size)
+
+    def new_pass(self) -> Iterator[Batch]:
+        batches = _index_batches(self.samples, self.batch_size, self.shuffled.order())
+        for number, index in enumerate(batches):
+            part, share = self.group.shard(index)
+            indices = range(part.start, part.stop) if isinstance(part, slice) else part.tolist()
+            items = torch.utils.data.default_collate([self.dataset[i] for i in indices])
+            yield self.standardize(items, number)._replace(share=share)
+
+    def length_for_check(self) -> int:
+        return self.samples
+
+
+class PyDatasetAdapter(DataAdapter):
+    """A `PyDataset` of whole batches, by index; each global batch split between processes."""
+
+    length_unit = "batches"
+
+    def __init__(
+        self,
+        dataset: PyDataset,
+        shuffled: Shuffled | None,
+        group: distributed.Group,
+        standardize: _Standardizer,
+    ) -> None:
+        self.dataset = dataset
+        self.shuffled = shuffled
+        self.group = group
+        self.standardize = standardize
+        self.num_batches = dataset.num_batches
+        self.endless = self.num_batches is None
+
+    def new_pass(self) -> Iterator[Batch]:
+        if self.num_batches is None:
+            numbers: Iterable[int] = itertools.count()
+        else:
+            order = None if self.shuffled is None else self.shuffled.order()
+            numbers = range(self.num_batches) if order is None else order.tolist()
+        for number in numbers:
+            batch = self.standardize(self.dataset[number], number)
+            part, share = self.group.shard(slice(0, num_samples(batch.x, "x")))
+            yield Batch(*(take(a, part) for a in batch[:3]), share)
+
+    def length_for_check(self) -> int | None:
+        return self.num_batches
+
+    def on_epoch_begin(self) -> None:
+        self.dataset.on_epoch_begin()
+
+    def on_epoch_end(self) -> None:
+        self.dataset.on_epoch_end()
+
+
+class IterableAdapter(DataAdapter):
+    """A DataLoader, generator or other iterable of batches, used as it is."""
+
+    per_process = True
+
+    def __init__(self, iterable: Iterable[Any], standardize: _Standardizer) -> None:
+        self.iterable = iterable
+        self.standardize = standardize
+        self.one_shot = iter(iterable) is iterable
+        try:
+            self.num_batches = len(iterable)  # type: ignore[arg-type]
+        except TypeError:  # no __len__, or a DataLoader over an IterableDataset
+            self.num_batches = None
+
+    def new_pass(self) -> Iterator[Batch]:
+        for number, raw in enumerate(self.iterable):
+            yield self.standardize(raw, number)
+
+
+def _is_batch_iterable(x: Any) -> bool:
+    """Whether `x` is data as batches rather than arrays: an iterator, an iterable object, or a
+    list/tuple of `(x, y[, sample_weight])` tuples."""
+    if isinstance(x, (np.ndarray, torch.Tensor, str, bytes, dict)) or is_several(x):
+        return False
+    if isinstance(x, (list, tuple)):
+        return bool(x) and all(isinstance(item, tuple) and is_several(item) for item in x)
+    return isinstance(x, Iterable)
+
+
+def _kind(x: Any) -> str:
+    if isinstance(x, PyDataset):
+        return "a PyDataset"
+    if isinstance(x, torch.utils.data.DataLoader):
+        return "a DataLoader"
+    if isinstance(x, torch.utils.data.IterableDataset):
+        return "an IterableDataset"
+    if isinstance(x, torch.utils.data.Dataset):
+        return "a Dataset"
+    if iter(x) is x:
+        return "a generator" if isinstance(x, type(_ for _ in ())) else "an iterator"
+    return f"an iterable ({type(x).__name__})"
+
+
+def shuffles_itself(x: Any) -> bool:
+    """Whether `x` is data that `fit` does not shuffle (a DataLoader or an iterable of batches:
+    its order is its own)."""
+    return (
+        is_dataset(x)
+        and not isinstance(x, PyDataset)
+        and (
+            isinstance(x, torch.utils.data.DataLoader)
+            or not isinstance(x, torch.utils.data.Dataset)
+            or isinstance(x, torch.utils.data.IterableDataset)
+        )
+    )
+
+
+def is_dataset(x: Any) -> bool:
+    """Whether `x` is data as a dataset (any kind above other than arrays)."""
+    return isinstance(x, (PyDataset, torch.utils.data.Dataset, torch.utils.data.DataLoader)) or (
+        _is_batch_iterable(x)
+    )
+
+
+def adapt(
+    model: torch.nn.Module,
+    x: Any,
+    y: Any = None,
+    *,
+    method: str,
+    dtype: torch.dtype,
+    sample_weight: Any = None,
+    class_weight: dict[int, float] | None = None,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    group: distributed.Group = distributed.SINGLE_PROCESS,
+    need_y: bool = True,
+    argument: str = "x",
+) -> DataAdapter:
+    """The adapter for `x` (and `y`, `sample_weight` when `x` holds arrays).
+
+    Args:
+        model: the model (for the float dtype of arrays).
+        x: the data, of any kind in the module docstring.
+        y, sample_weight: targets and weights beside array `x`; must be None for a dataset.
+        method: "fit", "evaluate" or "predict", for messages.
+        dtype: the float dtype of floating batches.
+        class_weight: `{class: weight}` turned into sample weights from each batch's targets.
+        batch_size: samples per batch for arrays and Datasets.
+        shuffle: reshuffle arrays, Datasets and PyDatasets every pass.
+        generator: where shuffled orders come from (the same on every process).
+        group: the processes that split each batch (fit's training and validation).
+        need_y: whether batches must hold targets (fit, evaluate).
+        argument: the argument's name, for messages ("x" or "validation_data").
+
+    Returns:
+        The `DataAdapter`.
+
+    Raises:
+        ValueError: `y` or `sample_weight` beside a dataset; malformed arrays.
+    """
+    if not is_dataset(x):
+        if need_y:
+            arrays = prepare_arrays(model, x, y, method, sample_weight, class_weight)
+            data, samples = arrays[:3], arrays[3]
+        else:
+            if x is None:
+                raise ValueError(f"`{method}` needs inputs `x`; received None.")
+            inputs = to_data(x, "x", dtype)
+            samples = num_samples(inputs, "x")
+            if samples == 0:
+                raise ValueError(f"`{method}` received no samples (x has length 0).")
+            data = (inputs, None, None)
+        return ArrayAdapter(data, samples, batch_size, Shuffled(samples, shuffle, generator), group)
+    kind = _kind(x)
+    for name, value in (("y", y), ("sample_weight", sample_weight)):
+        if value is not None:
+            raise ValueError(
+                f"`{name}` must be None when `{argument}` is {kind}: the dataset's batches hold "
+                f"the targets and sample weights, as (x, y) or (x, y, sample_weight); received "
+                f"{name} as {_describe(value)}."
+            )
+    standardize = _Standardizer(f"`{argument}` ({kind})", dtype, need_y, class_weight)
+    if isinstance(x, PyDataset):
+        count = x.num_batches
+        shuffled = None if count is None else Shuffled(count, shuffle, generator)
+        return PyDatasetAdapter(x, shuffled, group, standardize)
+    if isinstance(x, torch.utils.data.IterableDataset):
+        x = torch.utils.data.DataLoader(x, batch_size=batch_size)
+    elif isinstance(x, torch.utils.data.Dataset) and not isinstance(x, torch.utils.data.DataLoader):
+        if not hasattr(x, "__len__"):
+            raise TypeError(f"`{argument}` is a Dataset without __len__; fit needs its size.")
+        shuffled = Shuffled(len(x), shuffle, generator)  # type: ignore[arg-type]
+        return DatasetAdapter(x, batch_size, shuffled, group, standardize)
+    return IterableAdapter(x, standardize)
