@@ -98,39 +98,46 @@ def fit_stateful(model):
 
 
 class SampleDataset(torch.utils.data.Dataset):
-    """The arrays as a map-style Dataset of `(x_i, y_i)` samples."""
+    """The arrays as a map-style Dataset of `(x_i, y_i)` samples; records the items read."""
 
     def __init__(self, x, y):
         self.x, self.y = x, y
+        self.read: list[int] = []
 
     def __len__(self):
         return len(self.x)
 
     def __getitem__(self, index):
+        self.read.append(int(index))
         return self.x[index], self.y[index]
 
 
 def fit_dataset(model):
     """The sentiment data as Datasets: 33 samples to train in global batches of 8, 9 to
-    validate, shuffled by fit."""
+    validate, shuffled by fit. Returns the History and the training items read."""
     x, y = sentiment_data()
-    return model.fit(
-        SampleDataset(x[:33], y[:33]),
+    train = SampleDataset(x[:33], y[:33])
+    history = model.fit(
+        train,
         batch_size=8,
         epochs=2,
         shuffle=True,
         validation_data=SampleDataset(x[33:], y[33:]),
         verbose=0,
     )
+    return history, train.read
 
 
-def fit_loader(model, rank: int, world_size: int):
-    """Each process its own DataLoader over its DistributedSampler part, 4 samples a batch:
-    together the batches of 8 of a single process (the last: one sample each)."""
+def fit_loader(model, rank: int):
+    """Each process its own DataLoader: of every 8 samples process 0 takes the first 5 and
+    process 1 the other 3 (the last batch: one sample each); together a single process's
+    batches of 8."""
     x, y = sentiment_data()
-    dataset = SampleDataset(x, y)
-    sampler = torch.utils.data.DistributedSampler(dataset, world_size, rank, shuffle=False)
-    return model.fit(torch.utils.data.DataLoader(dataset, 4, sampler=sampler), verbose=0)
+    starts = range(0, 40, 8)
+    parts = [range(s, s + 5) if rank == 0 else range(s + 5, s + 8) for s in starts]
+    parts.append([40 + rank])
+    loader = torch.utils.data.DataLoader(SampleDataset(x, y), batch_sampler=parts)
+    return model.fit(loader, verbose=0)
 
 
 def worker(scenario: str, out: Path) -> None:
@@ -155,11 +162,12 @@ def worker(scenario: str, out: Path) -> None:
         np.savez(out / f"stateful-{rank}.npz", *stateful.get_weights())
         (out / f"history-{rank}.json").write_text(json.dumps(history.history))
         dataset_model = sentiment_model(seed=rank)
-        dataset_history = fit_dataset(dataset_model)
+        dataset_history, read = fit_dataset(dataset_model)
         (out / f"dataset-history-{rank}.json").write_text(json.dumps(dataset_history.history))
+        (out / f"dataset-read-{rank}.json").write_text(json.dumps(read))
         np.savez(out / f"dataset-{rank}.npz", *dataset_model.get_weights())
         loader_model = sentiment_model(seed=rank)
-        fit_loader(loader_model, rank, WORLD_SIZE)
+        fit_loader(loader_model, rank)
         np.savez(out / f"loader-{rank}.npz", *loader_model.get_weights())
         x, y = sentiment_data(samples=40 + rank)  # a mistake: each process has other data
         try:
@@ -285,8 +293,13 @@ def test_two_processes_train_like_one(trained):
 def test_a_dataset_is_split_between_processes_like_arrays(trained):
     out, _ = trained
     single = sentiment_model(seed=0)
-    single_history = fit_dataset(single)
+    single_history, _ = fit_dataset(single)
     untrained = sentiment_model(seed=0).get_weights()
+    reads = [json.loads((out / f"dataset-read-{rank}.json").read_text()) for rank in range(2)]
+    # Each process read its part of every batch (2 epochs of 33 samples, the last batch one
+    # sample, for which process 0 reads a stand-in), never the whole batch.
+    assert len(reads[0]) == len(reads[1]) == 33 + 1
+    assert set(reads[0]) | set(reads[1]) == set(range(33))
     for rank in range(WORLD_SIZE):
         weights = load_weights(out / f"dataset-{rank}.npz")
         for got, expected, before in zip(weights, single.get_weights(), untrained):
@@ -298,7 +311,7 @@ def test_a_dataset_is_split_between_processes_like_arrays(trained):
 
 
 @launches
-def test_dataloaders_with_a_distributed_sampler_train_like_one_process(trained):
+def test_each_process_own_dataloader_trains_like_one_process_on_the_whole_batches(trained):
     out, _ = trained
     single = sentiment_model(seed=0)
     x, y = sentiment_data()
