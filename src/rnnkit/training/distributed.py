@@ -17,6 +17,13 @@ the same script on the same, whole data set; then, in every process:
   shuffled order comes from one seed, drawn on process 0 and shared, so it is the same
   everywhere. Nothing is dropped: a process whose part of a (last, small) batch would be empty
   repeats one sample with weight zero, so it still joins the gradient exchange.
+- Data given as a torch `Dataset` or a `PyDataset` is split the same way (each process reads
+  only its part of a Dataset's batch). A `DataLoader` or a generator instead gives each process
+  its own batches, as in plain PyTorch: give each process different data and the same number
+  of batches, e.g. `DataLoader(dataset, batch_size, sampler=DistributedSampler(dataset))`
+  (`batch_size` is then per process). The processes check at every step that all of them have
+  a batch, or none has, and raise a `ValueError` otherwise instead of waiting for each other;
+  each weighs its batch loss by its share of the samples of the step.
 - The model is wrapped in `DistributedDataParallel`, which copies process 0's weights to the
   others and averages the gradients. Each process weights its batch loss by its share of the
   batch, so one epoch gives the weights of a single-process run with the same data and
