@@ -11,26 +11,10 @@ import pytest
 
 import rnnkit as rk
 from rnnkit.cli import main
-from rnnkit.data import jena_climate
 from rnnkit.tasks import forecast
 
 TINY = ["--epochs", "1", "--units", "4", "--batch-size", "16", "--verbose", "0"]
 OUTPUTS = ("model.rnnkit", "history.csv", "curves.png", "predictions.png")
-
-
-def write_jena_csv(path, rows: int = 240):
-    """`rows` ten-minute rows in Jena's format: a daily temperature cycle plus noise."""
-    rng = np.random.default_rng(0)
-    header = '"Date Time",' + ",".join(f'"{name}"' for name in jena_climate.COLUMNS)
-    lines = [header]
-    for row in range(rows):
-        values = rng.normal(size=14) + 10.0
-        values[jena_climate.TEMPERATURE_COLUMN] = 5 * np.sin(row / 24) + rng.normal() * 0.1
-        day, minutes = divmod(row * 10, 24 * 60)
-        stamp = f"{day + 1:02d}.01.2009 {minutes // 60:02d}:{minutes % 60:02d}:00"
-        lines.append(stamp + "," + ",".join(f"{v:.2f}" for v in values))
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def maes(text: str) -> tuple[float, float]:
@@ -39,8 +23,8 @@ def maes(text: str) -> tuple[float, float]:
     return float(found.group(1)), float(found.group(3))
 
 
-def test_train_forecast_on_a_jena_csv_writes_every_output(tmp_path):
-    data = write_jena_csv(tmp_path / "jena.csv")
+def test_train_forecast_on_a_jena_csv_writes_every_output(tmp_path, jena_csv):
+    data = jena_csv(rows=240)
     out = tmp_path / "jena"
     stream = io.StringIO()
     argv = ["train", "forecast", "--data", str(data), "--layer", "gru", "--sequence-length", "8",
@@ -91,8 +75,8 @@ def test_the_levels_are_the_windows_targets_in_the_series_units(predict_change):
     assert abs(train_inputs.mean()) < 0.5  # normalised with the training split's statistics
 
 
-def test_options_the_series_cannot_hold_are_one_line_errors(tmp_path, capsys):
-    data = write_jena_csv(tmp_path / "short.csv", rows=40)
+def test_options_the_series_cannot_hold_are_one_line_errors(tmp_path, capsys, jena_csv):
+    data = jena_csv(rows=40)
     argv = ["train", "forecast", "--data", str(data), "--out", str(tmp_path), *TINY]
     assert main(argv) == 2
     assert "too few for windows of --sequence-length 120" in capsys.readouterr().err
