@@ -95,7 +95,27 @@ def _add_bench(commands: Any) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="chapter shape, plain and options, 3 repeats"
     )
+    parser.add_argument(
+        "--data-path", action="store_true", help="fit on lazy windows against arrays, only"
+    )
     parser.add_argument("--out", default="out", help="output folder (created if missing)")
+
+
+def _bench_data_path(options: argparse.Namespace, stream: Any) -> None:
+    """`rnnkit bench --data-path`: writes DIR/bench_data_path.json."""
+    import json
+    import os
+
+    from rnnkit import bench_data
+
+    result = bench_data.run(
+        repeats=options.repeats or 3, memory=not options.no_memory, stream=stream
+    )
+    os.makedirs(options.out, exist_ok=True)
+    path = os.path.join(options.out, "bench_data_path.json")
+    with open(path, "w") as file:
+        json.dump(result, file, indent=1)
+    print(f"wrote results: {path}", file=stream)
 
 
 def _bench(options: argparse.Namespace, stream: Any) -> None:
@@ -111,6 +131,9 @@ def _bench(options: argparse.Namespace, stream: Any) -> None:
 
     from rnnkit import bench
 
+    if options.data_path:
+        _bench_data_path(options, stream)
+        return
     cuda = options.device == "cuda"
     if cuda:
         from rnnkit import bench_cuda as device_bench
