@@ -296,3 +296,46 @@ def test_data_without_an_end_needs_steps():
         model.evaluate(iter([]), verbose=0)
     with pytest.raises(ValueError, match="steps for `x` must be a positive integer.*received 0"):
         model.fit(Endless(), steps_per_epoch=0, verbose=0)
+
+
+def test_timeseries_windows_train_like_the_same_windows_as_arrays():
+    rng = np.random.default_rng(2)
+    series = rng.normal(size=(60, 3)).astype("float32")
+    windows = rk.utils.timeseries_dataset_from_array(
+        series[:-7], series[7:, :1], sequence_length=5, sampling_rate=2, batch_size=BATCH
+    )
+    x = np.stack([series[start : start + 10 : 2] for start in range(60 - 7 - 8)])
+    y = series[7 : 7 + len(x), :1]
+    reference = gru_model()
+    reference.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
+    model = gru_model()
+    model.fit(windows, validation_data=windows, epochs=2, shuffle=False, verbose=0)
+    assert_same_weights(model, reference)
+    np.testing.assert_allclose(model.predict(windows, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_pydataset_with_workers_prepares_batches_ahead_in_order():
+    import threading
+
+    x, y = regression_data()
+
+    class Threaded(Batches):
+        def __init__(self):
+            super().__init__(x, y)
+            self.workers, self.max_queue_size = 3, 2
+            self.threads: set[str] = set()
+
+        def __getitem__(self, index):
+            self.threads.add(threading.current_thread().name)
+            return super().__getitem__(index)
+
+    reference, _ = fit_arrays()
+    data = Threaded()
+    model = gru_model()
+    model.fit(data, epochs=2, shuffle=False, verbose=0)
+    assert_same_weights(model, reference)
+    assert sorted(data.requested) == sorted([0, 1, 2, 3, 4] * 2)
+    assert data.threads and all(name.startswith("rnnkit-pydataset") for name in data.threads)
+    assert not any(t.name.startswith("rnnkit-pydataset") for t in threading.enumerate())
+    model.fit(data, epochs=1, steps_per_epoch=2, verbose=0)  # stops early: threads end too
+    assert not any(t.name.startswith("rnnkit-pydataset") for t in threading.enumerate())

@@ -8,8 +8,8 @@
   one sample: batched by `batch_size` (items stacked by torch's `default_collate`), reshuffled
   every epoch when `shuffle=True`;
 - a `PyDataset` (`rnnkit.utils.PyDataset`, Keras's `keras.utils.PyDataset`): whole batches by
-  index, in a new order every epoch when `shuffle=True`; its `on_epoch_begin`/`on_epoch_end` run
-  around every epoch;
+  index, in a new order every epoch when `shuffle=True`, prepared ahead by `workers` threads
+  when it has more than one; its `on_epoch_begin`/`on_epoch_end` run around every epoch;
 - a `torch.utils.data.DataLoader` (used as it is: it batches and shuffles), or any other
   iterable or generator of batches `x`, `(x, y)` or `(x, y, sample_weight)`.
 
@@ -29,9 +29,11 @@ where it happens and raised as a `ValueError` on every process.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import itertools
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,96 +43,13 @@ from rnnkit.data.py_dataset import PyDataset
 from rnnkit.training import distributed
 from rnnkit.training.array_data import (
     Data,
-    class_weight_to_sample_weight,
     is_several,
     num_samples,
     prepare_arrays,
     take,
     to_data,
 )
-
-
-class Batch(NamedTuple):
-    """One batch, this process's part of it: tensors on the CPU (or where the data lives).
-
-    `share` is this process's share of the global batch (1.0 in a single process; see
-    `distributed.Group.shard`); 0.0 marks a stand-in sample that only joins the exchange.
-    """
-
-    x: Data
-    y: Data | None
-    sample_weight: torch.Tensor | None
-    share: float = 1.0
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        return f"a {type(value).__name__} of shape {tuple(value.shape)}"
-    if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of {len(value)} items"
-    return f"a {type(value).__name__}"
-
-
-def _cast_floats(data: Data, dtype: torch.dtype) -> Data:
-    if isinstance(data, list):
-        return [_cast_floats(item, dtype) for item in data]
-    return data.to(dtype) if data.is_floating_point() and data.dtype != dtype else data
-
-
-class _Standardizer:
-    """Turns a raw batch from a dataset into a checked `Batch` (Keras's
-    `unpack_x_y_sample_weight` followed by its cardinality check)."""
-
-    def __init__(
-        self, source: str, dtype: torch.dtype, need_y: bool, class_weight: dict | None
-    ) -> None:
-        self.source = source
-        self.dtype = dtype
-        self.need_y = need_y
-        self.class_weight = class_weight
-
-    def __call__(self, raw: Any, index: int) -> Batch:
-        where = f"{self.source}, batch {index},"
-        if isinstance(raw, dict):
-            raise TypeError(
-                f"{where} is a dict; rnnkit's models take positional inputs: yield (x, y) or "
-                "(x, y, sample_weight) tuples."
-            )
-        parts = tuple(raw) if isinstance(raw, (tuple, list)) else (raw,)
-        if not 1 <= len(parts) <= 3:
-            raise ValueError(
-                f"{where} must be x, (x, y) or (x, y, sample_weight); received {_describe(raw)}."
-            )
-        x, y, sample_weight = (*parts, None, None)[:3]
-        if self.need_y and y is None:
-            raise ValueError(
-                f"{where} holds inputs only ({_describe(x)}); fit and evaluate need batches "
-                "(x, y) or (x, y, sample_weight)."
-            )
-        x = _cast_floats(to_data(x, "x", self.dtype), self.dtype)
-        size = num_samples(x, f"x of {self.source}")
-        sizes = {"x": size}
-        if y is not None:
-            y = _cast_floats(to_data(y, "y", self.dtype), self.dtype)
-            if isinstance(y, list):
-                raise ValueError(f"{where} holds several targets; fit supports one output.")
-            sizes["y"] = num_samples(y, "y")
-        if sample_weight is not None:
-            if self.class_weight is not None:
-                raise ValueError(
-                    f"`class_weight` cannot be combined with the sample weights that "
-                    f"{self.source} yields; received both."
-                )
-            sample_weight = _cast_floats(
-                to_data(sample_weight, "sample_weight", self.dtype), self.dtype
-            )
-            sizes["sample_weight"] = len(sample_weight) if sample_weight.dim() else 0
-        elif self.class_weight is not None and y is not None:
-            sample_weight = class_weight_to_sample_weight(y, self.class_weight)
-        if len(set(sizes.values())) > 1:
-            counts = ", ".join(f"{name} {count}" for name, count in sizes.items())
-            raise ValueError(f"{where} has different numbers of samples: {counts}.")
-        return Batch(x, y, sample_weight)
+from rnnkit.training.batches import Batch, Standardizer, describe
 
 
 class DataAdapter:
@@ -231,7 +150,7 @@ class DatasetAdapter(DataAdapter):
         batch_size: int,
         shuffled: Shuffled,
         group: distributed.Group,
-        standardize: _Standardizer,
+        standardize: Standardizer,
     ) -> None:
         self.dataset = dataset
         self.samples = len(dataset)  # type: ignore[arg-type]
@@ -263,7 +182,7 @@ class PyDatasetAdapter(DataAdapter):
         dataset: PyDataset,
         shuffled: Shuffled | None,
         group: distributed.Group,
-        standardize: _Standardizer,
+        standardize: Standardizer,
     ) -> None:
         self.dataset = dataset
         self.shuffled = shuffled
@@ -278,10 +197,35 @@ class PyDatasetAdapter(DataAdapter):
         else:
             order = None if self.shuffled is None else self.shuffled.order()
             numbers = range(self.num_batches) if order is None else order.tolist()
-        for number in numbers:
-            batch = self.standardize(self.dataset[number], number)
+        for number, raw in self._fetch(numbers):
+            batch = self.standardize(raw, number)
             part, share = self.group.shard(slice(0, num_samples(batch.x, "x")))
             yield Batch(*(take(a, part) for a in batch[:3]), share)
+
+    def _fetch(self, numbers: Iterable[int]) -> Iterator[tuple[int, Any]]:
+        """`(number, dataset[number])` in order; with `workers` > 1 (Keras's argument), up to
+        `max_queue_size` batches are prepared ahead by that many threads."""
+        workers = getattr(self.dataset, "workers", 1) or 1
+        if workers <= 1:
+            for number in numbers:
+                yield number, self.dataset[number]
+            return
+        ahead = max(getattr(self.dataset, "max_queue_size", 10) or 1, 1)
+        executor = concurrent.futures.ThreadPoolExecutor(workers, "rnnkit-pydataset")
+        pending: collections.deque = collections.deque()
+        numbers = iter(numbers)
+        try:
+            for number in itertools.islice(numbers, ahead):
+                pending.append((number, executor.submit(self.dataset.__getitem__, number)))
+            while pending:
+                number, future = pending.popleft()
+                following = next(numbers, None)
+                if following is not None:
+                    submitted = executor.submit(self.dataset.__getitem__, following)
+                    pending.append((following, submitted))
+                yield number, future.result()
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def length_for_check(self) -> int | None:
         return self.num_batches
@@ -298,7 +242,7 @@ class IterableAdapter(DataAdapter):
 
     per_process = True
 
-    def __init__(self, iterable: Iterable[Any], standardize: _Standardizer) -> None:
+    def __init__(self, iterable: Iterable[Any], standardize: Standardizer) -> None:
         self.iterable = iterable
         self.standardize = standardize
         self.one_shot = iter(iterable) is iterable
@@ -414,9 +358,9 @@ def adapt(
             raise ValueError(
                 f"`{name}` must be None when `{argument}` is {kind}: the dataset's batches hold "
                 f"the targets and sample weights, as (x, y) or (x, y, sample_weight); received "
-                f"{name} as {_describe(value)}."
+                f"{name} as {describe(value)}."
             )
-    standardize = _Standardizer(f"`{argument}` ({kind})", dtype, need_y, class_weight)
+    standardize = Standardizer(f"`{argument}` ({kind})", dtype, need_y, class_weight)
     if isinstance(x, PyDataset):
         count = x.num_batches
         shuffled = None if count is None else Shuffled(count, shuffle, generator)

@@ -18,7 +18,8 @@ from collections.abc import Iterator
 
 from rnnkit.training import distributed
 from rnnkit.training.array_data import num_samples
-from rnnkit.training.data_adapters import Batch, DataAdapter
+from rnnkit.training.batches import Batch
+from rnnkit.training.data_adapters import DataAdapter
 
 RAN_OUT_MESSAGE = (
     "Your input ran out of data; interrupting training. Make sure that your dataset or "

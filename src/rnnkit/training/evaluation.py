@@ -18,9 +18,10 @@ import torch
 from rnnkit.training import distributed
 from rnnkit.training import metrics as metrics_module
 from rnnkit.training.array_data import float_dtype, model_device
+from rnnkit.training.batches import Batch
 from rnnkit.training.callbacks import Callback, CallbackList
 from rnnkit.training.compile import Compiled, compiled_with_loss
-from rnnkit.training.data_adapters import Batch, adapt
+from rnnkit.training.data_adapters import adapt
 from rnnkit.training.epoch_iterator import EpochIterator
 from rnnkit.training.progress import ProgbarLogger
 from rnnkit.training.step import evaluate_step, reset_trackers, results
