@@ -32,7 +32,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -245,7 +245,7 @@ class IterableAdapter(DataAdapter):
     def __init__(self, iterable: Iterable[Any], standardize: Standardizer) -> None:
         self.iterable = iterable
         self.standardize = standardize
-        self.one_shot = iter(iterable) is iterable
+        self.one_shot = isinstance(iterable, Iterator)  # a generator: one pass only
         try:
             self.num_batches = len(iterable)  # type: ignore[arg-type]
         except TypeError:  # no __len__, or a DataLoader over an IterableDataset
@@ -275,23 +275,20 @@ def _kind(x: Any) -> str:
         return "an IterableDataset"
     if isinstance(x, torch.utils.data.Dataset):
         return "a Dataset"
-    if iter(x) is x:
-        return "a generator" if isinstance(x, type(_ for _ in ())) else "an iterator"
+    if isinstance(x, Generator):
+        return "a generator"
+    if isinstance(x, Iterator):
+        return "an iterator"
     return f"an iterable ({type(x).__name__})"
 
 
-def shuffles_itself(x: Any) -> bool:
-    """Whether `x` is data that `fit` does not shuffle (a DataLoader or an iterable of batches:
-    its order is its own)."""
-    return (
-        is_dataset(x)
-        and not isinstance(x, PyDataset)
-        and (
-            isinstance(x, torch.utils.data.DataLoader)
-            or not isinstance(x, torch.utils.data.Dataset)
-            or isinstance(x, torch.utils.data.IterableDataset)
-        )
+def shuffled_by_fit(x: Any) -> bool:
+    """Whether `fit(shuffle=True)` shuffles `x`: arrays, a map-style Dataset or a PyDataset (a
+    DataLoader or an iterable of batches keeps its own order)."""
+    map_style = isinstance(x, torch.utils.data.Dataset) and not isinstance(
+        x, torch.utils.data.IterableDataset
     )
+    return not is_dataset(x) or map_style or isinstance(x, PyDataset)
 
 
 def is_dataset(x: Any) -> bool:

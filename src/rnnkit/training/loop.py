@@ -61,7 +61,7 @@ from rnnkit.training.data_adapters import (
     Shuffled,
     adapt,
     is_dataset,
-    shuffles_itself,
+    shuffled_by_fit,
 )
 from rnnkit.training.epoch_iterator import EpochIterator
 from rnnkit.training.evaluation import (
@@ -195,7 +195,7 @@ def fit(
     group = distributed.setup()
     with group.failing_together():
         seed = 0
-        if shuffle and not shuffles_itself(x):
+        if shuffle and shuffled_by_fit(x):
             seed = group.broadcast(int(torch.randint(0, 2**62, (1,)).item()))
         generator = torch.Generator().manual_seed(seed)
         if train is not None:
