@@ -82,5 +82,7 @@ def test_options_the_series_cannot_hold_are_one_line_errors(tmp_path, capsys, je
     assert "too few for windows of --sequence-length 120" in capsys.readouterr().err
     assert main([*argv, "--sequence-length", "4", "--delay", "2"]) == 2
     assert "--delay 2 must reach past the window's last step" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["train", "forecast", "--recurrent-dropout", "1.5"])
+    assert main(["train", "forecast", "--recurrent-dropout", "1.5"]) == 2
+    assert (
+        "--recurrent-dropout: expected a number in [0, 1), received 1.5" in capsys.readouterr().err
+    )
