@@ -339,3 +339,17 @@ def test_a_pydataset_with_workers_prepares_batches_ahead_in_order():
     assert not any(t.name.startswith("rnnkit-pydataset") for t in threading.enumerate())
     model.fit(data, epochs=1, steps_per_epoch=2, verbose=0)  # stops early: threads end too
     assert not any(t.name.startswith("rnnkit-pydataset") for t in threading.enumerate())
+
+
+def test_evaluate_and_predict_take_steps_from_data_without_an_end():
+    x, y = regression_data(samples=32)
+    model = gru_model()
+    endless = itertools.cycle(batch_list(x, y))
+    logs = model.evaluate(endless, steps=2, return_dict=True, verbose=0)
+    reference = model.evaluate(x[:16], y[:16], batch_size=BATCH, return_dict=True, verbose=0)
+    assert logs == pytest.approx(reference)
+    predictions = model.predict(endless, steps=3, verbose=0)  # continues the same generator
+    following = np.concatenate([x[16:], x[:8]])  # batches 2, 3 and then 0 again
+    np.testing.assert_allclose(predictions, model.predict(following, verbose=0), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"`y` must be None when `x` is a generator"):
+        model.evaluate((b for b in batch_list(x, y)), y, verbose=0)
