@@ -294,6 +294,8 @@ def test_data_without_an_end_needs_steps():
     assert history.epoch == [0, 1]
     with pytest.raises(ValueError, match="`x` yielded no batches"):
         model.evaluate(iter([]), verbose=0)
+    with pytest.raises(ValueError, match="`x` yielded no batches: fit has nothing to train on"):
+        model.fit(iter([]), verbose=0)
     with pytest.raises(ValueError, match="steps for `x` must be a positive integer.*received 0"):
         model.fit(Endless(), steps_per_epoch=0, verbose=0)
 

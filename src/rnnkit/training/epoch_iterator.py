@@ -71,6 +71,7 @@ class EpochIterator:
         self.exhausted = False
         self._pass: Iterator[Batch] | None = None
         self._seen = 0  # batches taken from the current pass
+        self._yielded_any = False
 
     @property
     def num_batches(self) -> int | None:
@@ -106,6 +107,7 @@ class EpochIterator:
                     self._ran_out(step)
                     break
                 self._seen += 1
+                self._yielded_any = True
                 yield step, batch
                 step += 1
             known = self.adapter.num_batches
@@ -116,6 +118,8 @@ class EpochIterator:
 
     def _ran_out(self, step: int) -> None:
         self._pass = None
+        if self.training and not self._yielded_any:
+            raise ValueError(f"`{self.argument}` yielded no batches: fit has nothing to train on.")
         if not self.training:
             if step == 0:
                 self.exhausted = True
@@ -125,7 +129,9 @@ class EpochIterator:
             warnings.warn(RAN_OUT_MESSAGE, stacklevel=4)
         elif step == 0:
             self.exhausted = True
-            warnings.warn(f"`{self.argument}` yielded no batches. {RAN_OUT_MESSAGE}", stacklevel=4)
+            warnings.warn(
+                f"`{self.argument}` yielded no more batches. {RAN_OUT_MESSAGE}", stacklevel=4
+            )
         elif self.steps is not None:
             length = self.adapter.num_batches
             pass_size = "" if length is None else f" (a pass over the data is {length} batches)"
