@@ -101,7 +101,8 @@ def test_bench_run_adds_the_workflow_rows_and_the_cpu(tiny, monkeypatch):
                         stream=stream, workflows=["small_call"])  # fmt: skip
     names = [row["workload"] for row in results["results"]]
     assert names == ["lstm/tiny/plain", *(f"small_call/lstm_3x4/batch1_t{t}" for t in (1, 3))]
-    assert results["cpu"]["model"] and results["cpu"]["model"] != "unknown"
+    assert results["cpu"]["model"]  # "unknown" where neither /proc/cpuinfo nor platform says
+    assert results["cpu"]["capability"] == torch.backends.cpu.get_cpu_capability()
     assert stream.getvalue().startswith(f"CPU: {results['cpu']['model']}")
 
 
