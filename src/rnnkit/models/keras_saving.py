@@ -9,7 +9,7 @@ come from `rnnkit.io.keras_save`; the compile arguments and optimizer variables 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rnnkit.io import keras_save, keras_weights
 from rnnkit.io.keras_save import (
@@ -21,9 +21,11 @@ from rnnkit.io.keras_save import (
     with_build_config,
 )
 from rnnkit.layers.symbolic import SymbolicTensor
-from rnnkit.models.model import Model
-from rnnkit.models.sequential import Sequential
 from rnnkit.training import keras_compile
+
+if TYPE_CHECKING:  # `Model.save` imports this module: importing the models back would circle
+    from rnnkit.models.model import Model
+    from rnnkit.models.sequential import Sequential
 
 
 def sequential_config(model: Sequential) -> dict[str, Any]:
@@ -112,9 +114,11 @@ def functional_config(model: Model) -> dict[str, Any]:
 
 def model_config(model: Model) -> dict[str, Any]:
     """Keras's `config.json` content for `model` (with `compile_config` when compiled)."""
-    if isinstance(model, Sequential):
+    # Told apart by what each kind holds (a Sequential its `stack` of layers, a functional model
+    # its graph), so that this module needs no model class.
+    if hasattr(model, "stack") and hasattr(model, "input_tensor"):
         config = sequential_config(model)
-    elif type(model) is Model and hasattr(model, "_graph_outputs"):
+    elif hasattr(model, "_graph_outputs") and hasattr(model, "_nodes"):
         config = functional_config(model)
     else:
         raise refuse(
