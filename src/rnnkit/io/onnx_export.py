@@ -35,7 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnkit import activations
+from rnnkit.activations import ActivationCode
 from rnnkit.io.torch_modules import check_cell, kind, torch_module_for
+from rnnkit.kernels.spec import CellKind
 from rnnkit.layers import (
     RNN,
     Bidirectional,
@@ -46,7 +48,6 @@ from rnnkit.layers import (
     Masking,
     TimeDistributed,
 )
-from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 from rnnkit.layers.symbolic import replace
 from rnnkit.models.model import Model
 from rnnkit.models.sequential import Sequential
@@ -57,16 +58,16 @@ class _HardSigmoid(nn.Module):
         return F.relu6(x + 3.0) / 6.0
 
 
-# rnnkit activation -> a module TorchScript can compile (the loop's activations).
+# Activation code -> a module TorchScript can compile (the loop's activations).
 _ACTIVATION_MODULES = {
-    activations.tanh: nn.Tanh,
-    activations.sigmoid: nn.Sigmoid,
-    activations.hard_sigmoid: _HardSigmoid,
-    activations.relu: nn.ReLU,
-    activations.relu6: nn.ReLU6,
-    activations.linear: nn.Identity,
-    activations.softsign: nn.Softsign,
-    activations.silu: nn.SiLU,
+    ActivationCode.TANH: nn.Tanh,
+    ActivationCode.SIGMOID: nn.Sigmoid,
+    ActivationCode.HARD_SIGMOID: _HardSigmoid,
+    ActivationCode.RELU: nn.ReLU,
+    ActivationCode.RELU6: nn.ReLU6,
+    ActivationCode.LINEAR: nn.Identity,
+    ActivationCode.SOFTSIGN: nn.Softsign,
+    ActivationCode.SILU: nn.SiLU,
 }
 
 
@@ -99,9 +100,9 @@ def _quiet_torchscript() -> Iterator[None]:
 
 
 def _activation_module(function: Any, owner: str) -> nn.Module:
-    module = _ACTIVATION_MODULES.get(function)
+    module = _ACTIVATION_MODULES.get(activations.code_of(function))
     if module is None:
-        names = sorted(activations.serialize(f) for f in _ACTIVATION_MODULES)
+        names = sorted(code.name.lower() for code in _ACTIVATION_MODULES)
         raise ValueError(
             f"{owner}: activation {function!r} cannot be exported; supported: {names}."
         )
@@ -123,22 +124,21 @@ class _Loop(nn.Module):
 
     def __init__(self, layer: RNN, state_count: int) -> None:
         super().__init__()
-        cell = layer.cell
+        spec = layer.cell_spec()
         owner = f"export_onnx: layer '{layer.name}'"
-        width = cell.kernel.shape[1]
-        bias = cell.bias.detach() if cell.use_bias else cell.kernel.new_zeros(width)
-        reset_after = isinstance(cell, GRUCell) and cell.reset_after
-        self.kernel = _constant(cell.kernel)
-        self.recurrent_kernel = _constant(cell.recurrent_kernel)
-        self.input_bias = _constant(bias[0] if reset_after and cell.use_bias else bias)
-        recurrent_bias = bias[1] if reset_after and cell.use_bias else bias.new_zeros(width)
-        self.recurrent_bias = _constant(recurrent_bias)
-        self.activation = _activation_module(cell.activation, owner)
-        recurrent = getattr(cell, "recurrent_activation", activations.sigmoid)
+        zeros = spec.kernel.new_zeros(spec.kernel.shape[1])
+        self.kernel = _constant(spec.kernel)
+        self.recurrent_kernel = _constant(spec.recurrent_kernel)
+        self.input_bias = _constant(spec.input_bias if spec.input_bias is not None else zeros)
+        self.recurrent_bias = _constant(
+            spec.recurrent_bias if spec.recurrent_bias is not None else zeros
+        )
+        self.activation = _activation_module(spec.activation, owner)
+        recurrent = spec.recurrent_activation or activations.sigmoid
         self.recurrent_activation = _activation_module(recurrent, owner)
-        self.units = cell.units
+        self.units = spec.units
         self.state_count = state_count
-        self.reset_after = reset_after
+        self.reset_after = spec.kind == CellKind.GRU_RESET_AFTER
         self.go_backwards = layer.go_backwards
         self.zero_output_for_mask = layer.zero_output_for_mask
 
@@ -219,19 +219,25 @@ class _GRULoop(_Loop):
         return h, [h]
 
 
-_LOOPS = {SimpleRNNCell: (_SimpleRNNLoop, 1), LSTMCell: (_LSTMLoop, 2), GRUCell: (_GRULoop, 1)}
+_LOOPS = {
+    CellKind.SIMPLE_RNN: (_SimpleRNNLoop, 1),
+    CellKind.LSTM: (_LSTMLoop, 2),
+    CellKind.GRU_RESET_AFTER: (_GRULoop, 1),
+    CellKind.GRU_RESET_BEFORE: (_GRULoop, 1),
+}
 
 
 def _scripted_loop(layer: RNN) -> torch.jit.ScriptModule:
     owner = f"export_onnx: layer '{layer.name}'"
-    if type(layer.cell) not in _LOOPS:
+    cell_kind = layer.cell_spec().kind
+    if cell_kind is None:
         raise ValueError(
             f"{owner}: cell {type(layer.cell).__name__} cannot be exported; supported: "
             "SimpleRNN, LSTM and GRU cells."
         )
     if layer.stateful:
         raise ValueError(f"{owner}: stateful=True cannot be exported (ONNX keeps no state).")
-    loop_class, state_count = _LOOPS[type(layer.cell)]
+    loop_class, state_count = _LOOPS[cell_kind]
     with _quiet_torchscript():
         return torch.jit.script(loop_class(layer, state_count))
 
@@ -259,7 +265,7 @@ class _Recurrent(nn.Module):
         """The torch.nn module for `directions`, or None where torch.nn cannot express them."""
         try:
             for direction in directions:
-                check_cell(direction.cell, direction.name)
+                check_cell(direction.cell_spec(), direction.name)
         except ValueError:
             return None
         if len(directions) == 2 and (

@@ -1,6 +1,7 @@
-"""Kernels: ways to run a known cell over a whole sequence (see `select`)."""
+"""Kernels: ways to run a known cell over a whole sequence, from a `Recurrence` (see `select`)."""
 
 from rnnkit.kernels.loop import run_loop
 from rnnkit.kernels.select import select
+from rnnkit.kernels.spec import CellKind, CellSpec, DropoutMasks, Recurrence
 
-__all__ = ["run_loop", "select"]
+__all__ = ["CellKind", "CellSpec", "DropoutMasks", "Recurrence", "run_loop", "select"]

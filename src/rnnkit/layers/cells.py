@@ -22,24 +22,16 @@ shape `(batch, size)`. Masks hold 0 or 1/(1-rate).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from torch import nn
 
 from rnnkit import activations, constraints, initializers, regularizers
+from rnnkit.kernels.dropout import gate_mask, masked_matmul
+from rnnkit.kernels.spec import GATE_NAMES, CellKind, CellSpec, DropoutMasks
 from rnnkit.layers import serialization
 from rnnkit.layers.base import Layer
-
-
-class DropoutMasks(NamedTuple):
-    """The dropout masks of one call: `inputs` multiplies x_t, `recurrent` multiplies h_{t-1}.
-
-    Each is None (no dropout), `(batch, size)` shared by all gates, or `(batch, gates, size)`.
-    """
-
-    inputs: torch.Tensor | None
-    recurrent: torch.Tensor | None
 
 
 def check_positive_int(owner: str, argument: str, value: Any) -> int:
@@ -58,38 +50,6 @@ def check_rate(owner: str, argument: str, value: Any) -> float:
             f"{owner}: argument `{argument}` must be a float in [0, 1), received {value!r}."
         )
     return float(value)
-
-
-def masked_matmul(x: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """`x @ weight` with a dropout `mask` on `x`, shared or one per gate.
-
-    Args:
-        x: `(..., size)`; `(batch, size)` or `(batch, timesteps, size)`.
-        weight: `(size, gates*units)`.
-        mask: None, `(batch, size)` shared by all gates, or `(batch, gates, size)` where gate g's
-            columns of the product use `x * mask[:, g]`.
-
-    Returns:
-        `(..., gates*units)`.
-    """
-    if mask is None:
-        return x @ weight
-    if x.dim() == 3:  # (batch, timesteps, size): the same mask at every timestep
-        mask = mask.unsqueeze(1)
-    if mask.dim() == x.dim():
-        return (x * mask) @ weight
-    gates = mask.shape[-2]
-    size, width = weight.shape
-    per_gate = x.unsqueeze(-2) * mask  # (..., gates, size)
-    out = torch.einsum("...gs,sgu->...gu", per_gate, weight.reshape(size, gates, width // gates))
-    return out.flatten(-2)  # (..., gates*units)
-
-
-def gate_mask(mask: torch.Tensor | None, gates: slice) -> torch.Tensor | None:
-    """The part of a dropout mask that serves `gates` (a shared mask serves every gate)."""
-    if mask is None or mask.dim() == 2:
-        return mask
-    return mask[:, gates]
 
 
 class DropoutRNNCell(Layer):
@@ -229,9 +189,42 @@ class DropoutRNNCell(Layer):
         return DropoutMasks(inputs, recurrent)
 
     # ------------------------------------------------------------------------------ step
+    def kind(self) -> CellKind | None:
+        """Which recurrence the kernels implement for this cell, or None (a subclass may change
+        the step, so only the built-in classes themselves name one)."""
+        return None
+
     def input_bias(self) -> torch.Tensor | None:
         """The bias added to the input projection."""
         return self.bias
+
+    def recurrent_bias(self) -> torch.Tensor | None:
+        """The bias added to the recurrent product (GRU with `reset_after=True` only)."""
+        return None
+
+    def spec(self) -> CellSpec:
+        """This built cell as the kernels see it; made on every call (the weights may have
+        been replaced or moved since the last one)."""
+        kernel = self.kernel
+        activation = self.activation
+        recurrent_activation = getattr(self, "recurrent_activation", None)
+        return CellSpec(
+            self,
+            self.kind(),
+            kernel,
+            self.recurrent_kernel,
+            self.input_bias(),
+            self.recurrent_bias(),
+            activation,
+            recurrent_activation,
+            activations.code_of(activation),
+            activations.code_of(recurrent_activation or activations.linear),
+            self.units,
+            self.dropout,
+            self.recurrent_dropout,
+            kernel.dtype,
+            kernel.device,
+        )
 
     def project_inputs(
         self, inputs: torch.Tensor, dropout_mask: torch.Tensor | None = None
@@ -314,7 +307,10 @@ class SimpleRNNCell(DropoutRNNCell):
         torch.Size([2, 4])
     """
 
-    gate_names = ("h",)
+    gate_names = GATE_NAMES[CellKind.SIMPLE_RNN]
+
+    def kind(self) -> CellKind | None:
+        return CellKind.SIMPLE_RNN if type(self) is SimpleRNNCell else None
 
     def step(self, projected, states, recurrent_dropout_mask=None):
         h = self.activation(
@@ -342,7 +338,7 @@ class LSTMCell(DropoutRNNCell):
         >>> out, (h, c) = cell(torch.ones(2, 3), cell.get_initial_state(2))
     """
 
-    gate_names = ("i", "f", "c", "o")
+    gate_names = GATE_NAMES[CellKind.LSTM]
 
     def __init__(
         self,
@@ -359,6 +355,9 @@ class LSTMCell(DropoutRNNCell):
     @property
     def state_size(self) -> list[int]:
         return [self.units, self.units]
+
+    def kind(self) -> CellKind | None:
+        return CellKind.LSTM if type(self) is LSTMCell else None
 
     def bias_values_initializer(self) -> Any:
         if not self.unit_forget_bias:
@@ -426,7 +425,7 @@ class GRUCell(DropoutRNNCell):
         Other arguments as `SimpleRNNCell`.
     """
 
-    gate_names = ("z", "r", "h")
+    gate_names = GATE_NAMES[CellKind.GRU_RESET_AFTER]
 
     def __init__(
         self,
@@ -443,10 +442,21 @@ class GRUCell(DropoutRNNCell):
     def bias_shape(self) -> tuple[int, ...]:
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
+    def kind(self) -> CellKind | None:
+        if type(self) is not GRUCell:
+            return None
+        return CellKind.GRU_RESET_AFTER if self.reset_after else CellKind.GRU_RESET_BEFORE
+
+    # GRU's (2, 3*units) bias is split here only: row 0 the input bias, row 1 the recurrent one.
     def input_bias(self) -> torch.Tensor | None:
         if self.bias is None or not self.reset_after:
             return self.bias
         return self.bias[0]
+
+    def recurrent_bias(self) -> torch.Tensor | None:
+        if self.bias is None or not self.reset_after:
+            return None
+        return self.bias[1]
 
     def step(self, projected, states, recurrent_dropout_mask=None):
         h_prev = states[0]
@@ -455,7 +465,7 @@ class GRUCell(DropoutRNNCell):
         if self.reset_after:
             inner = masked_matmul(h_prev, self.recurrent_kernel, recurrent_dropout_mask)
             if self.bias is not None:
-                inner = inner + self.bias[1]
+                inner = inner + self.recurrent_bias()
             inner_z, inner_r, inner_h = inner.chunk(3, dim=-1)
             z = self.recurrent_activation(x_z + inner_z)
             r = self.recurrent_activation(x_r + inner_r)

@@ -3,7 +3,8 @@
 A recurrent layer runs a cell over time. One call:
 
     validate input → build once → initial states (given, carried if stateful, or zeros)
-    → dropout masks (training only) → `kernels.select` → kernel runs the sequence
+    → dropout masks (training only) → the cell's spec and the call's flags as a `Recurrence`
+    → `kernels.select` → the kernel runs the sequence
     → shape the result (`return_sequences`, `return_state`) → carry states if stateful
 
 Inputs are batch-first `(batch, timesteps, features)`. The call takes `mask (batch, timesteps)`
@@ -20,6 +21,7 @@ import torch
 from torch import nn
 
 from rnnkit.kernels.select import check_use_fused, select
+from rnnkit.kernels.spec import CellSpec, Recurrence
 from rnnkit.layers import serialization
 from rnnkit.layers.base import Layer
 from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
@@ -230,24 +232,27 @@ class RNN(Layer):
         dropout_masks = None
         if self.is_training(training) and hasattr(self.cell, "make_dropout_masks"):
             dropout_masks = self.cell.make_dropout_masks(batch)
-        kernel = select(
-            self.cell, inputs, use_fused=self.use_fused, mask=mask, dropout_masks=dropout_masks
-        )
-        outputs, last_output, states = kernel(
-            self.cell,
-            inputs,
-            states,
+        recurrence = Recurrence(
+            self.cell_spec(),
             mask=mask,
             go_backwards=self.go_backwards,
             zero_output_for_mask=self.zero_output_for_mask,
-            dropout_masks=dropout_masks,
             return_sequences=self.return_sequences,
             unroll=self.unroll,
+            dropout_masks=dropout_masks,
         )
+        kernel = select(recurrence, inputs, use_fused=self.use_fused)
+        outputs, last_output, states = kernel(recurrence, inputs, states)
         if self.stateful:
             self._states = [state.detach() for state in states]
         output = outputs if self.return_sequences else last_output
         return (output, *states) if self.return_state else output
+
+    def cell_spec(self) -> CellSpec:
+        """The built cell as the kernels and exporters see it: its own description, or only
+        itself (a cell that has no `spec`, such as a user's, runs in the loop)."""
+        describe = getattr(self.cell, "spec", None)
+        return describe() if describe is not None else CellSpec(self.cell)
 
     def to_torch(self) -> nn.Module:
         """The batch-first torch.nn.RNN/LSTM/GRU with this layer's weights (where the
