@@ -23,7 +23,7 @@ from torch import nn
 from rnnkit import activations
 from rnnkit.kernels.spec import CellSpec
 from rnnkit.kernels.torch_ops import cell_blocker, keras_rows, torch_rows
-from rnnkit.layers import GRU, LSTM, RNN, Bidirectional, Dropout, SimpleRNN
+from rnnkit.layers import GRU, LSTM, RNN, Bidirectional, Dropout, SimpleRNN, converters
 from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 from rnnkit.models.sequential import Sequential
 
@@ -282,3 +282,6 @@ def to_torch(layer: Any) -> nn.RNNBase:
     """
     stack, dropout = _stack(layer)
     return torch_module_for(stack, dropout)
+
+
+converters.register("torch", to_torch)

@@ -69,7 +69,7 @@ from pathlib import Path
 import torch
 
 from rnnkit.activations import ActivationCode
-from rnnkit.data.download import cache_root
+from rnnkit.cache import cache_root
 from rnnkit.kernels.spec import CellKind
 
 _SOURCE = Path(__file__).with_name("cpu.cpp")

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from rnnkit.layers import serialization
+from rnnkit.layers import converters, serialization
 from rnnkit.layers.base import Layer
 from rnnkit.layers.rnn import RNN
 
@@ -180,9 +180,7 @@ class Bidirectional(Layer):
 
     def to_torch(self) -> torch.nn.Module:
         """The bidirectional batch-first torch.nn module with these weights (concat only)."""
-        from rnnkit.io import torch_modules
-
-        return torch_modules.to_torch(self)
+        return converters.convert(self, "torch")
 
     def reset_state(self) -> None:
         """Zeroes the carried states of both directions (stateful layers)."""

@@ -22,7 +22,7 @@ from torch import nn
 
 from rnnkit.kernels.select import check_use_fused, select
 from rnnkit.kernels.spec import CellSpec, Recurrence
-from rnnkit.layers import serialization
+from rnnkit.layers import converters, serialization
 from rnnkit.layers.base import Layer
 from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 
@@ -257,9 +257,7 @@ class RNN(Layer):
     def to_torch(self) -> nn.Module:
         """The batch-first torch.nn.RNN/LSTM/GRU with this layer's weights (where the
         configuration exists in torch.nn; otherwise a ValueError names the option)."""
-        from rnnkit.io import torch_modules
-
-        return torch_modules.to_torch(self)
+        return converters.convert(self, "torch")
 
     def reset_state(self) -> None:
         """Zeroes the carried states of a stateful layer (keeping their batch size)."""
