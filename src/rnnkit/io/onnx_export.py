@@ -28,7 +28,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -47,10 +47,13 @@ from rnnkit.layers import (
     Flatten,
     Masking,
     TimeDistributed,
+    graph,
+    serialization,
 )
-from rnnkit.layers.symbolic import replace
-from rnnkit.models.model import Model
-from rnnkit.models.sequential import Sequential
+from rnnkit.layers.symbolic import Node
+
+if TYPE_CHECKING:
+    from rnnkit.models.model import Model
 
 
 class _HardSigmoid(nn.Module):
@@ -348,11 +351,11 @@ class _ExportGraph(nn.Module):
 
     def run(self, layer: nn.Module, inputs: Any, mask: Any) -> tuple[Any, Any]:
         """`(outputs, output mask)` of `layer` on `inputs` with input `mask`."""
-        if isinstance(layer, Sequential):
+        if isinstance(layer, serialization.model_class("Sequential")):
             for item in layer.layers:
                 inputs, mask = self.run(item, inputs, mask)
             return inputs, mask
-        if isinstance(layer, Model):
+        if isinstance(layer, serialization.model_class("Model")):
             return self._run_functional(layer, inputs), None
         if id(layer) in self._keys:
             outputs = self.recurrent[self._keys[id(layer)]](inputs, mask)
@@ -381,26 +384,19 @@ class _ExportGraph(nn.Module):
 
     def _run_functional(self, model: Model, inputs: Any) -> Any:
         values = inputs if isinstance(inputs, (list, tuple)) else [inputs]
-        known = {id(tensor): value for tensor, value in zip(model._graph_inputs, values)}
-        masks: dict[int, Any] = {}
-        for node in model._nodes:
-            extra = {key for key in node.kwargs if key != "training"}
-            if len(node.args) != 1 or extra:
+
+        def call(node: Node, args: tuple, kwargs: dict, mask: Any) -> tuple[Any, Any]:
+            extra = {key for key in kwargs if key != "training"}
+            if len(args) != 1 or extra:
                 raise ValueError(
                     f"export_onnx: the call of layer '{node.layer.name}' passes extra "
                     f"arguments {sorted(extra)}; only plain layer calls can be exported."
                 )
-            source = node.args[0]
-            outputs, output_mask = self.run(
-                node.layer, replace(source, known), masks.get(id(source))
-            )
-            outputs = list(outputs) if len(node.outputs) > 1 else [outputs]
-            output_masks = output_mask if isinstance(output_mask, list) else [output_mask]
-            output_masks = output_masks + [None] * (len(outputs) - len(output_masks))
-            for tensor, value, mask in zip(node.outputs, outputs, output_masks):
-                known[id(tensor)] = value
-                masks[id(tensor)] = mask
-        results = [known[id(tensor)] for tensor in model._graph_outputs]
+            return self.run(node.layer, args[0], mask)
+
+        results = graph.replay(
+            model._graph_inputs, model._nodes, model._graph_outputs, values, call
+        )
         return results[0] if model._single_output else results
 
 

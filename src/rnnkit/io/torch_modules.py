@@ -23,9 +23,17 @@ from torch import nn
 from rnnkit import activations
 from rnnkit.kernels.spec import CellSpec
 from rnnkit.kernels.torch_ops import cell_blocker, keras_rows, torch_rows
-from rnnkit.layers import GRU, LSTM, RNN, Bidirectional, Dropout, SimpleRNN, converters
+from rnnkit.layers import (
+    GRU,
+    LSTM,
+    RNN,
+    Bidirectional,
+    Dropout,
+    SimpleRNN,
+    converters,
+    serialization,
+)
 from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
-from rnnkit.models.sequential import Sequential
 
 # Each torch class and its rnnkit layer; each rnnkit cell and its torch class.
 _TORCH_TO_RNNKIT = {nn.RNN: SimpleRNN, nn.LSTM: LSTM, nn.GRU: GRU}
@@ -118,7 +126,7 @@ def from_torch(module: nn.RNNBase, *, return_sequences: bool = True) -> Any:
         stack.append(layer)
     if len(stack) == 1:
         return stack[0]
-    model = Sequential(stack)
+    model = serialization.model_class("Sequential")(stack)
     model.build((None, None, module.input_size))
     return model
 
@@ -188,7 +196,7 @@ def kind(layer: RNN) -> tuple:
 def _stack(layer: Any) -> tuple[list[list[RNN]], float]:
     """The torch layers (each a list of directions) of `layer`, and the dropout between them."""
     owner = "to_torch"
-    if not isinstance(layer, Sequential):
+    if not isinstance(layer, serialization.model_class("Sequential")):
         return [_directions(layer, owner)], 0.0
     items = layer.layers
     has_dropout = any(isinstance(item, Dropout) for item in items)
