@@ -25,8 +25,9 @@ from recurrences import recurrence_of, run_on_cell
 from sequence_masks import left_padded_mask, right_padded_mask
 
 from rnnkit import reference
+from rnnkit.kernels import DropoutMasks
 from rnnkit.kernels.loop import run_loop
-from rnnkit.layers.cells import DropoutMasks, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.layers import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 
 pytest.importorskip("triton", reason="Triton is not installed: the GPU kernels cannot be tested")
 

@@ -14,11 +14,10 @@ from recurrences import recurrence_of, run_on_cell
 from sequence_masks import right_padded_mask
 
 from rnnkit import reference
-from rnnkit.kernels import torch_ops
+from rnnkit.kernels import DropoutMasks, torch_ops
 from rnnkit.kernels.loop import run_loop
 from rnnkit.kernels.select import select
 from rnnkit.layers import GRU, LSTM, SimpleRNN
-from rnnkit.layers.cells import DropoutMasks
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 4, 6, 3, 5
 

@@ -10,8 +10,8 @@ import torch
 from sequence_masks import left_padded_mask, right_padded_mask
 
 from rnnkit import initializers, reference, regularizers
+from rnnkit.kernels import DropoutMasks
 from rnnkit.layers import GRU, LSTM, RNN, SimpleRNN, SimpleRNNCell
-from rnnkit.layers.cells import DropoutMasks
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 4, 6, 3, 5
 

@@ -29,11 +29,13 @@ from rnnkit.layers import (
     RNN,
     Bidirectional,
     Dropout,
+    GRUCell,
+    LSTMCell,
     SimpleRNN,
+    SimpleRNNCell,
     converters,
     serialization,
 )
-from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 
 # Each torch class and its rnnkit layer; each rnnkit cell and its torch class.
 _TORCH_TO_RNNKIT = {nn.RNN: SimpleRNN, nn.LSTM: LSTM, nn.GRU: GRU}
