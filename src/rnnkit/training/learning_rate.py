@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from rnnkit.training import optimizers
 from rnnkit.training.callback import Callback, Logs, print_on_primary
 from rnnkit.training.monitor import MonitorCallback
+from rnnkit.training.optimizer import get_learning_rate, set_learning_rate
 
 
 def model_optimizer(model: Any) -> torch.optim.Optimizer:
@@ -49,14 +49,14 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         optimizer = model_optimizer(self.model)
-        current = optimizers.get_learning_rate(optimizer)
+        current = get_learning_rate(optimizer)
         rate = self.schedule(epoch, current) if self._takes_rate() else self.schedule(epoch)
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
             raise ValueError(
                 f"The `schedule` function must return a number; it returned {rate!r} for epoch "
                 f"{epoch}."
             )
-        optimizers.set_learning_rate(optimizer, float(rate))
+        set_learning_rate(optimizer, float(rate))
         if self.verbose > 0:
             print_on_primary(
                 f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to {rate}."
@@ -64,7 +64,7 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if logs is not None:
-            logs["learning_rate"] = optimizers.get_learning_rate(model_optimizer(self.model))
+            logs["learning_rate"] = get_learning_rate(model_optimizer(self.model))
 
 
 class ReduceLROnPlateau(MonitorCallback):
@@ -110,7 +110,7 @@ class ReduceLROnPlateau(MonitorCallback):
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         optimizer = model_optimizer(self.model)
         if logs is not None:
-            logs["learning_rate"] = optimizers.get_learning_rate(optimizer)
+            logs["learning_rate"] = get_learning_rate(optimizer)
         current = self._monitored(logs)
         if current is None:
             return
@@ -124,10 +124,10 @@ class ReduceLROnPlateau(MonitorCallback):
         if self.cooldown_counter > 0:
             return
         self.wait += 1
-        old_rate = optimizers.get_learning_rate(optimizer)
+        old_rate = get_learning_rate(optimizer)
         if self.wait >= self.patience and old_rate > self.min_lr:
             new_rate = max(old_rate * self.factor, self.min_lr)
-            optimizers.set_learning_rate(optimizer, new_rate)
+            set_learning_rate(optimizer, new_rate)
             if self.verbose > 0:
                 print_on_primary(
                     f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_rate}."
