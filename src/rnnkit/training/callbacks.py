@@ -12,8 +12,8 @@ running means over the epoch so far. A callback stops training by setting
 The protocol lives in `callback.py`; the ready-made callbacks by family: `stopping.py`
 (`EarlyStopping`, `TerminateOnNaN`), `learning_rate.py` (`LearningRateScheduler`,
 `ReduceLROnPlateau`), `file_callbacks.py` (`ModelCheckpoint`, `CSVLogger`), with
-`LambdaCallback` beside the protocol; `History` and the progress bar live in `history.py` and
-`progress.py`. This module gathers the public names.
+`LambdaCallback` beside the protocol; `History`, the progress bar and `TensorBoard` live in
+`history.py`, `progress.py` and `tensorboard.py`. This module gathers the public names.
 
 Example:
     >>> stop = EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
