@@ -120,17 +120,15 @@ __attribute__((always_inline)) inline void add_products(
     const T* B, int64_t ldb, int64_t depth) {
   using V = typename Vector<T>::type;
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
-  // Unrolled: the loop's own instructions then take fewer of the core's issue slots; training
-  // steps took 0.92-0.97x the time (LSTM long and large, GRU long and chapter, SimpleRNN
-  // chapter), inference 0.91-0.96x (unrolled by 4, training 0.95-1.01x).
+  // Unrolled: the loop's own instructions then take fewer of the core's issue slots (by 8, not
+  // 4: see benchmarks/README.md, "Why the fused CPU kernels are written as they are").
 #pragma GCC unroll 8
   for (int64_t k = 0; k < depth; ++k) {
     V b[NV];
     for (int v = 0; v < NV; ++v) {
       b[v] = load(B + k * ldb + v * LANES);
       // Keeps a four-row block's b[v] in a register: left alone, GCC reloads it from memory in
-      // every row's multiply-add, and the block ran 1.4-1.9x slower (a C++ harness, in L1).
-      // Six-row blocks were as fast or faster as GCC has them (0.92-1.14x).
+      // every row's multiply-add. Six-row blocks need no such hint.
       if constexpr (ROWS < 6) __asm__("" : "+x"(b[v]));
     }
     for (int r = 0; r < ROWS; ++r) {
@@ -384,9 +382,8 @@ template <int64_t ACT, int64_t RACT> struct Activations {
 // about equal share of the rows and runs it as chunks of `max_rows` rows at most. The shares'
 // bounds fall on multiples of the height of `matmul`'s row blocks: four where that makes the
 // shares equal or they are under 24 rows, else six (six-row blocks do more per load, but at a
-// few rows a share one block taller than the others would cost more than that). At batch 64
-// on two threads, 32 + 32 rows instead of 30 + 34 took 0.95-0.96x the time in inference
-// (large shape, LSTM and SimpleRNN).
+// few rows a share one block taller than the others would cost more than that: equal shares
+// are what the slowest thread's time depends on).
 template <typename Body>
 void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body) {
   threads = std::max<int64_t>(1, std::min(threads, batch));
@@ -589,8 +586,7 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
         const T* h = H + i * U;
         T* nh = NH + i * U;
         // The cell test stays out of the element loops: inside one, GCC turns it into masked
-        // loads and stores, which are slow on AMD's cores (GRU training steps took 0.90-0.96x
-        // the time without them, chapter and long shapes).
+        // loads and stores, which are slow on AMD's cores.
         if (p.cell == GRU_RESET_AFTER) {  // X = inner_h = h @ R_h + b_h
           #pragma GCC ivdep
           for (int64_t j = 0; j < U; ++j) {
@@ -793,9 +789,7 @@ void add_block_sums(const T* G, int64_t ldg, int64_t n, int64_t count, T* sums, 
 //   each summed into its own copy of the outputs, then the copies added in order. For outputs
 //   that fit PART_BYTES: threads that run at different speeds (as these VMs' cores do) then no
 //   longer wait for each other, and each block's batch-major inputs are gathered once instead
-//   of once per thread. At the chapter's shape the weight gradients took 0.72-0.90x the time;
-//   at batch 16 (the long shape) GRU and SimpleRNN training steps 0.93-0.97x and 0.94-0.95x;
-//   the products alone at batches 4 and 32, 0.74-0.97x.
+//   of once per thread.
 // - else each thread takes a contiguous range of strips over the whole depth (interleaved
 //   strips put both cores on every cache line of the gradients' rows).
 template <typename T> void long_product(const LongProduct& q) {
@@ -820,10 +814,7 @@ template <typename T> void long_product(const LongProduct& q) {
     const int64_t g1 = (std::min(width, end_strip * STRIP) - 1) / U + 1;
     // States whose rows lie 512 bytes or more apart go through the products packed in row
     // blocks: in place, a six-row block's 128 depth rows, 1 KiB apart at 256 states, fall in
-    // 4 of L1's 64 sets and evict each other within the block. At the large shape the call
-    // took 0.79-0.91x the time for LSTM, 0.93x for GRU, 0.98-0.99x for SimpleRNN (whose 256
-    // columns share each packing among fewer strips); training steps LSTM 0.93-0.98x, GRU
-    // 0.97x.
+    // 4 of L1's 64 sets and evict each other within the block.
     const bool by_blocks = S * int64_t(sizeof(T)) >= 512 && packs_in_row_blocks(S);
     const bool by_blocks2 =
         states2 && !mask2 && S2 * int64_t(sizeof(T)) >= 512 && packs_in_row_blocks(S2);
@@ -834,9 +825,7 @@ template <typename T> void long_product(const LongProduct& q) {
         masked2(mask2 ? (g1 - g0) * DEPTH_BLOCK * S2 : 0);
     // The strips' sums, each strip's (S x STRIP) then (S2 x STRIP) contiguous, copied out at
     // the end: the outputs' rows lie ldc apart, and at 1024 columns (a page) a strip's rows
-    // shared a few cache sets and came back from L3 at every block. The call alone took
-    // 0.93-0.94x the time this way at the large LSTM shape, 0.94x at the chapter's, 0.98x at
-    // the long one; large LSTM and GRU training steps 0.96x and 0.97x. Kept from call to call
+    // shared a few cache sets and came back from L3 at every block. Kept from call to call
     // (no page faults).
     thread_local std::vector<T> local;
     const int64_t local_size = (S + S2) * STRIP;
@@ -974,11 +963,9 @@ void run_chunks(const Problem& p, bool precise) {
 template <typename T, int64_t ACT, int64_t RACT> struct Forward {
   static PackedWeights<T> pack(const Problem& p) {
     // x_t @ K and h @ R as one product ([x_t | h] @ [K; R], `Continued`): each block's
-    // accumulators stored once, not twice. Where a strip of the stacked panels (two vectors
-    // wide) stays within half of L1: deeper, at 256 inputs and units, inference was 1.00-1.03x.
-    // Forward calls at the long shape took 0.95x the time (LSTM), at the chapter's 0.89x
-    // (LSTM) and 0.93-0.95x (SimpleRNN); inference 0.92-0.96x. The gate blocks apart are then
-    // not read.
+    // accumulators stored once, not twice. Only where a strip of the stacked panels (two
+    // vectors wide) stays within half of L1: deeper, the panels no longer stay in L1 and the
+    // gain is gone. The gate blocks apart are then not read.
     const int64_t F = p.features, U = p.units, W = p.gates * p.units;
     const bool fits = (F + U) * 2 * VECTOR_BYTES <= 16 << 10;
     PackedWeights<T> w;
