@@ -7,21 +7,15 @@ against the reference, gradients against the loop and by gradcheck, thread-count
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import pytest
 import torch
+from conftest import KINDS
 from recurrences import recurrence_of
 
 from rnnkit.kernels import cpu, fused
-from rnnkit.layers import GRU, LSTM, SimpleRNN
-
-# The layer for each kind of cell the kernels implement.
-LAYERS = {
-    "simple_rnn": SimpleRNN,
-    "lstm": LSTM,
-    "gru_reset_after": GRU,
-    "gru_reset_before": lambda *a, **k: GRU(*a, reset_after=False, **k),
-}
+from rnnkit.layers import LSTM
 
 
 @pytest.fixture
@@ -278,7 +272,7 @@ def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype, dro
     strip and single columns (float32 and float64 lanes); 13 rows = six-row blocks, a four-row
     block and padded rows; masks, go_backwards; recurrent and input dropout per gate, or none
     (then the products over all gates: x_t @ K and h @ R in one, the backward's stacked)."""
-    make = LAYERS[kind]
+    make = partial(KINDS[kind].layer, **KINDS[kind].options)
     torch.manual_seed(0)
     options = dict(go_backwards=True, dtype=dtype)
     if dropout:
@@ -315,7 +309,7 @@ def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype, dro
 def test_last_output_only_agrees_with_the_loop(kind, options):
     """Without return_sequences the kernels write and back-propagate the last output only;
     its masked cases (a masked last step, leading masked steps) against the loop."""
-    make = LAYERS[kind]
+    make = partial(KINDS[kind].layer, **KINDS[kind].options)
     torch.manual_seed(1)
     fused_layer, loop_layer = (
         make(6, use_fused=f, return_state=True, dtype=torch.float64, **options)

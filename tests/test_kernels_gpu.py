@@ -16,18 +16,18 @@ import importlib
 import importlib.util
 import os
 import sys
-from functools import partial
 
 import numpy as np
 import pytest
 import torch
+from conftest import KINDS
 from recurrences import recurrence_of, run_on_cell
 from sequence_masks import left_padded_mask, right_padded_mask
 
 from rnnkit import reference
 from rnnkit.kernels import DropoutMasks
 from rnnkit.kernels.loop import run_loop
-from rnnkit.layers import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.layers import SimpleRNNCell, StackedRNNCells
 
 pytest.importorskip("triton", reason="Triton is not installed: the GPU kernels cannot be tested")
 
@@ -78,28 +78,10 @@ def gpu():
             setattr(package, name.rsplit(".", 1)[1], module)
 
 
-KINDS = {
-    "simple_rnn": (SimpleRNNCell, {}, reference.simple_rnn, 1),
-    "lstm": (LSTMCell, {}, reference.lstm, 4),
-    "gru_reset_after": (
-        GRUCell,
-        {"reset_after": True},
-        partial(reference.gru, reset_after=True),
-        3,
-    ),
-    "gru_reset_before": (
-        GRUCell,
-        {"reset_after": False},
-        partial(reference.gru, reset_after=False),
-        3,
-    ),
-}
-
-
 def make_cell(kind, dtype=torch.float64, units=UNITS, scale=0.5, **kwargs):
     """A built cell of `kind` on `DEVICE` with random weights (biases too) of standard
     deviation `scale`."""
-    cls, defaults, _, _ = KINDS[kind]
+    cls, defaults = KINDS[kind].cell, KINDS[kind].options
     cell = cls(units, dtype=dtype, **{**defaults, **kwargs})
     cell.build((None, None, FEATURES))
     rng = np.random.default_rng(0)
@@ -144,7 +126,7 @@ def case_arguments(kind, case, dtype):
     """(cell kwargs, inputs, initial states, run_loop kwargs, reference kwargs) for a case; the
     tensors are on `DEVICE`, the reference's arrays in NumPy."""
     options = dict(CASES[case])
-    gates = KINDS[kind][3]
+    gates = KINDS[kind].gates
     rng = np.random.default_rng(1)
     x = rng.normal(size=(BATCH, TIMESTEPS, FEATURES))
     count = 2 if kind == "lstm" else 1
@@ -181,7 +163,9 @@ def reference_outputs(kind, cell, inputs, ref_kwargs, unroll):
     real step output zeros (Keras's unrolled loop; the reference has no such option)."""
     weights = [w.detach().double().cpu().numpy() for w in (cell.kernel, cell.recurrent_kernel)]
     bias = cell.bias.detach().double().cpu().numpy() if cell.bias is not None else None
-    outputs, *states = KINDS[kind][2](inputs.double().cpu().numpy(), *weights, bias, **ref_kwargs)
+    outputs, *states = KINDS[kind].reference(
+        inputs.double().cpu().numpy(), *weights, bias, **ref_kwargs
+    )
     if unroll:
         keep = ref_kwargs["mask"][:, ::-1] if ref_kwargs.get("go_backwards") else ref_kwargs["mask"]
         outputs = np.where((np.cumsum(keep, axis=1) == 0)[..., None], 0.0, outputs)
