@@ -1,15 +1,20 @@
 """Conversions of a layer into another library's module, looked up by name.
 
-`rnnkit.io` registers its converters here when it is imported (as `import rnnkit` does), so that
-`layer.to_torch()` reaches `rnnkit.io.to_torch` without the layers importing io: the layers sit
-below io, which knows them.
+The converters live in `rnnkit.io`, which sits above the layers: the layers name each
+converter's module by its path and import it on first use (as Keras's serialization finds
+classes by module path), and the module registers its converter here when it loads. So
+`layer.to_torch()` reaches `rnnkit.io.to_torch` while the layers import io neither at load
+time nor by name in their imports.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
+# Target -> the module that registers its converter when imported.
+_MODULES = {"torch": "rnnkit.io.torch_modules"}
 _CONVERTERS: dict[str, Callable[[Any], Any]] = {}
 
 
@@ -19,15 +24,13 @@ def register(target: str, converter: Callable[[Any], Any]) -> None:
 
 
 def convert(layer: Any, target: str) -> Any:
-    """`layer` converted into `target` by the registered converter.
+    """`layer` converted into `target` ("torch") by its registered converter.
 
     Raises:
-        ValueError: no converter into `target` is registered (`rnnkit.io` was not imported).
+        ValueError: no converter into `target` exists.
     """
-    converter = _CONVERTERS.get(target)
-    if converter is None:
-        raise ValueError(
-            f"No converter into {target!r} is registered; import rnnkit.io (as `import rnnkit` "
-            "does) to register them."
-        )
-    return converter(layer)
+    if target not in _CONVERTERS and target in _MODULES:
+        importlib.import_module(_MODULES[target])
+    if target not in _CONVERTERS:
+        raise ValueError(f"No converter into {target!r}; known: {sorted(_MODULES)}.")
+    return _CONVERTERS[target](layer)

@@ -2,11 +2,13 @@
 
 Model classes register here too (`register_model_class`), so that `rnnkit.io`, which sits below
 the models, builds and recognises models by name without importing them, as Keras's saving
-does through its registry.
+does through its registry: the first lookup imports `rnnkit.models` by its path, which
+registers them.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from torch import nn
@@ -24,13 +26,12 @@ def model_class(name: str) -> type:
     """The model class registered as `name` ("Model", "Sequential").
 
     Raises:
-        ValueError: none is (`rnnkit.models`, which registers them, was not imported).
+        ValueError: no model class has that name.
     """
     if name not in _MODEL_CLASSES:
-        raise ValueError(
-            f"No model class {name!r} is registered (known: {sorted(_MODEL_CLASSES)}); import "
-            "rnnkit.models (as `import rnnkit` does)."
-        )
+        importlib.import_module("rnnkit.models")  # registers the model classes
+    if name not in _MODEL_CLASSES:
+        raise ValueError(f"No model class {name!r}; known: {sorted(_MODEL_CLASSES)}.")
     return _MODEL_CLASSES[name]
 
 
