@@ -180,7 +180,9 @@ def test_weight_gradient_forms_a_second_product_in_the_same_pass(batch):
         torch.empty(units, gates * units, dtype=torch.float64),
     )
     sums = torch.empty(gates * units, dtype=torch.float64)
-    cpu.weight_gradient(inputs, None, gradients, out, 0, gates, sums, second=(states, out2))
+    cpu.weight_gradient(
+        inputs, None, gradients, out, 0, gates, sums, cpu.SecondProduct(states, out2)
+    )
     flat = gradients.reshape(timesteps, batch, -1)
     for got, operand in ((out, inputs), (out2, states)):
         want = torch.einsum("tbs,tbw->sw", operand, flat)
@@ -204,8 +206,8 @@ def test_weight_gradient_splits_the_columns_of_outputs_over_64_kib():
     mask = (torch.rand(batch, gates, units, generator=generator) > 0.3).float() / 0.7
     out, out2 = torch.empty(6, gates * units), torch.empty(units, gates * units)
     sums = torch.empty(gates * units)
-    cpu.weight_gradient(inputs, None, gradients, out, 0, gates, sums, second=(states, out2),
-                       second_mask=mask)  # fmt: skip
+    product = cpu.SecondProduct(states, out2, mask=mask)
+    cpu.weight_gradient(inputs, None, gradients, out, 0, gates, sums, product)
     tolerance = dict(rtol=1e-5, atol=1e-4)  # float32 sums against float64 ones
     inputs, states, gradients, mask = (t.double() for t in (inputs, states, gradients, mask))
     flat = gradients.reshape(timesteps, batch, -1)
@@ -239,9 +241,8 @@ def test_weight_gradient_takes_one_gates_second_product_from_other_gradients(mas
     out = torch.empty(6, gates * units, dtype=torch.float64)
     out2 = torch.empty(units, gates * units, dtype=torch.float64)
     sums, sums2 = torch.empty(gates * units, dtype=torch.float64), torch.empty_like(out[0])
-    cpu.weight_gradient(inputs, None, gradients, out, 0, gates, sums, second=(states, out2),
-                       second_mask=mask, second_gradients=(inner, 2),
-                       second_sums=sums2)  # fmt: skip
+    product = cpu.SecondProduct(states, out2, mask=mask, gate_gradients=inner, gate=2, sums=sums2)
+    cpu.weight_gradient(inputs, None, gradients, out, 0, gates, sums, product)
     flat = gradients.reshape(timesteps, batch, -1)
     torch.testing.assert_close(out, torch.einsum("tbs,tbw->sw", inputs, flat), **CLOSE)
     torch.testing.assert_close(sums, flat.sum((0, 1)), **CLOSE)
@@ -272,7 +273,9 @@ def test_weight_gradient_packs_far_apart_rows_in_row_blocks(sizes, units):
     out = torch.empty(size, gates * units, dtype=torch.float64)
     out2 = torch.empty(size2, gates * units, dtype=torch.float64)
     sums = torch.empty(gates * units, dtype=torch.float64)
-    cpu.weight_gradient(inputs, None, gradients, out, 0, gates, sums, second=(states, out2))
+    cpu.weight_gradient(
+        inputs, None, gradients, out, 0, gates, sums, cpu.SecondProduct(states, out2)
+    )
     flat = gradients.reshape(timesteps, batch, -1)
     for got, operand in ((out, inputs), (out2, states)):
         torch.testing.assert_close(got, torch.einsum("tbs,tbw->sw", operand, flat), **CLOSE)
@@ -297,8 +300,8 @@ def test_weight_gradient_masks_each_gate_of_the_second_product(dtype, units, bat
     mask = (torch.rand(batch, gates, units, generator=generator) > 0.3).to(dtype) / 0.7
     out = torch.empty(6, gates * units, dtype=dtype)
     out2 = torch.empty(units, gates * units, dtype=dtype)
-    cpu.weight_gradient(inputs, None, gradients, out, 0, gates, second=(states, out2),
-                       second_mask=mask)  # fmt: skip
+    product = cpu.SecondProduct(states, out2, mask=mask)
+    cpu.weight_gradient(inputs, None, gradients, out, 0, gates, second=product)
     # Against float64 sums (float32 ones over 6,400 rows, of size up to about 300, were off by
     # up to 1e-4; torch's float32 einsum by more).
     tolerance = CLOSE if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)

@@ -67,6 +67,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -261,6 +262,28 @@ def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> None:
     library().rnnkit_backward(ctypes.byref(problem), arrays["dout"].dtype == torch.float64)
 
 
+class SecondProduct(NamedTuple):
+    """A second weight's gradient that `weight_gradient` forms in the same pass over the
+    gradients (the recurrent kernel's, beside the kernel's).
+
+    Attributes:
+        states: `(T, B, S2)` contiguous, what the second product read.
+        out: `(S2, G*U)` contiguous, the second weight's gradient.
+        mask: None, or `(B, G, S2)` contiguous dropout masks on `states`.
+        gate_gradients: None, or `(T, B, U)` contiguous gradients that gate `gate`'s columns of
+            `out` take instead of the shared ones (GRU reset_after's h gate: those of inner_h).
+        gate: the gate `gate_gradients` serves (first <= gate < last).
+        sums: None, or `(G*U,)` contiguous, the sums of `out`'s gradients (a bias's gradient).
+    """
+
+    states: torch.Tensor
+    out: torch.Tensor
+    mask: torch.Tensor | None = None
+    gate_gradients: torch.Tensor | None = None
+    gate: int = 0
+    sums: torch.Tensor | None = None
+
+
 def weight_gradient(
     states: torch.Tensor,
     mask: torch.Tensor | None,
@@ -269,18 +292,13 @@ def weight_gradient(
     first: int,
     last: int,
     sums: torch.Tensor | None = None,
-    second: tuple[torch.Tensor, torch.Tensor] | None = None,
-    second_mask: torch.Tensor | None = None,
-    second_gradients: tuple[torch.Tensor, int] | None = None,
-    second_sums: torch.Tensor | None = None,
+    second: SecondProduct | None = None,
 ) -> None:
     """out[:, first*U:last*U] = sum over steps t and rows b of (states[t, b] * mask[b, g])^T @
     gradients[t, b, g] for first <= g < last, summed in an order that the sizes alone fix (so
     not depending on the number of threads): a weight's gradient; with `sums`, also the plain
-    sums of those gradients; with `second = (states2, out2)`, also out2's columns from states2
-    the same way (times `second_mask`'s gate g, if given), in the same pass over the gradients,
-    where `second_gradients = (gradients2, g2)` gives gate g2's columns of out2 gradients of
-    their own (and `second_sums` the sums of out2's gradients).
+    sums of those gradients; with `second`, also a second weight's gradient in the same pass
+    over the gradients (see `SecondProduct`).
 
     Args:
         states: `(T, B, S)`, what each step's product read (the states before each step, or the
@@ -292,29 +310,27 @@ def weight_gradient(
         first, last: the gates to fill.
         sums: None, or `(G*U,)` contiguous: sums[g*U:(g+1)*U] = gradients[..., g, :] summed
             over rows and steps, for the same gates (a bias's gradient).
-        second: None, or `(states2 (T, B, S2), out2 (S2, G*U))`, both contiguous.
-        second_mask: None, or `(B, G, S2)` contiguous dropout masks for states2.
-        second_gradients: None, or `(gradients2 (T, B, U) contiguous, g2)`, first <= g2 < last.
-        second_sums: None, or `(G*U,)` contiguous, as `sums` for out2's gradients.
+        second: None, or the second product.
     """
     timesteps, batch, size = states.shape
     if states.stride(-1) != 1 or not gradients.is_contiguous():
         raise ValueError("internal: weight_gradient needs contiguous rows and gradients")
     width, units = out.shape[1], gradients.shape[-1]
     offset = first * units * out.element_size()
-    states2, out2 = second if second is not None else (None, None)
-    gradients2, gate2 = second_gradients if second_gradients is not None else (None, first)
+    second = second if second is not None else _NO_SECOND
+    states2, out2, gradients2 = second.states, second.out, second.gate_gradients
+    gate2 = second.gate if gradients2 is not None else first
     problem = _LongProduct(
         states=states.data_ptr(),
         mask=None if mask is None else mask.data_ptr(),
         gradients=gradients.data_ptr() + offset,
         states2=None if states2 is None else states2.data_ptr(),
-        mask2=None if second_mask is None else second_mask.data_ptr(),
+        mask2=None if second.mask is None else second.mask.data_ptr(),
         gradients2=None if gradients2 is None else gradients2.data_ptr(),
         out=out.data_ptr() + offset,
         sums=None if sums is None else sums.data_ptr() + offset,
         out2=None if out2 is None else out2.data_ptr() + offset,
-        sums2=None if second_sums is None else second_sums.data_ptr() + offset,
+        sums2=None if second.sums is None else second.sums.data_ptr() + offset,
         gate=first,
         gates=gradients.shape[2],
         batch=batch,
@@ -332,3 +348,6 @@ def weight_gradient(
         threads=torch.get_num_threads(),
     )
     library().rnnkit_long_product(ctypes.byref(problem), out.dtype == torch.float64)
+
+
+_NO_SECOND = SecondProduct(None, None)

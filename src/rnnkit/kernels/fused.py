@@ -186,10 +186,15 @@ def _weight_gradients(
         # recurrent kernel through inner_h = h @ R_h + b_h, so its columns read dinner).
         after = cell == CellKind.GRU_RESET_AFTER
         rmask = arrays["recurrent_dropout_mask"] if options["recurrent_dropout"] else None
-        cpu.weight_gradient(inputs, None, dpre, dkernel, 0, n_gates, dinput_bias,
-                           second=(arrays["hs"], drecurrent), second_mask=rmask,
-                           second_gradients=(arrays["dinner"], 2) if after else None,
-                           second_sums=drecurrent_bias if after else None)  # fmt: skip
+        recurrent = cpu.SecondProduct(
+            arrays["hs"],
+            drecurrent,
+            mask=rmask,
+            gate_gradients=arrays["dinner"] if after else None,
+            gate=2,
+            sums=drecurrent_bias if after else None,
+        )
+        cpu.weight_gradient(inputs, None, dpre, dkernel, 0, n_gates, dinput_bias, recurrent)
         return dkernel, dinput_bias, drecurrent, drecurrent_bias
     _gate_products(inputs, arrays["input_dropout_mask"], options["input_dropout"], dpre,
                    dkernel, n_gates, dinput_bias)  # fmt: skip
