@@ -65,8 +65,9 @@ class StepCell(Protocol):
 class CellSpec(NamedTuple):
     """A cell as the kernels see it: kind, weights, activations and sizes.
 
-    Weights keep Keras's layout and gate order (`GATE_NAMES`); GRU's `(2, 3*units)` bias is
-    split here, once, into its input and recurrent rows. A cell no fast kernel knows (a custom
+    Weights keep Keras's layout and gate order (`GATE_NAMES`); GRU's `(2, 3*units)` bias
+    arrives split into its input and recurrent rows (by `GRUCell`, the one place that reads its
+    layout), and no kernel or exporter splits it again. A cell no fast kernel knows (a custom
     cell, stacked cells) has `kind=None` and only `cell`: the loop runs it.
 
     Attributes:
