@@ -20,10 +20,13 @@ from rnnkit.io.keras_save import (
     refuse,
     with_build_config,
 )
+from rnnkit.layers import serialization
 from rnnkit.layers.symbolic import SymbolicTensor
 from rnnkit.training import keras_compile
 
-if TYPE_CHECKING:  # `Model.save` imports this module: importing the models back would circle
+# `Model.save` imports this module: importing the model classes back would circle (the registry
+# in `serialization` finds them by name).
+if TYPE_CHECKING:
     from rnnkit.models.model import Model
     from rnnkit.models.sequential import Sequential
 
@@ -114,11 +117,9 @@ def functional_config(model: Model) -> dict[str, Any]:
 
 def model_config(model: Model) -> dict[str, Any]:
     """Keras's `config.json` content for `model` (with `compile_config` when compiled)."""
-    # Told apart by what each kind holds (a Sequential its `stack` of layers, a functional model
-    # its graph), so that this module needs no model class.
-    if hasattr(model, "stack") and hasattr(model, "input_tensor"):
+    if isinstance(model, serialization.model_class("Sequential")):
         config = sequential_config(model)
-    elif hasattr(model, "_graph_outputs") and hasattr(model, "_nodes"):
+    elif type(model) is serialization.model_class("Model") and hasattr(model, "_graph_outputs"):
         config = functional_config(model)
     else:
         raise refuse(
