@@ -517,3 +517,44 @@ def test_fused_results_do_not_depend_on_the_thread_count(kind, options, batch):
         torch.set_num_threads(threads)
     for one, two in zip(*results):
         assert torch.equal(one, two)
+
+
+MASKED_STEP_CASES = {
+    "right_padded": ({}, right_padded_mask()),
+    "left_padded_backwards": ({"go_backwards": True}, left_padded_mask()),
+    "zero_output": ({"zero_output_for_mask": True}, left_padded_mask()),
+    "unroll": ({"unroll": True}, left_padded_mask()),
+    "dropout": ({"dropout": 0.3, "recurrent_dropout": 0.4}, right_padded_mask()),
+}
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("case", sorted(MASKED_STEP_CASES))
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_what_masked_steps_hold_reaches_neither_outputs_nor_gradients(
+    kind, case, poison, use_fused
+):
+    """Masked steps are selected away: NaN or inf there changes no output and no gradient
+    (a mask that multiplies would give `0 * nan = nan` in every weight's gradient)."""
+    layer_kwargs, mask = MASKED_STEP_CASES[case]
+    layer, _ = make_layer(kind, use_fused=use_fused, **layer_kwargs)
+    if "dropout" in layer_kwargs:
+        gates = KINDS[kind][3]
+        input_mask, recurrent_mask = fixed_dropout_masks(layer, gates, per_gate=True)
+        layer.cell.make_dropout_masks = lambda batch: DropoutMasks(
+            torch.from_numpy(input_mask), torch.from_numpy(recurrent_mask)
+        )
+    clean = inputs()
+    poisoned = clean.copy()
+    poisoned[~mask] = poison
+    results = []
+    for x in (clean, poisoned):
+        layer.zero_grad()
+        x = torch.from_numpy(x).requires_grad_()
+        outputs = layer(x, mask=mask, training=True)
+        weights = torch.linspace(-1, 1, outputs[0].numel(), dtype=torch.float64)
+        (outputs[0].flatten() @ weights + sum(state.sum() for state in outputs[1:])).backward()
+        results.append([*outputs, x.grad, *[p.grad for p in layer.parameters()]])
+    for got, want in zip(results[1], results[0]):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)

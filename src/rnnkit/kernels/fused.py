@@ -15,6 +15,7 @@ from torch import nn
 
 from rnnkit import activations
 from rnnkit.kernels import buffers, cpu
+from rnnkit.kernels.loop import zero_masked_steps
 from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 
 _CELL_CODES = {SimpleRNNCell: cpu.SIMPLE, LSTMCell: cpu.LSTM}
@@ -222,7 +223,7 @@ def run_fused(
     keep = mask if mask is not None else torch.ones(inputs.shape[:2], dtype=torch.bool)
     h0 = initial_states[0]
     c0 = initial_states[1] if code == cpu.LSTM else torch.zeros_like(h0)
-    inputs = inputs.to(dtype)
+    inputs = zero_masked_steps(inputs.to(dtype), mask)
     differentiable = (
         inputs,
         cell.kernel,

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from rnnkit import activations
+from rnnkit.kernels.loop import zero_masked_steps
 from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 
 try:
@@ -293,6 +294,7 @@ def run_gpu(
     units = cell.units
     input_mask = dropout_masks.inputs if dropout_masks is not None else None
     recurrent_mask = dropout_masks.recurrent if dropout_masks is not None else None
+    inputs = zero_masked_steps(inputs, mask)
     xproj = cell.project_inputs(inputs, input_mask).contiguous()  # (B, T, G*U)
     if code == kernels.GRU_AFTER.value and cell.bias is not None:
         recurrent_bias = cell.bias[1]

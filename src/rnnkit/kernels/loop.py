@@ -10,7 +10,10 @@ This is the plain loop every faster kernel must reproduce. It follows Keras 3's 
   `zero_output_for_mask`;
 - the last output is the output of the last processed step, after masking;
 - with `unroll`, masked steps before the first real one output zeros, as Keras's unrolled
-  loop does.
+  loop does;
+- masked steps are selected away, never multiplied: their inputs are replaced by zeros before
+  any product (`zero_masked_steps`), so a NaN or inf there reaches neither the outputs nor the
+  gradients (`0 * nan` is nan, so a multiplied mask would let it into `inputs^T @ d_pre`).
 
 Built-in cells (those with `project_inputs` and `step`) have the input projection of all
 timesteps done as one matrix product before the loop; any other cell is called step by step.
@@ -22,6 +25,15 @@ from typing import Any
 
 import torch
 from torch import nn
+
+
+def zero_masked_steps(inputs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """`inputs` (batch, timesteps, features) with the steps where `mask` (batch, timesteps) is
+    False replaced by zeros, by selection: every kernel runs on these, so whatever a padded
+    step held (NaN, inf) never enters a product. The gradient at those steps stays zero."""
+    if mask is None:
+        return inputs
+    return torch.where(mask.unsqueeze(-1), inputs, inputs.new_zeros(()))
 
 
 def _previous_output(cell: nn.Module, states: list[torch.Tensor], output_size: int):
@@ -62,6 +74,7 @@ def run_loop(
         `(outputs (batch, timesteps, output_size) or None, last_output (batch, output_size),
         final_states)`, outputs in processing order.
     """
+    inputs = zero_masked_steps(inputs, mask)
     timesteps = inputs.shape[1]
     order = range(timesteps - 1, -1, -1) if go_backwards else range(timesteps)
     # unbind (not indexing) so that backward stacks the step gradients once, instead of
