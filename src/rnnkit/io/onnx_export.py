@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rnnkit import activations
+from rnnkit._files import atomic_write
 from rnnkit.io.torch_modules import check_cell, kind, torch_module_for
 from rnnkit.layers import (
     RNN,
@@ -504,26 +504,17 @@ def export_onnx(
 
 
 def _write(graph, inputs, path, input_names, output_names, dynamic, opset_version) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".rnnkit-", suffix=".onnx")
-    os.close(handle)
-    try:
-        with _quiet_torchscript():
-            # Tracing first keeps the scripted loops as loops (the exporter's own tracing
-            # rejects scripted submodules).
-            traced = torch.jit.trace(graph, inputs)
-            torch.onnx.export(
-                traced,
-                inputs,
-                temporary,
-                dynamo=False,
-                input_names=input_names,
-                output_names=output_names,
-                dynamic_axes=dynamic,
-                opset_version=opset_version,
-            )
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_write(path) as temporary, _quiet_torchscript():
+        # Tracing first keeps the scripted loops as loops (the exporter's own tracing
+        # rejects scripted submodules).
+        traced = torch.jit.trace(graph, inputs)
+        torch.onnx.export(
+            traced,
+            inputs,
+            temporary,
+            dynamo=False,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic,
+            opset_version=opset_version,
+        )
