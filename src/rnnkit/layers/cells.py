@@ -21,6 +21,7 @@ shape `(batch, size)`. Masks hold 0 or 1/(1-rate).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -29,7 +30,7 @@ from torch import nn
 
 from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.layers import serialization
-from rnnkit.layers.base import Layer
+from rnnkit.layers.base import Layer, check_weight_size
 
 
 class DropoutMasks(NamedTuple):
@@ -43,12 +44,13 @@ class DropoutMasks(NamedTuple):
 
 
 def check_positive_int(owner: str, argument: str, value: Any) -> int:
-    """Returns `value` if it is a positive int, else raises a ValueError naming `argument`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    """Returns `value` as an int if it is a positive integer (NumPy's integers too, as in Keras;
+    not a bool), else raises a ValueError naming `argument`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(
             f"{owner}: argument `{argument}` must be a positive integer, received {value!r}."
         )
-    return value
+    return int(value)
 
 
 def check_rate(owner: str, argument: str, value: Any) -> float:
@@ -120,6 +122,11 @@ class DropoutRNNCell(Layer):
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.units = check_positive_int(owner, "units", units)
+        # The recurrent kernel's size is known now: an absurd `units` fails here, not at the
+        # first call with an allocator's error.
+        check_weight_size(
+            owner, "recurrent_kernel", (self.units, self.gates * self.units), self.dtype
+        )
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
