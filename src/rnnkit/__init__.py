@@ -3,7 +3,8 @@
 Public names: `Sequential`, `Model`, `Input`, `load_model`, and the modules `layers`,
 `reference` (the NumPy textbook loops), `activations`, `initializers`, `regularizers`,
 `constraints`, `losses`, `metrics`, `optimizers`, `callbacks`, `preprocessing`, `datasets`,
-`plot`, `io` (Keras files, torch.nn modules, ONNX), `diagnostics`.
+`plot`, `io` (Keras files, torch.nn modules, ONNX), `diagnostics`, `utils` (Keras's
+`keras.utils`: timeseries windows, `PyDataset`, `set_random_seed`, `to_categorical`).
 """
 
 from rnnkit import (
@@ -19,6 +20,7 @@ from rnnkit import (
     preprocessing,
     reference,
     regularizers,
+    utils,
 )
 from rnnkit.layers.symbolic import Input
 from rnnkit.models import Model, Sequential, load_model
@@ -46,4 +48,5 @@ __all__ = [
     "preprocessing",
     "reference",
     "regularizers",
+    "utils",
 ]
