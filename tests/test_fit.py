@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -389,3 +393,54 @@ def test_argument_errors():
     uncompiled = TinyModel()
     with pytest.raises(ValueError, match="needs a loss"):
         loop.fit(uncompiled, x, y, verbose=0)
+
+
+_INTERRUPTED_FIT = textwrap.dedent(
+    """
+    import signal
+    import numpy as np
+    import rnnkit as rk
+    from rnnkit import layers
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 5, 3)), rng.normal(size=(64, 1))
+
+    def new_model():  # no Input: the first step builds the weights, then the optimizer
+        model = rk.Sequential([layers.LSTM(4), layers.Dense(1)])
+        model.compile(optimizer="adam", loss="mse")
+        return model
+
+    model = new_model()
+    print("ready", flush=True)
+    try:
+        model.fit(x, y, epochs=50, batch_size=8, verbose=0)
+    except KeyboardInterrupt:
+        pass  # before fit's own handling began: what matters is what comes next
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    history = new_model().fit(x, y, epochs=1, batch_size=8, verbose=0)
+    print("trained", len(history.epoch), flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.4, 1.0])
+def test_ctrl_c_at_any_moment_of_the_first_fit_leaves_the_process_able_to_train(delay):
+    """Ctrl-C from the first 100 ms of a process's first fit on (while the first step builds
+    the weights, the optimizer and the modules torch imports for it) never breaks what comes
+    after: the interrupted model and a new one both train."""
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    process = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED_FIT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+        text=True,
+    )
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "trained 1" in stdout

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from rnnkit import initializers, regularizers
+from rnnkit._interrupts import uninterruptible
 from rnnkit.layers import symbolic
 
 _name_counts: dict[str, int] = {}
@@ -173,7 +174,8 @@ class Layer(nn.Module):
         """Builds the layer for `inputs` on their device (called once, by the first call)."""
         token = _build_device.set(inputs.device)
         try:
-            self.build(tuple(inputs.shape))
+            with uninterruptible():  # a Ctrl-C here would leave the layer half built
+                self.build(tuple(inputs.shape))
         finally:
             _build_device.reset(token)
         self.built = True
