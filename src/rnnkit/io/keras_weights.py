@@ -290,7 +290,8 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
     """Writes the weights of `model` in Keras 3's layout, so `keras_model.load_weights(path)`
     loads them into the same architecture built with Keras.
 
-    The file is written to a temporary file beside `path` and moved over it when complete.
+    The file is written to a temporary file beside `path` and moved over it when complete;
+    its structure and each weight carry checksums, so damage is detected on loading.
 
     Args:
         model: a built rnnkit `Sequential`, functional `Model`, or a single layer.
@@ -303,10 +304,19 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
     _require_built(model)
     path = os.fspath(path)
     groups = model_groups(model)
-    with atomic_write(path) as temporary, h5py.File(temporary, "w") as file:
+    # HDF5 1.10's format checksums the file's structure, and Fletcher-32 (on chunked data)
+    # each weight's values, so a damaged file fails to load instead of loading other weights.
+    # Keras (any h5py on HDF5 >= 1.10) reads both.
+    with (
+        atomic_write(path) as temporary,
+        h5py.File(temporary, "w", libver=("v110", "v110")) as file,
+    ):
         _write_input_groups(file, model)
         for group in groups:
             entry = file.require_group(group.vars_path)
             entry.attrs["name"] = getattr(group.layer, "name", type(group.layer).__name__)
             for index, (_, parameter) in enumerate(group.weights):
-                entry.create_dataset(str(index), data=parameter.detach().cpu().numpy())
+                values = parameter.detach().cpu().numpy()
+                entry.create_dataset(
+                    str(index), data=values, chunks=values.shape or None, fletcher32=True
+                )
