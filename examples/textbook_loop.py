@@ -7,12 +7,14 @@ program runs that loop as the book writes it, then `rnnkit.reference.simple_rnn`
 Run: `python examples/textbook_loop.py` (or `make demo`).
 """
 
+# %%
 import numpy as np
 import torch
 
 import rnnkit as rk
 from rnnkit import layers
 
+# %%
 timesteps = 100
 input_features = 32
 output_features = 64
@@ -24,6 +26,7 @@ W = 0.1 * rng.random((output_features, input_features))
 U = 0.1 * rng.random((output_features, output_features))
 b = 0.1 * rng.random((output_features,))
 
+# %%
 # 1. The textbook loop.
 state_t = np.zeros((output_features,))
 successive_outputs = []
@@ -33,15 +36,18 @@ for input_t in inputs:
     state_t = output_t
 final_output_sequence = np.stack(successive_outputs, axis=0)
 
+# %%
 # 2. The reference loop: the same computation with weights in Keras's layout (transposed).
 reference_outputs, _ = rk.reference.simple_rnn(inputs, W.T, U.T, b)
 
+# %%
 # 3. The layer: a PyTorch module with Keras's weights and semantics.
 layer = layers.SimpleRNN(output_features, return_sequences=True, dtype=torch.float64)
 layer.build((None, timesteps, input_features))
 layer.set_weights([W.T, U.T, b])
 layer_outputs = layer(inputs[np.newaxis]).detach().numpy()[0]
 
+# %%
 print(f"inputs {inputs.shape} -> outputs {final_output_sequence.shape}")
 print(f"kernel {W.T.shape}, recurrent_kernel {U.T.shape}, bias {b.shape} (Keras layout)")
 print("max |textbook loop - rnnkit.reference.simple_rnn| =", end=" ")

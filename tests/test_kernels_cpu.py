@@ -33,12 +33,14 @@ def fresh_library():
     cpu.unavailable.cache_clear()
 
 
-def test_kernels_are_compiled_once_into_the_cache(fresh_library, tmp_path, monkeypatch):
+def test_kernels_are_compiled_once_into_the_cache(fresh_library, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RNNKIT_HOME", str(tmp_path))
     compiled = []
     compile_ = cpu._compile
     monkeypatch.setattr(cpu, "_compile", lambda *args: (compiled.append(args), compile_(*args)))
     cpu.library()
+    # The user is told once, on stderr, why the first call takes seconds.
+    assert capsys.readouterr().err == "compiling rnnkit's CPU kernels (once, about 15 s)...\n"
     built = list((tmp_path / "kernels").glob("rnnkit_cpu_*.so"))
     assert len(built) == 1
     long_ago = built[0].stat().st_mtime - 86400
@@ -48,6 +50,7 @@ def test_kernels_are_compiled_once_into_the_cache(fresh_library, tmp_path, monke
     assert len(compiled) == 1
     assert list((tmp_path / "kernels").glob("*")) == built  # no temporary files left behind
     assert built[0].stat().st_mtime > long_ago  # loading it marked it as used
+    assert capsys.readouterr().err == ""  # loading a cached build says nothing
 
 
 def test_without_a_compiler_the_fused_path_says_why_and_auto_falls_back(
@@ -56,7 +59,10 @@ def test_without_a_compiler_the_fused_path_says_why_and_auto_falls_back(
     monkeypatch.setenv("RNNKIT_HOME", str(tmp_path))
     monkeypatch.setenv("CXX", "no-such-compiler")
     x = torch.randn(3, 4, 2)
-    with pytest.raises(ValueError, match="use_fused=True.*no C\\+\\+ compiler.*no-such-compiler"):
+    with (
+        pytest.warns(RuntimeWarning, match="kernels are unavailable.*no C\\+\\+ compiler"),
+        pytest.raises(ValueError, match="use_fused=True.*no C\\+\\+ compiler.*no-such-compiler"),
+    ):
         LSTM(3, use_fused=True)(x)
     auto = LSTM(3, use_fused="auto")
     loop = LSTM(3, use_fused=False)
@@ -75,12 +81,53 @@ def test_a_failed_build_reports_the_compiler_error(fresh_library, tmp_path, monk
     assert not list((tmp_path / "kernels").glob("*.so"))
 
 
+FAILING_COMPILER = """#!/bin/sh
+echo "cpu.cpp:1:1: error: the first line of the reason" >&2
+echo "cpu.cpp:2:1: note: and the last line of it" >&2
+exit 1
+"""
+
+
+@pytest.fixture
+def failing_compiler(fresh_library, tmp_path, monkeypatch):
+    """A "compiler" that fails with two lines on stderr, and an empty kernel cache."""
+    compiler = tmp_path / "failing-c++"
+    compiler.write_text(FAILING_COMPILER)
+    compiler.chmod(0o755)
+    monkeypatch.setenv("RNNKIT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CXX", str(compiler))
+    return compiler
+
+
+def test_use_fused_true_reports_the_compilers_whole_error(failing_compiler, capsys):
+    with (
+        pytest.warns(RuntimeWarning),
+        pytest.raises(ValueError, match="use_fused=True, but the fused CPU kernel") as info,
+    ):
+        LSTM(3, use_fused=True)(torch.randn(2, 4, 3))
+    message = str(info.value)
+    assert "the first line of the reason" in message and "and the last line of it" in message
+    assert str(failing_compiler) in message  # the command that failed
+    assert capsys.readouterr().err == "compiling rnnkit's CPU kernels (once, about 15 s)...\n"
+
+
+def test_auto_falls_back_with_one_warning_holding_the_compilers_error(failing_compiler):
+    x = torch.randn(2, 4, 3)
+    with pytest.warns(RuntimeWarning, match="run the plain loop") as warned:
+        LSTM(3, use_fused="auto")(x)
+        GRU(3, use_fused="auto")(x)  # the second layer runs the loop without a second warning
+    assert len(warned) == 1
+    message = str(warned[0].message)
+    assert "the first line of the reason" in message and "and the last line of it" in message
+
+
 def test_an_unwritable_cache_is_a_build_error(fresh_library, tmp_path, monkeypatch):
     (tmp_path / "kernels").write_text("a file where the cache folder should be")
     monkeypatch.setenv("RNNKIT_HOME", str(tmp_path))
     with pytest.raises(cpu.KernelBuildError, match="building the fused CPU kernels failed"):
         cpu.library()
-    assert cpu.unavailable().startswith("building the fused CPU kernels failed")
+    with pytest.warns(RuntimeWarning):
+        assert cpu.unavailable().startswith("building the fused CPU kernels failed")
 
 
 # Batches: a depth block's rows span many steps at 3 rows, one or two at 64. These outputs are

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import re
+import types
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from rnnkit.training import Callback, Progbar, ProgbarLogger, loop
+from rnnkit.training import Callback, Progbar, ProgbarLogger, loop, progress
 
 
 class TinyModel(nn.Module):
@@ -113,3 +115,52 @@ def test_interrupted_bar_line_is_closed():
     model = TinyModel()
     loop.fit(model, X, Y, epochs=2, batch_size=8, callbacks=[Interrupt(), ProgbarLogger(stream)])
     assert stream.getvalue().endswith("\n")
+
+
+class FakeDisplays:
+    """IPython's `display(..., display_id=True)` and its handle's `update`, recorded."""
+
+    def __init__(self) -> None:
+        self.shown: list[list[str]] = []  # per display: every text it showed, in order
+
+    def display(self, obj, display_id=False):
+        assert display_id is True
+        texts = [obj.data]
+        self.shown.append(texts)
+        return types.SimpleNamespace(update=lambda new: texts.append(new.data))
+
+
+@pytest.fixture
+def in_a_notebook(monkeypatch):
+    ipython_display = pytest.importorskip("IPython.display")
+    fake = FakeDisplays()
+    monkeypatch.setattr(ipython_display, "display", fake.display)
+    monkeypatch.setattr(progress, "in_jupyter_kernel", lambda: True)
+    return fake
+
+
+def test_in_a_notebook_each_epoch_is_one_display_updated_in_place(in_a_notebook, capsys):
+    torch.manual_seed(0)
+    loop.fit(TinyModel(), X, Y, epochs=2, batch_size=8, validation_split=0.2, verbose=1)
+    assert capsys.readouterr().out == ""  # nothing printed as text lines
+    assert len(in_a_notebook.shown) == 2
+    for epoch, texts in enumerate(in_a_notebook.shown, start=1):
+        header, bar = texts[-1].splitlines()  # what the saved notebook keeps
+        assert header == f"Epoch {epoch}/2"
+        assert SUMMARY.match(bar) and "\x1b[" not in bar
+
+
+def test_in_a_notebook_a_stream_of_ones_own_keeps_the_text_output(in_a_notebook):
+    stream = io.StringIO()
+    logger = ProgbarLogger(stream=stream)
+    logger.set_params({"verbose": 1, "epochs": 2, "steps": 4})
+    logger.on_epoch_begin(0)
+    logger.on_epoch_end(0, {"acc": 0.5, "loss": 0.25})
+    assert in_a_notebook.shown == []
+    assert stream.getvalue().splitlines()[0] == "Epoch 1/2"
+
+
+def test_ipykernel_imported_outside_a_kernel_is_not_a_notebook():
+    pytest.importorskip("ipykernel")  # imported, as nbclient's tests do, but no kernel runs
+    assert not progress.in_jupyter_kernel()
+    assert not Progbar(4, verbose=1).uses_display()

@@ -214,6 +214,27 @@ def test_windows_are_cut_per_batch_so_memory_stays_o_of_the_series():
     assert batch_peak - held < 4 * batch.nbytes  # one batch's windows and their indices
 
 
+def test_strided_views_are_read_in_place():
+    wide = np.arange(50_000 * 6, dtype="float32").reshape(50_000, 6)
+    data, targets = wide[:, ::2], wide[:, 1]  # views: columns 0, 2, 4 and column 1
+    dataset = timeseries_dataset_from_array(
+        data, targets, sequence_length=30, sampling_rate=2, batch_size=16
+    )
+    expected_windows, expected_targets = timeseries_dataset_from_array(
+        data.copy(), targets.copy(), sequence_length=30, sampling_rate=2, batch_size=16
+    )[9]
+    tracemalloc.start()
+    try:
+        held, _ = tracemalloc.get_traced_memory()
+        windows, batch_targets = dataset[9]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(windows, expected_windows)
+    np.testing.assert_array_equal(batch_targets, expected_targets)
+    assert peak - held < 4 * windows.nbytes  # no contiguous copy of the 600 KB series
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -228,6 +249,7 @@ def test_windows_are_cut_per_batch_so_memory_stays_o_of_the_series():
         ({"sequence_stride": 100}, "`sequence_stride` must be lower than the length"),
         ({"sequence_length": 0}, "`sequence_length` must be higher than 0"),
         ({"batch_size": 0}, "`batch_size` must be higher than 0"),
+        ({"seed": -1, "shuffle": True}, r"`seed` must be in \[0, 2\*\*32\)"),
     ],
 )
 def test_bad_arguments_raise_keras_value_errors(arguments, message):

@@ -13,6 +13,7 @@ from rnnkit.training.callbacks import (
 )
 from rnnkit.training.history import History
 from rnnkit.training.progress import ProgbarLogger
+from rnnkit.training.tensorboard import TensorBoard
 
 __all__ = [
     "CSVLogger",
@@ -25,5 +26,6 @@ __all__ = [
     "ModelCheckpoint",
     "ProgbarLogger",
     "ReduceLROnPlateau",
+    "TensorBoard",
     "TerminateOnNaN",
 ]

@@ -2,83 +2,231 @@
 (also `python -m rnnkit ...`).
 
 Every command that writes files takes `--out DIR` (created if missing) and prints where it
-wrote. Bad options give a one-line error and exit code 2.
+wrote. Every bad option or path is one line on stderr, naming the option as typed, and exit
+code 2. Building the parser imports nothing heavy: a task's module (and PyTorch) is imported
+only when the command runs, so `--help`, `--version` and option errors answer at once. A new
+`train` task is one entry in `TASKS`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
+import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-TASK_DEFAULTS = {
+from rnnkit import __version__
+
+# The recurrent layers by their command-line names (`train --layer`, `bench --cells`).
+CELLS = ("simple_rnn", "lstm", "gru")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One `rnnkit train TASK`.
+
+    Args:
+        module: the module whose `run(options, stream)` trains it; imported only when the task
+            runs, so `--help` and option errors answer without loading PyTorch.
+        summary: one line for `rnnkit train --help`.
+        defaults: the task's own defaults of the shared options (`--units`, `--maxlen`, ...).
+    """
+
+    module: str
+    summary: str
+    defaults: dict[str, int]
+
+
+TASKS = {
     # The charlm defaults train for about a minute on a 2-core CPU.
-    "charlm": {"units": 128, "epochs": 4, "batch_size": 128, "maxlen": 40},
-    "imdb": {"units": 32, "epochs": 10, "batch_size": 128, "maxlen": 500},
+    "charlm": Task(
+        "rnnkit.tasks.charlm",
+        "next-character language model on Python's own source (no download)",
+        {"units": 128, "epochs": 4, "batch_size": 128, "maxlen": 40},
+    ),
+    "imdb": Task(
+        "rnnkit.tasks.imdb",
+        "IMDB review sentiment (downloads imdb.npz once, or reads --data)",
+        {"units": 32, "epochs": 10, "batch_size": 128, "maxlen": 500},
+    ),
 }
 # `explain vanishing` trains 16 models; these defaults take about 4 minutes on a 2-core CPU.
 VANISHING_DEFAULTS = {"lengths": [25, 50, 100, 200], "steps": 1000, "units": 32, "batch_size": 64}
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help ends with its default (lists as typed on the command line); flags
+    and options whose default depends on the task say so in their own help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, argparse.SUPPRESS) or action.nargs == 0 or not action.help:
+            return action.help
+        default = action.default
+        if isinstance(default, list):
+            default = " ".join(map(str, default))
+        return f"{action.help} (default: {str(default).replace('%', '%%')})"
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (and exit code 2) instead of the usage dump."""
+    """argparse with a one-line error (and exit code 2) instead of the usage dump, and the
+    defaults in `--help`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, received {text!r}") from None
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, received {text}")
     return value
 
 
 def _sequence_length(text: str) -> int:
-    value = int(text)
+    value = _integer(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"expected an integer >= 2, received {text}")
     return value
 
 
+def _output_folder(text: str) -> str:
+    """`--out`: a folder, created when the command writes; a file in its place (or on the way
+    to it), or a folder the user cannot write in, is an error now, before any training."""
+    wanted = os.path.abspath(os.path.expanduser(text))
+    existing = wanted
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "is" if existing == wanted else f"lies under {existing!r}, which is"
+        raise argparse.ArgumentTypeError(
+            f"{text!r} {where} a file; --out takes a folder (created if missing)"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write in {existing!r} (received {text!r})")
+    return text
+
+
+def _data_file(text: str) -> str:
+    """`--data`: an existing file."""
+    path = os.path.expanduser(text)
+    if os.path.isdir(path):
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; --data takes a file")
+    if not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f"no file at {text!r}")
+    return path
+
+
+def _per_task(key: str) -> str:
+    return "default: " + ", ".join(f"{name} {task.defaults[key]}" for name, task in TASKS.items())
+
+
+def _add_train(commands: Any) -> None:
+    train = commands.add_parser("train", help="train a model on a task and save it")
+    train.add_argument(
+        "task",
+        choices=sorted(TASKS),
+        help="what to train: " + "; ".join(f"{name}: {t.summary}" for name, t in TASKS.items()),
+    )
+    train.add_argument("--layer", choices=CELLS, default="lstm", help="the recurrent layer")
+    train.add_argument(
+        "--units", type=_positive_int, help=f"units of the recurrent layer ({_per_task('units')})"
+    )
+    train.add_argument(
+        "--epochs", type=_positive_int, help=f"passes over the data ({_per_task('epochs')})"
+    )
+    train.add_argument(
+        "--batch-size", type=_positive_int, help=f"samples per step ({_per_task('batch_size')})"
+    )
+    train.add_argument(
+        "--maxlen", type=_positive_int, help=f"timesteps per sample ({_per_task('maxlen')})"
+    )
+    train.add_argument(
+        "--data",
+        type=_data_file,
+        help="local data file: imdb.npz in Keras's format for imdb, any text file for charlm "
+        "(default: imdb downloads its file once; charlm reads Python's standard library)",
+    )
+    train.add_argument("--num-words", type=_positive_int, default=10000, help="imdb vocabulary")
+    train.add_argument(
+        "--max-chars", type=_positive_int, default=120_000, help="charlm: characters of text"
+    )
+    train.add_argument(
+        "--sample-length", type=_positive_int, default=200, help="charlm: characters generated"
+    )
+    train.add_argument("--seed", type=_integer, default=0, help="weights and data order")
+    train.add_argument(
+        "--verbose", type=int, choices=[0, 1, 2], default=1, help="0 silent, 1 bar, 2 one line"
+    )
+    train.add_argument(
+        "--out", type=_output_folder, default="out", help="output folder (created if missing)"
+    )
+
+
 def _add_explain(commands: Any) -> None:
     explain = commands.add_parser("explain", help="run an experiment and write a report")
-    explain.add_argument("topic", choices=["vanishing"], help="what to explain")
+    explain.add_argument(
+        "topic", choices=["vanishing"], help="what to explain: vanishing gradients in SimpleRNN"
+    )
     defaults = VANISHING_DEFAULTS
     explain.add_argument(
         "--lengths",
         type=_sequence_length,
         nargs="+",
         default=defaults["lengths"],
-        help="sequence lengths T of the adding problem (default: 25 50 100 200)",
+        help="sequence lengths T of the adding problem",
     )
     explain.add_argument(
-        "--steps", type=_positive_int, default=defaults["steps"], help="Adam steps per model"
+        "--steps",
+        type=_positive_int,
+        default=defaults["steps"],
+        help="Adam steps per model (more: models that can learn have time to)",
     )
-    explain.add_argument("--units", type=_positive_int, default=defaults["units"])
     explain.add_argument(
-        "--batch-size", type=_positive_int, default=defaults["batch_size"], help="per step"
+        "--units", type=_positive_int, default=defaults["units"], help="units of each layer"
     )
-    explain.add_argument("--seed", type=int, default=0, help="weights and data")
-    explain.add_argument("--out", default="out", help="output folder (created if missing)")
+    explain.add_argument(
+        "--batch-size", type=_positive_int, default=defaults["batch_size"], help="samples per step"
+    )
+    explain.add_argument("--seed", type=_integer, default=0, help="weights and data")
+    explain.add_argument(
+        "--out", type=_output_folder, default="out", help="output folder (created if missing)"
+    )
 
 
 def _add_bench(commands: Any) -> None:
-    from rnnkit import bench
-
     parser = commands.add_parser(
         "bench", help="time rnnkit against torch.nn and Keras (CPU) or cuDNN (--device cuda)"
     )
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--cells", nargs="+", choices=sorted(bench.GATES), default=None)
-    shapes = list(dict.fromkeys([*bench.SHAPES, *bench.CUDA_SHAPES]))
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run")
+    parser.add_argument("--cells", nargs="+", choices=CELLS, help="(default: all)")
+    # No `choices` here: the shape names live in rnnkit.bench, which imports PyTorch; `_bench`
+    # checks them and lists the device's own.
     parser.add_argument(
-        "--shapes", nargs="+", choices=shapes, default=None, help="default: the device's own"
+        "--shapes", nargs="+", help="workload shapes by name, e.g. chapter (default: the device's)"
     )
     parser.add_argument("--no-options", action="store_true", help="skip the option variants")
-    parser.add_argument("--repeats", type=_positive_int, default=None, help="CPU 5, CUDA 20")
+    parser.add_argument(
+        "--repeats", type=_positive_int, help="timed repeats (default: CPU 5, CUDA 20)"
+    )
     parser.add_argument(
         "--dtype", choices=["float32", "bfloat16", "float16"], default="float32", help="CUDA only"
     )
@@ -86,7 +234,9 @@ def _add_bench(commands: Any) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="chapter shape, plain and options, 3 repeats"
     )
-    parser.add_argument("--out", default="out", help="output folder (created if missing)")
+    parser.add_argument(
+        "--out", type=_output_folder, default="out", help="output folder (created if missing)"
+    )
 
 
 def _bench(options: argparse.Namespace, stream: Any) -> None:
@@ -98,7 +248,6 @@ def _bench(options: argparse.Namespace, stream: Any) -> None:
             device's workloads.
     """
     import json
-    import os
 
     from rnnkit import bench
 
@@ -145,22 +294,11 @@ def _bench(options: argparse.Namespace, stream: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `rnnkit` parser; building it imports nothing heavy."""
     parser = _Parser(prog="rnnkit", description="Recurrent networks, Keras-style, on PyTorch.")
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    train = commands.add_parser("train", help="train a model on a task and save it")
-    train.add_argument("task", choices=sorted(TASK_DEFAULTS), help="what to train")
-    train.add_argument("--layer", choices=["simple_rnn", "lstm", "gru"], default="lstm")
-    train.add_argument("--units", type=_positive_int, help="units of the recurrent layer")
-    train.add_argument("--epochs", type=_positive_int)
-    train.add_argument("--batch-size", type=_positive_int)
-    train.add_argument("--maxlen", type=_positive_int, help="timesteps per sample")
-    train.add_argument("--data", help="local data file (imdb.npz, or a text file for charlm)")
-    train.add_argument("--num-words", type=_positive_int, default=10000, help="imdb vocabulary")
-    train.add_argument("--max-chars", type=_positive_int, default=120_000, help="charlm text")
-    train.add_argument("--sample-length", type=_positive_int, default=200, help="charlm sample")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1)
-    train.add_argument("--out", default="out", help="output folder (created if missing)")
+    _add_train(commands)
     _add_explain(commands)
     _add_bench(commands)
     return parser
@@ -173,7 +311,8 @@ def _explain(options: argparse.Namespace, stream: Any) -> None:
     lengths = sorted(set(options.lengths))
     print(
         f"Training {', '.join(LAYER_TYPES)} on the adding problem at T = "
-        f"{', '.join(map(str, lengths))} ({options.steps} steps each)",
+        f"{', '.join(map(str, lengths))} ({options.steps} steps each; IRNN: a ReLU SimpleRNN "
+        "whose recurrent kernel starts as the identity)",
         file=stream,
         flush=True,
     )
@@ -186,6 +325,7 @@ def _explain(options: argparse.Namespace, stream: Any) -> None:
         progress=lambda line: print(line, file=stream, flush=True),
     )
     paths = report_html.write_report(results, options.out)
+    print(reading.baseline_rule(results.baseline), file=stream)
     for sentence in reading.reading(results):
         print(f"- {sentence}", file=stream)
     print(f"finished in {results.seconds:.0f} s", file=stream)
@@ -194,31 +334,53 @@ def _explain(options: argparse.Namespace, stream: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None, stream: Any = None) -> int:
-    """Runs the command line; returns the exit code."""
+    """Runs the command line.
+
+    Args:
+        argv: the arguments after `rnnkit` (default: `sys.argv[1:]`).
+        stream: where reports go (default: standard output). Errors go to standard error as one
+            line: `rnnkit: error: ...`.
+
+    Returns:
+        The exit code: 0 done, 2 a bad option, path or data file.
+    """
     stream = stream or sys.stdout
-    parser = build_parser()
-    options = parser.parse_args(argv)
+    try:
+        options = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a one-line option error
+        return exit_.code if isinstance(exit_.code, int) else 2
     if options.command in ("bench", "explain"):
         try:
             (_bench if options.command == "bench" else _explain)(options, stream)
         except (OSError, ValueError) as error:
-            print(f"rnnkit: error: {error}", file=sys.stderr)
-            return 2
+            return _fail(error)
         return 0
+    return _train(options, stream)
+
+
+def _train(options: argparse.Namespace, stream: Any) -> int:
+    """`rnnkit train TASK`: fills in the task's defaults, imports the task and runs it."""
+    from rnnkit.data.download import DownloadError
     from rnnkit.training import distributed
 
     if not distributed.is_primary():  # under torchrun, process 0 reports for every process
         stream = io.StringIO()
-    for key, value in TASK_DEFAULTS[options.task].items():
+    task = TASKS[options.task]
+    for key, value in task.defaults.items():
         if getattr(options, key) is None:
             setattr(options, key, value)
-    if options.task == "charlm":
-        from rnnkit.tasks import charlm as task
-    else:
-        from rnnkit.tasks import imdb as task
     try:
-        task.run(options, stream)
+        importlib.import_module(task.module).run(options, stream)
+    except DownloadError as error:
+        return _fail(
+            f"could not download {error.origin} ({error.reason}); pass a local copy with "
+            f"--data FILE, or put it at {error.target}"
+        )
     except (FileNotFoundError, ValueError, ConnectionError) as error:
-        print(f"rnnkit: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(error)
     return 0
+
+
+def _fail(message: object) -> int:
+    print(f"rnnkit: error: {_one_line(message)}", file=sys.stderr)
+    return 2

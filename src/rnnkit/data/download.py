@@ -29,7 +29,23 @@ _HASH_BY_LENGTH = {64: "sha256", 32: "md5"}
 
 
 class DownloadError(ConnectionError):
-    """A file could not be fetched (no network, server error, missing source)."""
+    """A file could not be fetched (no network, server error, missing source).
+
+    Args:
+        origin: the URL that failed.
+        target: where the file would have been cached (a copy put there is used as it is).
+        reason: what went wrong, in words.
+
+    The message tells a Python caller to pass `path=...`; the command line, which has its own
+    option for it, rewords the advice from these attributes.
+    """
+
+    def __init__(self, origin: str, target: str | os.PathLike[str], reason: str) -> None:
+        self.origin, self.target, self.reason = origin, Path(target), reason
+        super().__init__(
+            f"Could not download {origin} ({reason}). If you have a copy of the file, put it at "
+            f"{self.target}, or pass its local path to the loader with `path=...`."
+        )
 
 
 def cache_root() -> Path:
@@ -145,17 +161,10 @@ def _download(origin: str, partial: Path, target: Path) -> None:
         if offset and error.code == 416:
             return  # Range not satisfiable: the partial file already holds every byte.
         reason = f"HTTP {error.code} {error.reason}"
-        raise DownloadError(_failure_message(origin, target, reason)) from error
+        raise DownloadError(origin, target, reason) from error
     except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
         reason = getattr(error, "reason", None) or repr(error)
-        raise DownloadError(_failure_message(origin, target, str(reason))) from error
+        raise DownloadError(origin, target, str(reason)) from error
     if announced is not None and announced.isdigit() and received != int(announced):
         reason = f"the connection closed after {received} of {announced} bytes"
-        raise DownloadError(_failure_message(origin, target, reason))
-
-
-def _failure_message(origin: str, target: Path, reason: str) -> str:
-    return (
-        f"Could not download {origin} ({reason}). If you have a copy of the file, put it at "
-        f"{target}, or pass its local path to the loader with `path=...`."
-    )
+        raise DownloadError(origin, target, reason)

@@ -94,10 +94,10 @@ class TimeseriesDataset(PyDataset):
         else:
             chosen = self._order[index * self.batch_size : (index + 1) * self.batch_size]
             starts = self._starts[chosen]  # (batch,)
-        windows = self.data[np.add.outer(starts, self._offsets)]  # (batch, T, *features)
+        windows = _gather(self.data, np.add.outer(starts, self._offsets))  # (batch, T, ...)
         if self.targets is None:
             return windows
-        return windows, self.targets[starts]
+        return windows, _gather(self.targets, starts)
 
     def __iter__(self) -> Iterator[Any]:
         """Yields the batches of one epoch in order, then moves to the next epoch's order."""
@@ -122,6 +122,15 @@ class TimeseriesDataset(PyDataset):
         )
         rng = np.random.default_rng((self.shuffle_seed, self._epoch))
         return _buffer_shuffle(self.num_windows, buffer_size, rng)
+
+
+def _gather(array: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """`array[indices]` along axis 0. `np.take` copies whole rows at once (several times faster
+    than fancy indexing with a 2-D index) but first makes a contiguous copy of a strided source,
+    so a strided view (e.g. a column of a larger array) is indexed in place instead."""
+    if array.flags.c_contiguous:
+        return np.take(array, indices, axis=0)
+    return array[indices]
 
 
 def _buffer_shuffle(count: int, buffer_size: int, rng: np.random.Generator) -> np.ndarray:
@@ -190,8 +199,9 @@ def timeseries_dataset_from_array(
     Raises:
         ValueError: as Keras: `start_index` negative or not below `len(data)`; `end_index` not
             above `start_index`, not below `len(data)` or not above 0; `sampling_rate` or
-            `sequence_stride` not in `[1, len(data))`. Also (where Keras has no check):
-            `sequence_length` or `batch_size` not positive.
+            `sequence_stride` not in `[1, len(data))`. Also (where Keras has no check, or
+            fails later): `sequence_length` or `batch_size` not positive, `seed` outside
+            `[0, 2**32)`, `targets` too short for the window starts.
         TypeError: an integer argument that is not an int.
 
     Example:
@@ -229,6 +239,8 @@ def timeseries_dataset_from_array(
         )
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"`batch_size` must be higher than 0. Received: batch_size={batch_size}")
+    if seed is not None and not 0 <= seed < 2**32:
+        raise ValueError(f"`seed` must be in [0, 2**32) (NumPy's range). Received: seed={seed}")
 
     # From here on, Keras's `_timeseries_dataset_tf` line by line.
     if start_index is None:

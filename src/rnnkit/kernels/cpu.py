@@ -60,8 +60,10 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -160,8 +162,11 @@ def _compile(compiler: str, library: Path) -> None:
             os.replace(partial, library)
             return
         partial.unlink(missing_ok=True)
-        errors.append(f"{' '.join(command)}\n{completed.stderr.strip()}")
-    raise KernelBuildError("compiling the fused CPU kernels failed:\n" + "\n".join(errors))
+        errors.append(f"$ {' '.join(command)}\n{completed.stderr.strip()}")
+    raise KernelBuildError(
+        f"compiling the fused CPU kernels failed ({compiler} rejected cpu.cpp three ways); "
+        "the compiler said:\n" + "\n".join(errors)
+    )
 
 
 def remove_stale_builds(folder: Path, keep: Path, now: float) -> None:
@@ -197,6 +202,8 @@ def library() -> ctypes.CDLL:
     ).hexdigest()[:16]  # fmt: skip
     path = cache_root() / "kernels" / f"rnnkit_cpu_{key}.so"
     if not path.exists():
+        # The one slow first call a user would otherwise wait through without a word.
+        print("compiling rnnkit's CPU kernels (once, about 15 s)...", file=sys.stderr, flush=True)
         try:
             _compile(compiler, path)
         except OSError as error:  # an unwritable cache, a compiler that cannot be run
@@ -221,11 +228,19 @@ def library() -> ctypes.CDLL:
 
 @functools.cache
 def unavailable() -> str | None:
-    """None when the kernels are ready, else why they cannot run (a one-line reason)."""
+    """None when the kernels are ready, else why they cannot run: the whole error, with the
+    compiler's output (`use_fused=True` raises it). The first failure in a process also warns,
+    since `use_fused="auto"` then runs the plain loop (same results, slower) without a word."""
     try:
         library()
     except KernelBuildError as error:
-        return str(error).splitlines()[0]
+        warnings.warn(
+            f"rnnkit's fused CPU kernels are unavailable, so recurrent layers run the plain loop "
+            f"(same results, slower): {error}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return str(error)
     return None
 
 

@@ -58,6 +58,13 @@ def run(options: Any, stream: Any) -> dict[str, Any]:
     train_text, val_text = text_corpus.train_val_split(text, 0.1)
     chars, char_to_index = text_corpus.char_vocabulary(text)
     seq_len = options.maxlen
+    shortest = min(len(train_text), len(val_text))
+    if shortest <= seq_len:
+        raise ValueError(
+            f"--maxlen {seq_len} needs a text longer than that in both parts (90% training, "
+            f"10% validation), but the shorter part has {shortest} characters: pass a smaller "
+            "--maxlen, or --data with a longer text"
+        )
     x, y = text_corpus.make_char_dataset(train_text, seq_len, 3, char_to_index)
     x_val, y_val = text_corpus.make_char_dataset(val_text, seq_len, seq_len, char_to_index)
     print(

@@ -21,6 +21,7 @@ from rnnkit.training.callbacks import (
 from rnnkit.training.history import History
 from rnnkit.training.loop import Compiled, compile, evaluate, fit, predict
 from rnnkit.training.progress import Progbar, ProgbarLogger
+from rnnkit.training.tensorboard import TensorBoard
 
 __all__ = [
     "CSVLogger",
@@ -35,6 +36,7 @@ __all__ = [
     "Progbar",
     "ProgbarLogger",
     "ReduceLROnPlateau",
+    "TensorBoard",
     "TerminateOnNaN",
     "callbacks",
     "compile",

@@ -10,8 +10,8 @@ running means over the epoch so far. A callback stops training by setting
 `steps`) are set before training starts.
 
 Ready-made: `EarlyStopping`, `ModelCheckpoint`, `CSVLogger`, `LambdaCallback`,
-`LearningRateScheduler`, `ReduceLROnPlateau`, `TerminateOnNaN`; `History` and the progress bar
-live in `history.py` and `progress.py`.
+`LearningRateScheduler`, `ReduceLROnPlateau`, `TerminateOnNaN`; `History`, the progress bar
+and `TensorBoard` live in `history.py`, `progress.py` and `tensorboard.py`.
 
 In a distributed run (see `distributed.py`) every process runs the callbacks on the same global
 logs, so they decide the same everywhere; only process 0 prints their messages and writes

@@ -1,14 +1,16 @@
 """Keras 3's progress output for `fit`, `evaluate` and `predict`.
 
-On a terminal (or in Jupyter), `verbose=1` shows a bar redrawn in place:
+On a terminal, `verbose=1` shows a bar redrawn in place:
 
     Epoch 3/10
     12/40 ━━━━━━━━━━━━━━━━━━━━ 1s 25ms/step - acc: 0.7012 - loss: 0.5534
 
 and leaves the epoch's totals (with the `val_` metrics) on the line when the epoch ends.
-When the output is not a terminal (a log file, a pipe, captured output), `verbose=1` writes only
-that final line per epoch, without colours or carriage returns. `verbose=2` always writes one
-line per epoch: `40/40 - 1s - 25ms/step - acc: 0.7012 - loss: 0.5534 - val_acc: ...`.
+In a Jupyter notebook each epoch is one output (the header and the bar) updated in place through
+an IPython display handle, so a saved notebook holds one output per epoch, as Keras's per-epoch
+line. When the output is not a terminal (a log file, a pipe, captured output), `verbose=1`
+writes only that final line per epoch, without colours or carriage returns. `verbose=2` always
+writes one line per epoch: `40/40 - 1s - 25ms/step - acc: 0.7012 - loss: 0.5534 - val_acc: ...`.
 The header `Epoch i/n` is printed when `epochs > 1`, as in Keras. In a distributed run only
 process 0 prints.
 """
@@ -49,11 +51,41 @@ def _format_per_unit(seconds: float, unit: str) -> str:
 
 
 def is_interactive(stream: IO[str]) -> bool:
-    """Whether `stream` can redraw a line in place: a terminal, or Jupyter's stdout."""
+    """Whether `stream` can redraw a line in place (a terminal; Jupyter gets a display)."""
     isatty = getattr(stream, "isatty", None)
-    if isatty is not None and isatty():
-        return True
-    return stream is sys.stdout and "ipykernel" in sys.modules
+    return isatty is not None and bool(isatty())
+
+
+def in_jupyter_kernel() -> bool:
+    """Whether this process is a Jupyter kernel, whose outputs can be updated in place.
+
+    IPython is not a dependency of rnnkit: it is looked at only where ipykernel has already been
+    imported (by the kernel itself).
+    """
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return getattr(shell, "kernel", None) is not None
+
+
+class _Display:
+    """One notebook output, shown once and then updated in place (`display_id=True`)."""
+
+    def __init__(self) -> None:
+        self._handle: Any = None
+
+    def show(self, text: str) -> None:
+        from IPython.display import Pretty, display
+
+        if self._handle is None:
+            sys.stdout.flush()  # what was printed before goes above the display
+            self._handle = display(Pretty(text), display_id=True)
+        else:
+            self._handle.update(Pretty(text))
 
 
 class Progbar:
@@ -69,6 +101,9 @@ class Progbar:
 
     `update(current, values, finalize=None)`: `current` steps done; `values` a list of
     `(name, value)` shown as given; `finalize` defaults to `current >= target`.
+
+    In a Jupyter kernel, writing to its standard output with `verbose=1`, the bar is one display
+    output updated in place, headed by `header` when set (`"Epoch 3/10"`).
     """
 
     def __init__(
@@ -92,6 +127,13 @@ class Progbar:
         self._time_after_first_step: float | None = None
         self._last_update = 0.0
         self._previous_width = 0
+        self.header: str | None = None
+        self._display: _Display | None = None
+
+    def uses_display(self) -> bool:
+        """Whether the bar is a notebook display (Jupyter kernel, its stdout, `verbose=1`)."""
+        stream = self.stream or sys.stdout
+        return self.verbose == 1 and stream is sys.stdout and in_jupyter_kernel()
 
     def _seconds_per_step(self, current: int, now: float) -> float:
         """Keras's estimate: the first step (often slow: building, caching) is left out."""
@@ -117,7 +159,13 @@ class Progbar:
         now = time.time()
         per_step = self._seconds_per_step(current, now)
         stream = self.stream or sys.stdout
-        if self.verbose == 1:
+        if self.verbose == 1 and self.uses_display():
+            if not finalize and now - self._last_update < self.interval:
+                return
+            line, _ = self._bar_line(current, now, per_step, finalize, colour=False)
+            self._display = self._display or _Display()
+            self._display.show(line if self.header is None else f"{self.header}\n{line}")
+        elif self.verbose == 1:
             interactive = is_interactive(stream)
             if not finalize and (not interactive or now - self._last_update < self.interval):
                 return
@@ -228,8 +276,12 @@ class ProgbarLogger(Callback):
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         self._start()
         if self.verbose and self.epochs > 1:
+            header = f"Epoch {epoch + 1}/{self.epochs}"
+            if self.progbar is not None and self.progbar.uses_display():
+                self.progbar.header = header  # one notebook output per epoch: header and bar
+                return
             stream = self.stream or sys.stdout
-            stream.write(f"Epoch {epoch + 1}/{self.epochs}\n")
+            stream.write(header + "\n")
             stream.flush()
 
     def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
