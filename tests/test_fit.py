@@ -382,8 +382,8 @@ def test_argument_errors():
         loop.fit(model, x, y, validation_split=1.5, verbose=0)
     with pytest.raises(ValueError, match="too few to split"):
         loop.fit(model, x[:1], y[:1], validation_split=0.5, verbose=0)
-    with pytest.raises(ValueError, match=r"tuple \(x_val, y_val\)"):
-        loop.fit(model, x, y, validation_data=(x, y, y), verbose=0)
+    with pytest.raises(ValueError, match=r"\(x_val, y_val, sample_weight_val\) or a dataset"):
+        loop.fit(model, x, y, validation_data=(x, y, y, y), verbose=0)
     with pytest.raises(ValueError, match="verbose=3"):
         loop.fit(model, x, y, verbose=3)
     with pytest.raises(ValueError, match="`batch_size` must be a positive integer; received 0"):
@@ -394,6 +394,27 @@ def test_argument_errors():
     uncompiled = TinyModel()
     with pytest.raises(ValueError, match="needs a loss"):
         loop.fit(uncompiled, x, y, verbose=0)
+
+
+def test_validation_freq_validates_after_the_epochs_it_names():
+    x, y = separable(samples=40)
+    model = compiled_model()
+    validated = []
+    counter = LambdaCallback(on_test_begin=lambda logs: validated.append(True))
+    epochs_logged = LambdaCallback(on_epoch_end=lambda epoch, logs: validated.append(sorted(logs)))
+    history = loop.fit(model, x, y, epochs=4, validation_data=(x, y), validation_freq=2,
+                       callbacks=[counter, epochs_logged], verbose=0)  # fmt: skip
+    assert len(history.history["val_loss"]) == 2 and len(history.history["loss"]) == 4
+    assert validated[0] == ["acc", "loss"]  # epoch 1: no validation
+    assert validated[1:3] == [True, ["acc", "loss", "val_acc", "val_loss"]]
+    history = loop.fit(model, x, y, epochs=5, initial_epoch=1, validation_split=0.25,
+                       validation_freq=[1, 3, 5], verbose=0)  # fmt: skip
+    assert history.epoch == [1, 2, 3, 4] and len(history.history["val_loss"]) == 2
+    for bad in (0, "2", 1.5):
+        with pytest.raises(
+            ValueError, match="`validation_freq` must be a positive integer or a list"
+        ):
+            loop.fit(model, x, y, validation_data=(x, y), validation_freq=bad, verbose=0)
 
 
 _INTERRUPTED_FIT = textwrap.dedent(
@@ -469,8 +490,12 @@ def poisoned(where: str, value: float = np.nan):
 @pytest.mark.parametrize(
     ("where", "value", "message"),
     [
-        ("x", np.nan, r"epoch 1, batch 2 .*the inputs \(x\) hold 1 NaN or inf value\b"),
-        ("y", np.inf, r"epoch 1, batch 2 .*the targets \(y\) hold 1 NaN or inf value\b"),
+        (
+            "x",
+            np.nan,
+            r"loss is NaN or inf at epoch 1, batch 2, .*the inputs \(x\) hold 2 NaN or inf values",
+        ),
+        ("y", np.inf, r"epoch 1, batch 2, .*the targets \(y\) hold 1 NaN or inf value\b"),
     ],
 )
 def test_a_nan_batch_stops_fit_before_it_touches_the_weights(where, value, message):
@@ -495,7 +520,7 @@ def test_a_diverged_model_is_told_apart_from_bad_data():
     model.set_weights([np.full((1, 2), 1e30, "float32"), np.zeros(1, "float32")])
     model.activation = lambda z: z  # no sigmoid: the squared error of 1e30 overflows
     model.compiled = loop.compile(model, optimizer="sgd", loss="mse")
-    with pytest.raises(NonFiniteLossError, match="epoch 1, batch 1 .*the model diverged"):
+    with pytest.raises(NonFiniteLossError, match="epoch 1, batch 1, .*the model diverged"):
         loop.fit(model, x, y, epochs=1, batch_size=8, verbose=0)
     np.testing.assert_array_equal(model.get_weights()[0], np.full((1, 2), 1e30, "float32"))
 
@@ -556,5 +581,15 @@ def test_a_dataframe_with_a_text_column_names_the_column():
     pandas = pytest.importorskip("pandas")
     frame = pandas.DataFrame({"a": [0.1, 0.2, 0.3, 0.4], "city": ["x", "y", "z", "w"]})
     model = compiled_model()
-    with pytest.raises(TypeError, match="column 'city' holds object values"):
+    with pytest.raises(
+        TypeError, match="`x` column 'city' holds (object|str) values; fit needs numbers"
+    ):
         loop.fit(model, frame, np.zeros(4, "float32"), verbose=0)
+
+
+def test_a_numeric_dataframe_trains_as_arrays():
+    pandas = pytest.importorskip("pandas")
+    x, y = separable(samples=16)
+    frame = pandas.DataFrame({"a": x[:, 0], "b": x[:, 1]})
+    history = loop.fit(compiled_model(), frame, y, epochs=1, batch_size=8, verbose=0)
+    assert history.epoch == [0]

@@ -7,6 +7,7 @@ checks the commands themselves, not a copy of them.
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -44,8 +45,20 @@ def _dry_run(target: str, folder: Path = ROOT) -> list[str]:
     make = shutil.which("make")
     if make is None:
         pytest.skip("make is not installed")
+    # Under `make test` the parent make's flags are inherited (and would add "Entering
+    # directory" lines): the dry run must read as it does from a shell.
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")
+    }
     completed = subprocess.run(
-        [make, "-n", target], cwd=folder, capture_output=True, text=True, check=True
+        [make, "-n", "--no-print-directory", target],
+        cwd=folder,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return completed.stdout.replace("\\\n", " ").splitlines()  # continued lines joined
 

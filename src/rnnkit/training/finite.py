@@ -72,9 +72,10 @@ def describe_nonfinite_batch(
             "the inputs and targets are finite, so the model diverged. Try a lower learning "
             "rate, or clip the gradients (clipnorm=1.0 on the optimizer)"
         )
-    what = "loss" if not bool(torch.isfinite(loss.detach()).all()) else "gradients"
+    finite_loss = bool(torch.isfinite(loss.detach()).all())
+    what = "gradients hold" if finite_loss else "loss is"
     return (
-        f"fit: the {what} of epoch {epoch + 1}, batch {batch + 1} hold NaN or inf, so this "
+        f"fit: the {what} NaN or inf at epoch {epoch + 1}, batch {batch + 1}, so this "
         f"batch was not applied (the weights and the optimizer's state are as before it): "
         f"{cause}; or pass skip_nonfinite_batches=True to skip such batches."
     )
