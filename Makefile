@@ -37,6 +37,7 @@ demo: $(RUNTIME)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: lint
 	$(PYTHON) -m pytest

@@ -1,9 +1,42 @@
-"""Shared test data: a small IMDB-format file whose labels really depend on the words."""
+"""Shared test data: the table of recurrent cell kinds every layer and kernel test runs over, and
+a small IMDB-format file whose labels really depend on the words."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
+
 import numpy as np
 import pytest
+
+from rnnkit import reference
+from rnnkit.layers import GRU, LSTM, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
+
+
+class CellKind(NamedTuple):
+    """One kind of recurrent cell, as each test needs to name it."""
+
+    layer: type  # the rnnkit layer
+    cell: type  # its cell
+    keras_name: str  # the Keras layer's class name
+    options: dict[str, Any]  # the layer's (and cell's) arguments that make this kind
+    reference: Callable  # the NumPy loop of `rnnkit.reference`, options applied
+    gates: int  # gate blocks per weight
+    states: int  # states per step (LSTM: h and c)
+
+
+# The kinds every test of the layers, kernels and file formats runs over.
+KINDS = {
+    "simple_rnn": CellKind(SimpleRNN, SimpleRNNCell, "SimpleRNN", {}, reference.simple_rnn, 1, 1),
+    "lstm": CellKind(LSTM, LSTMCell, "LSTM", {}, reference.lstm, 4, 2),
+    "gru_reset_after": CellKind(
+        GRU, GRUCell, "GRU", {"reset_after": True}, partial(reference.gru, reset_after=True), 3, 1
+    ),
+    "gru_reset_before": CellKind(
+        GRU, GRUCell, "GRU", {"reset_after": False}, partial(reference.gru, reset_after=False), 3, 1
+    ),
+}
 
 
 def write_sentiment_imdb(path, train=400, test=100, seed=0):

@@ -157,3 +157,11 @@ def test_serialize_custom_functions():
         activations.serialize(functools.partial(activations.relu, max_value=1.0))
     with pytest.raises(TypeError, match="not callable"):
         activations.serialize(3)
+
+
+def test_activation_codes_name_the_functions_the_kernels_implement():
+    for code in activations.ActivationCode:
+        assert activations.code_of(activations.get(code.name.lower())) is code
+    assert activations.code_of(activations.swish) is activations.ActivationCode.SILU
+    assert activations.code_of(activations.gelu) is None
+    assert activations.code_of(lambda x: x) is None

@@ -124,6 +124,14 @@ def test_to_torch_then_from_torch(name):
         torch.testing.assert_close(again(x), expected, atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("name", ["lstm_no_bias", "bidirectional_gru"])
+def test_a_layers_to_torch_method_is_io_to_torch(name):
+    layer = built(RNNKIT_LAYERS[name]())
+    x = torch.randn(2, 5, FEATURES)
+    with torch.no_grad():
+        torch.testing.assert_close(layer.to_torch()(x), rnnkit.io.to_torch(layer)(x))
+
+
 def test_to_torch_with_last_output_only():
     layer = built(layers.LSTM(HIDDEN))
     x = torch.randn(2, 5, FEATURES)

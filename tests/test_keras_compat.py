@@ -16,6 +16,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import KINDS
 
 import rnnkit.layers
 
@@ -37,15 +38,6 @@ def _keras_runs_op_by_op():
 
     with jax.disable_jit():
         yield
-
-
-# name: (layer class name, extra arguments, number of states)
-KINDS = {
-    "simple_rnn": ("SimpleRNN", {}, 1),
-    "lstm": ("LSTM", {}, 2),
-    "gru_reset_after": ("GRU", {"reset_after": True}, 1),
-    "gru_reset_before": ("GRU", {"reset_after": False}, 1),
-}
 
 
 def make_mask(name: str) -> np.ndarray:
@@ -73,12 +65,12 @@ def make_inputs(seed: int = 1, batch: int = BATCH, timesteps: int = TIMESTEPS) -
 
 def make_states(kind: str, seed: int = 2, batch: int = BATCH) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    return [rng.normal(size=(batch, UNITS)).astype(np.float32) for _ in range(KINDS[kind][2])]
+    return [rng.normal(size=(batch, UNITS)).astype(np.float32) for _ in range(KINDS[kind].states)]
 
 
 def recurrent(kind: str, **kwargs):
     """A factory `namespace -> layer` for `keras.layers` and `rnnkit.layers` alike."""
-    class_name, defaults, _ = KINDS[kind]
+    class_name, defaults = KINDS[kind].keras_name, KINDS[kind].options
     return lambda namespace: getattr(namespace, class_name)(UNITS, **defaults, **kwargs)
 
 

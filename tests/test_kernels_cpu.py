@@ -7,30 +7,25 @@ against the reference, gradients against the loop and by gradcheck, thread-count
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import pytest
 import torch
+from conftest import KINDS
+from recurrences import recurrence_of
 
 from rnnkit.kernels import cpu, fused
-from rnnkit.layers import GRU, LSTM, SimpleRNN
-
-# The layer for each kind of cell the kernels implement.
-LAYERS = {
-    "simple_rnn": SimpleRNN,
-    "lstm": LSTM,
-    "gru_reset_after": GRU,
-    "gru_reset_before": lambda *a, **k: GRU(*a, reset_after=False, **k),
-}
+from rnnkit.layers import GRU, LSTM
 
 
 @pytest.fixture
 def fresh_library():
     """Forget the loaded kernels around a test, so that it builds (or fails to) anew."""
     cpu.library.cache_clear()
-    cpu.unavailable.cache_clear()
+    cpu.blocker.cache_clear()
     yield
     cpu.library.cache_clear()
-    cpu.unavailable.cache_clear()
+    cpu.blocker.cache_clear()
 
 
 def test_kernels_are_compiled_once_into_the_cache(fresh_library, tmp_path, monkeypatch, capsys):
@@ -70,7 +65,7 @@ def test_without_a_compiler_the_fused_path_says_why_and_auto_falls_back(
     loop.build(x.shape)
     loop.set_weights(auto.get_weights())
     torch.testing.assert_close(auto(x), loop(x), rtol=0, atol=0)
-    assert fused.supports(auto.cell).startswith("no C++ compiler")
+    assert fused.blocker(recurrence_of(auto.cell)).startswith("no C++ compiler")
 
 
 def test_a_failed_build_reports_the_compiler_error(fresh_library, tmp_path, monkeypatch):
@@ -127,12 +122,12 @@ def test_an_unwritable_cache_is_a_build_error(fresh_library, tmp_path, monkeypat
     with pytest.raises(cpu.KernelBuildError, match="building the fused CPU kernels failed"):
         cpu.library()
     with pytest.warns(RuntimeWarning):
-        assert cpu.unavailable().startswith("building the fused CPU kernels failed")
+        assert cpu.blocker().startswith("building the fused CPU kernels failed")
 
 
 # Batches: a depth block's rows span many steps at 3 rows, one or two at 64. These outputs are
 # under 64 KiB, so the threads take the depth in parts, summed apart; larger outputs split the
-# columns (`test_states_t_times_splits_the_columns_of_outputs_over_64_kib`).
+# columns (`test_weight_gradient_splits_the_columns_of_outputs_over_64_kib`).
 BATCHES = pytest.mark.parametrize("batch", [3, 64], ids=["few_rows", "many_rows"])
 # float64 sums over thousands of rows, in another order than einsum's.
 CLOSE = dict(rtol=1e-12, atol=1e-10)
@@ -144,7 +139,7 @@ CLOSE = dict(rtol=1e-12, atol=1e-10)
 @pytest.mark.parametrize("layout", ["time_major", "batch_major"])
 @pytest.mark.parametrize("size", [7, 14])
 @pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
-def test_states_t_times_is_the_masked_product_over_rows_and_steps(masked, size, layout, batch):
+def test_weight_gradient_is_the_masked_product_over_rows_and_steps(masked, size, layout, batch):
     generator = torch.Generator().manual_seed(0)
     timesteps, gates, units = 300, 4, 5  # depth spans several blocks
 
@@ -159,7 +154,7 @@ def test_states_t_times_is_the_masked_product_over_rows_and_steps(masked, size, 
     mask = (random(batch, gates, size) > 0).double() if masked else None
     out = torch.full((size, gates * units), float("nan"), dtype=torch.float64)
     first, last = (1, 2) if masked else (1, 3)
-    cpu.states_t_times(states, mask, gradients, out, first, last)
+    cpu.weight_gradient(states, mask, gradients, out, first, last)
     for g in range(first, last):
         masked_states = states * mask[None, :, g] if masked else states
         want = torch.einsum("tbs,tbu->su", masked_states, gradients[:, :, g])
@@ -170,7 +165,7 @@ def test_states_t_times_is_the_masked_product_over_rows_and_steps(masked, size, 
 
 
 @BATCHES
-def test_states_t_times_forms_a_second_product_in_the_same_pass(batch):
+def test_weight_gradient_forms_a_second_product_in_the_same_pass(batch):
     generator = torch.Generator().manual_seed(1)
     timesteps, gates, units = 300, 4, 5
 
@@ -185,7 +180,9 @@ def test_states_t_times_forms_a_second_product_in_the_same_pass(batch):
         torch.empty(units, gates * units, dtype=torch.float64),
     )
     sums = torch.empty(gates * units, dtype=torch.float64)
-    cpu.states_t_times(inputs, None, gradients, out, 0, gates, sums, second=(states, out2))
+    cpu.weight_gradient(
+        inputs, None, gradients, out, 0, gates, sums, cpu.SecondProduct(states, out2)
+    )
     flat = gradients.reshape(timesteps, batch, -1)
     for got, operand in ((out, inputs), (out2, states)):
         want = torch.einsum("tbs,tbw->sw", operand, flat)
@@ -193,7 +190,7 @@ def test_states_t_times_forms_a_second_product_in_the_same_pass(batch):
     torch.testing.assert_close(sums, flat.sum((0, 1)), **CLOSE)
 
 
-def test_states_t_times_splits_the_columns_of_outputs_over_64_kib():
+def test_weight_gradient_splits_the_columns_of_outputs_over_64_kib():
     """Outputs of (6 + 64) x 256 float32 values (70 KiB) take the other split: each thread a
     range of column strips over the whole depth (300 rows: three blocks), with a masked second
     product and the bias sums."""
@@ -209,8 +206,8 @@ def test_states_t_times_splits_the_columns_of_outputs_over_64_kib():
     mask = (torch.rand(batch, gates, units, generator=generator) > 0.3).float() / 0.7
     out, out2 = torch.empty(6, gates * units), torch.empty(units, gates * units)
     sums = torch.empty(gates * units)
-    cpu.states_t_times(inputs, None, gradients, out, 0, gates, sums, second=(states, out2),
-                       second_mask=mask)  # fmt: skip
+    product = cpu.SecondProduct(states, out2, mask=mask)
+    cpu.weight_gradient(inputs, None, gradients, out, 0, gates, sums, product)
     tolerance = dict(rtol=1e-5, atol=1e-4)  # float32 sums against float64 ones
     inputs, states, gradients, mask = (t.double() for t in (inputs, states, gradients, mask))
     flat = gradients.reshape(timesteps, batch, -1)
@@ -227,7 +224,7 @@ def test_states_t_times_splits_the_columns_of_outputs_over_64_kib():
 # float64 outputs (the column split), states2 rows 512 bytes apart (packed in row blocks).
 @pytest.mark.parametrize("units", [5, 64])
 @pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
-def test_states_t_times_takes_one_gates_second_product_from_other_gradients(masked, units):
+def test_weight_gradient_takes_one_gates_second_product_from_other_gradients(masked, units):
     """GRU reset_after's two weight gradients in one pass: out2's h-gate columns (gate 2) from
     dinner instead of the pre-activations' gradients, and second_sums likewise."""
     generator = torch.Generator().manual_seed(5)
@@ -244,9 +241,8 @@ def test_states_t_times_takes_one_gates_second_product_from_other_gradients(mask
     out = torch.empty(6, gates * units, dtype=torch.float64)
     out2 = torch.empty(units, gates * units, dtype=torch.float64)
     sums, sums2 = torch.empty(gates * units, dtype=torch.float64), torch.empty_like(out[0])
-    cpu.states_t_times(inputs, None, gradients, out, 0, gates, sums, second=(states, out2),
-                       second_mask=mask, second_gradients=(inner, 2),
-                       second_sums=sums2)  # fmt: skip
+    product = cpu.SecondProduct(states, out2, mask=mask, gate_gradients=inner, gate=2, sums=sums2)
+    cpu.weight_gradient(inputs, None, gradients, out, 0, gates, sums, product)
     flat = gradients.reshape(timesteps, batch, -1)
     torch.testing.assert_close(out, torch.einsum("tbs,tbw->sw", inputs, flat), **CLOSE)
     torch.testing.assert_close(sums, flat.sum((0, 1)), **CLOSE)
@@ -263,7 +259,7 @@ def test_states_t_times_takes_one_gates_second_product_from_other_gradients(mask
 # of one vector and single columns; 16: outputs over 64 KiB, the column split.
 @pytest.mark.parametrize("units", [5, 16])
 @pytest.mark.parametrize("sizes", [(64, 70), (65, 70)], ids=["packed", "one_padded"])
-def test_states_t_times_packs_far_apart_rows_in_row_blocks(sizes, units):
+def test_weight_gradient_packs_far_apart_rows_in_row_blocks(sizes, units):
     generator = torch.Generator().manual_seed(4)
     timesteps, batch, gates = 150, 3, 4
     size, size2 = sizes
@@ -277,7 +273,9 @@ def test_states_t_times_packs_far_apart_rows_in_row_blocks(sizes, units):
     out = torch.empty(size, gates * units, dtype=torch.float64)
     out2 = torch.empty(size2, gates * units, dtype=torch.float64)
     sums = torch.empty(gates * units, dtype=torch.float64)
-    cpu.states_t_times(inputs, None, gradients, out, 0, gates, sums, second=(states, out2))
+    cpu.weight_gradient(
+        inputs, None, gradients, out, 0, gates, sums, cpu.SecondProduct(states, out2)
+    )
     flat = gradients.reshape(timesteps, batch, -1)
     for got, operand in ((out, inputs), (out2, states)):
         torch.testing.assert_close(got, torch.einsum("tbs,tbw->sw", operand, flat), **CLOSE)
@@ -287,7 +285,7 @@ def test_states_t_times_packs_far_apart_rows_in_row_blocks(sizes, units):
 @pytest.mark.parametrize(("dtype", "units"), [(torch.float64, 5), (torch.float64, 8),
                                               (torch.float32, 16), (torch.float32, 7)])  # fmt: skip
 @BATCHES
-def test_states_t_times_masks_each_gate_of_the_second_product(dtype, units, batch):
+def test_weight_gradient_masks_each_gate_of_the_second_product(dtype, units, batch):
     """With `second_mask`, out2's gate g reads states2 times mask g; units that are not a
     multiple of the column strips make strips that cross from one gate into the next."""
     generator = torch.Generator().manual_seed(2)
@@ -302,8 +300,8 @@ def test_states_t_times_masks_each_gate_of_the_second_product(dtype, units, batc
     mask = (torch.rand(batch, gates, units, generator=generator) > 0.3).to(dtype) / 0.7
     out = torch.empty(6, gates * units, dtype=dtype)
     out2 = torch.empty(units, gates * units, dtype=dtype)
-    cpu.states_t_times(inputs, None, gradients, out, 0, gates, second=(states, out2),
-                       second_mask=mask)  # fmt: skip
+    product = cpu.SecondProduct(states, out2, mask=mask)
+    cpu.weight_gradient(inputs, None, gradients, out, 0, gates, second=product)
     # Against float64 sums (float32 ones over 6,400 rows, of size up to about 300, were off by
     # up to 1e-4; torch's float32 einsum by more).
     tolerance = CLOSE if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)
@@ -324,7 +322,7 @@ def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype, dro
     strip and single columns (float32 and float64 lanes); 13 rows = six-row blocks, a four-row
     block and padded rows; masks, go_backwards; recurrent and input dropout per gate, or none
     (then the products over all gates: x_t @ K and h @ R in one, the backward's stacked)."""
-    make = LAYERS[kind]
+    make = partial(KINDS[kind].layer, **KINDS[kind].options)
     torch.manual_seed(0)
     options = dict(go_backwards=True, dtype=dtype)
     if dropout:
@@ -361,7 +359,7 @@ def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype, dro
 def test_last_output_only_agrees_with_the_loop(kind, options):
     """Without return_sequences the kernels write and back-propagate the last output only;
     its masked cases (a masked last step, leading masked steps) against the loop."""
-    make = LAYERS[kind]
+    make = partial(KINDS[kind].layer, **KINDS[kind].options)
     torch.manual_seed(1)
     fused_layer, loop_layer = (
         make(6, use_fused=f, return_state=True, dtype=torch.float64, **options)

@@ -16,16 +16,18 @@ import importlib
 import importlib.util
 import os
 import sys
-from functools import partial
 
 import numpy as np
 import pytest
 import torch
+from conftest import KINDS
+from recurrences import recurrence_of, run_on_cell
 from sequence_masks import left_padded_mask, right_padded_mask
 
 from rnnkit import reference
+from rnnkit.kernels import DropoutMasks
 from rnnkit.kernels.loop import run_loop
-from rnnkit.layers.cells import DropoutMasks, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.layers import SimpleRNNCell, StackedRNNCells
 
 pytest.importorskip("triton", reason="Triton is not installed: the GPU kernels cannot be tested")
 
@@ -76,28 +78,10 @@ def gpu():
             setattr(package, name.rsplit(".", 1)[1], module)
 
 
-KINDS = {
-    "simple_rnn": (SimpleRNNCell, {}, reference.simple_rnn, 1),
-    "lstm": (LSTMCell, {}, reference.lstm, 4),
-    "gru_reset_after": (
-        GRUCell,
-        {"reset_after": True},
-        partial(reference.gru, reset_after=True),
-        3,
-    ),
-    "gru_reset_before": (
-        GRUCell,
-        {"reset_after": False},
-        partial(reference.gru, reset_after=False),
-        3,
-    ),
-}
-
-
 def make_cell(kind, dtype=torch.float64, units=UNITS, scale=0.5, **kwargs):
     """A built cell of `kind` on `DEVICE` with random weights (biases too) of standard
     deviation `scale`."""
-    cls, defaults, _, _ = KINDS[kind]
+    cls, defaults = KINDS[kind].cell, KINDS[kind].options
     cell = cls(units, dtype=dtype, **{**defaults, **kwargs})
     cell.build((None, None, FEATURES))
     rng = np.random.default_rng(0)
@@ -142,7 +126,7 @@ def case_arguments(kind, case, dtype):
     """(cell kwargs, inputs, initial states, run_loop kwargs, reference kwargs) for a case; the
     tensors are on `DEVICE`, the reference's arrays in NumPy."""
     options = dict(CASES[case])
-    gates = KINDS[kind][3]
+    gates = KINDS[kind].gates
     rng = np.random.default_rng(1)
     x = rng.normal(size=(BATCH, TIMESTEPS, FEATURES))
     count = 2 if kind == "lstm" else 1
@@ -179,7 +163,9 @@ def reference_outputs(kind, cell, inputs, ref_kwargs, unroll):
     real step output zeros (Keras's unrolled loop; the reference has no such option)."""
     weights = [w.detach().double().cpu().numpy() for w in (cell.kernel, cell.recurrent_kernel)]
     bias = cell.bias.detach().double().cpu().numpy() if cell.bias is not None else None
-    outputs, *states = KINDS[kind][2](inputs.double().cpu().numpy(), *weights, bias, **ref_kwargs)
+    outputs, *states = KINDS[kind].reference(
+        inputs.double().cpu().numpy(), *weights, bias, **ref_kwargs
+    )
     if unroll:
         keep = ref_kwargs["mask"][:, ::-1] if ref_kwargs.get("go_backwards") else ref_kwargs["mask"]
         outputs = np.where((np.cumsum(keep, axis=1) == 0)[..., None], 0.0, outputs)
@@ -191,9 +177,9 @@ def reference_outputs(kind, cell, inputs, ref_kwargs, unroll):
 def test_forward_matches_reference_float32(gpu, kind, case):
     cell_kwargs, inputs, initial, run_kwargs, ref_kwargs = case_arguments(kind, case, torch.float32)
     cell = make_cell(kind, torch.float32, **cell_kwargs)
-    assert gpu.supports(cell, inputs) is None
+    assert blocker(gpu, cell, inputs) is None
     with torch.no_grad():
-        outputs, last, states = gpu.run_gpu(cell, inputs, initial, **run_kwargs)
+        outputs, last, states = run_on_cell(gpu.run_gpu, cell, inputs, initial, **run_kwargs)
     want_outputs, want_states = reference_outputs(
         kind, cell, inputs, ref_kwargs, run_kwargs.get("unroll", False)
     )
@@ -221,7 +207,9 @@ def values_and_gradients(kernel, cell, inputs, initial, run_kwargs, return_seque
     """The kernel's outputs, and the loss gradients w.r.t. inputs, weights and initial states."""
     inputs = inputs.clone().requires_grad_(True)
     initial = [state.clone().requires_grad_(True) for state in initial]
-    result = kernel(cell, inputs, initial, return_sequences=return_sequences, **run_kwargs)
+    result = run_on_cell(
+        kernel, cell, inputs, initial, return_sequences=return_sequences, **run_kwargs
+    )
     outputs, last, states = result
     differentiable = [inputs, *cell.parameters(), *initial]
     gradients = torch.autograd.grad(weighted_loss(outputs, last, states), differentiable)
@@ -313,7 +301,7 @@ def test_activations_match_reference_and_loop_gradients(
     # exp(h @ R) compounds over the steps: small weights keep it finite.
     scale = 0.1 if activation == "exponential" else 0.5
     cell = make_cell(kind, torch.float64, scale=scale, **cell_kwargs)
-    assert gpu.supports(cell, inputs) is None
+    assert blocker(gpu, cell, inputs) is None
     got = values_and_gradients(gpu.run_gpu, cell, inputs, initial, run_kwargs)
     want_outputs, _ = reference_outputs(
         kind, cell, inputs, {**ref_kwargs, **ref_activations}, False
@@ -373,9 +361,9 @@ def test_inference_without_gradients_agrees_with_loop(gpu):
         "gru_reset_after", "left_padded_mask", torch.float32
     )
     with torch.no_grad():
-        outputs, last, states = gpu.run_gpu(cell, inputs, initial, **run_kwargs)
+        outputs, last, states = run_on_cell(gpu.run_gpu, cell, inputs, initial, **run_kwargs)
     assert not outputs.requires_grad
-    want = run_loop(cell, inputs, initial, **run_kwargs)
+    want = run_on_cell(run_loop, cell, inputs, initial, **run_kwargs)
     np.testing.assert_allclose(outputs.cpu().numpy(), want[0].detach().cpu().numpy(), atol=1e-6)
     np.testing.assert_allclose(
         states[0].cpu().numpy(), want[2][0].detach().cpu().numpy(), atol=1e-6
@@ -385,46 +373,54 @@ def test_inference_without_gradients_agrees_with_loop(gpu):
 def test_return_sequences_false_gives_no_outputs(gpu):
     cell = make_cell("simple_rnn", torch.float32)
     inputs = torch.ones(2, 3, FEATURES, device=DEVICE)
-    outputs, last, states = gpu.run_gpu(
-        cell, inputs, [torch.zeros(2, UNITS, device=DEVICE)], return_sequences=False
+    outputs, last, states = run_on_cell(
+        gpu.run_gpu, cell, inputs, [torch.zeros(2, UNITS, device=DEVICE)], return_sequences=False
     )
     assert outputs is None and last.shape == (2, UNITS) and len(states) == 1
     torch.testing.assert_close(last, states[0])
 
 
-def test_supports_names_what_blocks_the_kernels(gpu, monkeypatch):
+def blocker(gpu, cell, inputs):
+    return gpu.blocker(recurrence_of(cell), inputs)
+
+
+def test_blocker_names_what_blocks_the_kernels(gpu, monkeypatch):
     inputs = torch.ones(2, 3, FEATURES, device=DEVICE)
-    assert gpu.supports(make_cell("lstm", torch.float32), inputs) is None
-    assert "activation=gelu" in gpu.supports(
-        make_cell("simple_rnn", torch.float32, activation="gelu"), inputs
+    assert blocker(gpu, make_cell("lstm", torch.float32), inputs) is None
+    assert "activation=gelu" in blocker(
+        gpu, make_cell("simple_rnn", torch.float32, activation="gelu"), inputs
     )
-    reason = gpu.supports(make_cell("lstm", torch.float32, recurrent_activation="silu"), inputs)
+    reason = blocker(gpu, make_cell("lstm", torch.float32, recurrent_activation="silu"), inputs)
     assert "recurrent_activation=silu" in reason
-    assert "units=200" in gpu.supports(make_cell("lstm", torch.float32, units=200), inputs)
-    assert "units=65" in gpu.supports(make_cell("gru_reset_after", torch.float32, units=65), inputs)
-    assert gpu.supports(make_cell("gru_reset_after", torch.float32, units=64), inputs) is None
+    assert "units=200" in blocker(gpu, make_cell("lstm", torch.float32, units=200), inputs)
+    assert "units=65" in blocker(gpu, make_cell("gru_reset_after", torch.float32, units=65), inputs)
+    assert blocker(gpu, make_cell("gru_reset_after", torch.float32, units=64), inputs) is None
     wide = make_cell("simple_rnn", torch.bfloat16, units=256)
-    assert gpu.supports(wide, inputs.bfloat16()) is None
+    assert blocker(gpu, wide, inputs.bfloat16()) is None
     stacked = StackedRNNCells([SimpleRNNCell(2), SimpleRNNCell(2)])
-    assert "StackedRNNCells" in gpu.supports(stacked, inputs)
-    assert "float64" in gpu.supports(make_cell("gru_reset_before", torch.float32), inputs.double())
+    assert "StackedRNNCells" in blocker(gpu, stacked, inputs)
+    assert "float64" in blocker(gpu, make_cell("gru_reset_before", torch.float32), inputs.double())
     # Outside the interpreter (as on CUDA), CPU tensors are refused.
     monkeypatch.setattr(gpu, "INTERPRETING", False)
-    assert "CUDA" in gpu.supports(make_cell("lstm", torch.float32).cpu(), inputs.cpu())
+    assert "CUDA" in blocker(gpu, make_cell("lstm", torch.float32).cpu(), inputs.cpu())
     monkeypatch.setattr(gpu, "kernels", None)
     monkeypatch.setattr(gpu, "IMPORT_ERROR", "No module named 'triton'")
-    assert "triton is not importable" in gpu.supports(make_cell("lstm", torch.float32), inputs)
+    assert "triton is not importable" in blocker(gpu, make_cell("lstm", torch.float32), inputs)
 
 
 def test_run_gpu_refuses_what_it_cannot_run(gpu):
     cell = make_cell("simple_rnn", torch.float32, activation="gelu")
     with pytest.raises(ValueError, match="activation=gelu"):
-        gpu.run_gpu(
-            cell, torch.ones(2, 3, FEATURES, device=DEVICE), [torch.zeros(2, UNITS, device=DEVICE)]
+        run_on_cell(
+            gpu.run_gpu,
+            cell,
+            torch.ones(2, 3, FEATURES, device=DEVICE),
+            [torch.zeros(2, UNITS, device=DEVICE)],
         )
     cell = make_cell("simple_rnn", torch.float32)
     with pytest.raises(ValueError, match="`mask`"):
-        gpu.run_gpu(
+        run_on_cell(
+            gpu.run_gpu,
             cell,
             torch.ones(2, 3, FEATURES, device=DEVICE),
             [torch.zeros(2, UNITS, device=DEVICE)],
@@ -461,7 +457,7 @@ def test_kernels_compile_for_hopper(monkeypatch, kind, dtype):
         from triton.backends.nvidia.compiler import CUDABackend  # noqa: F401
     except ImportError as error:
         pytest.skip(f"Triton's CUDA compiler backend does not load: {error}")
-    cell = {"lstm": (kernels.LSTM, 4), "gru_reset_before": (kernels.GRU_BEFORE, 3)}[kind]
+    cell = {"lstm": (kernels.LSTM, 4), "gru_reset_before": (kernels.GRU_RESET_BEFORE, 3)}[kind]
     constants = {
         "CELL": cell[0].value, "GATES": cell[1], "ACT": kernels.TANH.value,
         "RACT": kernels.HARD_SIGMOID.value, "BACKWARDS": True, "MASKED": True, "UPCAST": False,

@@ -1,6 +1,6 @@
 """torch's recurrent operators as a kernel (`rnnkit.kernels.torch_ops`), on the CPU here (the same
 operators run cuDNN on CUDA): against the NumPy reference and the loop's gradients, what
-`supports` refuses, and how `select` routes CUDA calls between cuDNN and the Triton kernels."""
+`blocker` refuses, and how `select` routes CUDA calls between cuDNN and the Triton kernels."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
+from recurrences import recurrence_of, run_on_cell
 from sequence_masks import right_padded_mask
 
 from rnnkit import reference
-from rnnkit.kernels import torch_ops
+from rnnkit.kernels import DropoutMasks, torch_ops
 from rnnkit.kernels.loop import run_loop
 from rnnkit.kernels.select import select
 from rnnkit.layers import GRU, LSTM, SimpleRNN
-from rnnkit.layers.cells import DropoutMasks
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 4, 6, 3, 5
 
@@ -81,7 +81,7 @@ def test_matches_reference_float64(kind, option):
     cell, ref = make_cell(kind)
     x, states = data(kind)
     options = OPTIONS[option]
-    outputs, last, final = torch_ops.run_torch(cell, x, states, **options)
+    outputs, last, final = run_on_cell(torch_ops.run_torch, cell, x, states, **options)
     want_outputs, want_states = reference_of(cell, ref, x, states, options)
     if options.get("return_sequences", True):
         np.testing.assert_allclose(outputs.detach().numpy(), want_outputs, atol=1e-10, rtol=0)
@@ -96,7 +96,7 @@ def test_matches_reference_float64(kind, option):
 def test_matches_reference_float32_without_bias(kind):
     cell, ref = make_cell(kind, dtype=torch.float32, use_bias=False)
     x, states = data(kind, torch.float32)
-    outputs, _, final = torch_ops.run_torch(cell, x, states, go_backwards=True)
+    outputs, _, final = run_on_cell(torch_ops.run_torch, cell, x, states, go_backwards=True)
     weights = [w.detach().numpy() for w in (cell.kernel, cell.recurrent_kernel)]
     expected = ref(x.numpy(), *weights, None, initial_state=[s.numpy() for s in states],
                    go_backwards=True)  # fmt: skip
@@ -112,7 +112,7 @@ def test_gradients_match_the_loop(kind):
         cell, _ = make_cell(kind)
         x, states = data(kind)
         leaves = [x.requires_grad_(), *(s.requires_grad_() for s in states)]
-        outputs, _, final = run(cell, x, states, **options)
+        outputs, _, final = run_on_cell(run, cell, x, states, **options)
         weights = torch.linspace(-1, 1, outputs.numel(), dtype=torch.float64)
         loss = outputs.flatten() @ weights + sum(s.square().sum() for s in final)
         gradients.append(torch.autograd.grad(loss, [*leaves, *cell.parameters()]))
@@ -126,7 +126,7 @@ def test_gradcheck(kind):
     x, states = data(kind)
 
     def outputs_and_states(inputs, *initial_states):
-        outputs, _, final = torch_ops.run_torch(cell, inputs, list(initial_states),
+        outputs, _, final = run_on_cell(torch_ops.run_torch, cell, inputs, list(initial_states),
                                                 go_backwards=True)  # fmt: skip
         return outputs, *final
 
@@ -154,12 +154,11 @@ def test_gradcheck(kind):
         (lambda: SimpleRNN(UNITS, dtype=torch.float16), {}, "float16"),
     ],
 )
-def test_supports_names_what_torch_cannot_compute(make, call, named):
+def test_blocker_names_what_torch_cannot_compute(make, call, named):
     layer = make()
     layer.build((None, None, FEATURES))
     x = torch.zeros(BATCH, TIMESTEPS, FEATURES, dtype=layer.dtype)
-    blocker = torch_ops.supports(layer.cell, x, mask=call.get("mask"),
-                                 dropout_masks=call.get("dropout_masks"))  # fmt: skip
+    blocker = torch_ops.blocker(recurrence_of(layer.cell, **call), x)
     assert blocker is not None and named in blocker
 
 
@@ -170,9 +169,10 @@ def cuda_inputs(dtype=torch.float32):
 
 def test_select_sends_cuda_calls_that_cudnn_computes_exactly_to_it():
     cell, _ = make_cell("lstm", dtype=torch.float32)
-    kernel = select(cell, cuda_inputs(), use_fused="auto", dropout_masks=input_dropout())
+    recurrence = recurrence_of(cell, dropout_masks=input_dropout())
+    kernel = select(recurrence, cuda_inputs(), use_fused="auto")
     assert kernel is torch_ops.run_torch
-    assert select(cell, cuda_inputs(), use_fused=False) is run_loop
+    assert select(recurrence_of(cell), cuda_inputs(), use_fused=False) is run_loop
 
 
 def test_select_names_both_gpu_paths_when_neither_can_run():
@@ -180,5 +180,5 @@ def test_select_names_both_gpu_paths_when_neither_can_run():
     mask = torch.from_numpy(right_padded_mask())
     # The cell's weights are on the CPU, so the Triton kernels refuse these CUDA inputs too.
     with pytest.raises(ValueError, match="cuDNN cannot run it .a mask.*Triton"):
-        select(cell, cuda_inputs(), use_fused=True, mask=mask)
-    assert select(cell, cuda_inputs(), use_fused="auto", mask=mask) is run_loop
+        select(recurrence_of(cell, mask=mask), cuda_inputs(), use_fused=True)
+    assert select(recurrence_of(cell, mask=mask), cuda_inputs(), use_fused="auto") is run_loop

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import math
 import os
-from functools import partial
 
 import numpy as np
 import pytest
+from conftest import KINDS
 from sequence_masks import left_padded_mask, right_padded_mask
 
 from rnnkit import reference
@@ -16,19 +16,6 @@ from rnnkit import reference
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 4, 6, 3, 4
-
-# kind: (Keras layer name, layer kwargs, reference function, number of gates)
-KINDS = {
-    "simple_rnn": ("SimpleRNN", {}, reference.simple_rnn, 1),
-    "lstm": ("LSTM", {}, reference.lstm, 4),
-    "gru_reset_after": ("GRU", {"reset_after": True}, partial(reference.gru, reset_after=True), 3),
-    "gru_reset_before": (
-        "GRU",
-        {"reset_after": False},
-        partial(reference.gru, reset_after=False),
-        3,
-    ),
-}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +31,7 @@ def inputs(seed=1, batch=BATCH, timesteps=TIMESTEPS):
 
 def random_weights(kind, seed=0, use_bias=True):
     """Keras-layout weights `[kernel, recurrent_kernel, bias]` (float32, like Keras's)."""
-    gates = KINDS[kind][3]
+    gates = KINDS[kind].gates
     shapes = [(FEATURES, gates * UNITS), (UNITS, gates * UNITS)]
     if use_bias:
         shapes.append((2, 3 * UNITS) if kind == "gru_reset_after" else (gates * UNITS,))
@@ -60,7 +47,7 @@ def random_states(kind, seed=2, batch=BATCH):
 
 def run_reference(kind, x, weights, **kwargs):
     kernel, recurrent_kernel, *bias = weights
-    return KINDS[kind][2](x, kernel, recurrent_kernel, bias[0] if bias else None, **kwargs)
+    return KINDS[kind].reference(x, kernel, recurrent_kernel, bias[0] if bias else None, **kwargs)
 
 
 def assert_all_close(got, expected, atol):
@@ -83,7 +70,7 @@ KERAS_CASES = {
 
 
 def keras_layer(keras, kind, weights, **layer_kwargs):
-    name, defaults, _, _ = KINDS[kind]
+    name, defaults = KINDS[kind].keras_name, KINDS[kind].options
     layer = getattr(keras.layers, name)(
         UNITS, return_sequences=True, return_state=True, **defaults, **layer_kwargs
     )
@@ -148,7 +135,7 @@ def test_dropout_masks_match_keras(keras, kind):
 
     Masked and backwards at once, with one mask per gate for the gated cells, which is what Keras
     uses whenever recurrent_dropout > 0 (its implementation 1)."""
-    gates = KINDS[kind][3]
+    gates = KINDS[kind].gates
     weights = random_weights(kind)
     layer = keras_layer(keras, kind, weights, dropout=0.3, recurrent_dropout=0.4, go_backwards=True)
     input_mask, recurrent_mask = random_dropout_masks(gates, per_gate=kind != "simple_rnn")
@@ -184,7 +171,7 @@ def sigmoid(v):
 
 def one_step_by_hand(kind, x, h, c, weights, dropout_mask, recurrent_dropout_mask):
     """One step written out gate by gate, with per-gate masks `(batch, gates, n)`."""
-    gates = KINDS[kind][3]
+    gates = KINDS[kind].gates
     kernel, recurrent_kernel, bias = (np.asarray(w, dtype=np.float64) for w in weights)
     k = np.split(kernel, gates, axis=1)
     r = np.split(recurrent_kernel, gates, axis=1)
@@ -213,7 +200,7 @@ def one_step_by_hand(kind, x, h, c, weights, dropout_mask, recurrent_dropout_mas
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_dropout_masks_one_step_by_hand(kind):
-    gates = KINDS[kind][3]
+    gates = KINDS[kind].gates
     weights = random_weights(kind)
     x = inputs(timesteps=1).astype(np.float64)
     states = [s.astype(np.float64) for s in random_states(kind)]
@@ -238,7 +225,7 @@ def test_dropout_masks_one_step_by_hand(kind):
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_equal_per_gate_masks_equal_a_shared_mask(kind):
-    gates = KINDS[kind][3]
+    gates = KINDS[kind].gates
     weights, states, x = random_weights(kind), random_states(kind), inputs()
     shared_input, shared_recurrent = random_dropout_masks(gates, per_gate=False)
     shared = run_reference(
@@ -265,7 +252,7 @@ def test_equal_per_gate_masks_equal_a_shared_mask(kind):
 @pytest.mark.parametrize("per_gate", [False, True])
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_masks_of_ones_change_nothing(kind, per_gate):
-    gates = KINDS[kind][3]
+    gates = KINDS[kind].gates
     weights, states, x = random_weights(kind), random_states(kind), inputs()
     gate_axis = (gates,) if per_gate else ()
     expected = run_reference(kind, x, weights, initial_state=states)
@@ -290,7 +277,7 @@ def test_masks_of_ones_change_nothing(kind, per_gate):
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_textbook_2d_form_is_a_batch_of_one(kind):
-    gates = KINDS[kind][3]
+    gates = KINDS[kind].gates
     weights = random_weights(kind)
     x = inputs(batch=1)
     states = random_states(kind, batch=1)
@@ -430,7 +417,7 @@ def bad_call(kind, **overrides):
     """Call `kind`'s reference with good arguments, except those in `overrides`."""
     kernel, recurrent_kernel, bias = random_weights(kind)
     good = {"kernel": kernel, "recurrent_kernel": recurrent_kernel, "bias": bias}
-    return KINDS[kind][2](**({"inputs": inputs()} | good | overrides))
+    return KINDS[kind].reference(**({"inputs": inputs()} | good | overrides))
 
 
 BAD_INPUTS = {

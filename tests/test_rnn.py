@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 import pytest
 import torch
+from conftest import KINDS
 from sequence_masks import left_padded_mask, right_padded_mask
 
-from rnnkit import initializers, reference, regularizers
+from rnnkit import initializers, regularizers
+from rnnkit.kernels import DropoutMasks
 from rnnkit.layers import GRU, LSTM, RNN, SimpleRNN, SimpleRNNCell
-from rnnkit.layers.cells import DropoutMasks
 
 BATCH, TIMESTEPS, FEATURES, UNITS = 4, 6, 3, 5
 
@@ -22,23 +21,10 @@ def use_fused(request):
     return request.param
 
 
-KINDS = {
-    "simple_rnn": (SimpleRNN, {}, reference.simple_rnn, 1),
-    "lstm": (LSTM, {}, reference.lstm, 4),
-    "gru_reset_after": (GRU, {"reset_after": True}, partial(reference.gru, reset_after=True), 3),
-    "gru_reset_before": (
-        GRU,
-        {"reset_after": False},
-        partial(reference.gru, reset_after=False),
-        3,
-    ),
-}
-
-
 def make_layer(kind, dtype=torch.float64, weight_seed=0, **kwargs):
     """A built layer of `kind` with random weights (biases too), returning all sequences and
     states, and its reference function."""
-    cls, defaults, ref, _ = KINDS[kind]
+    cls, defaults, ref = KINDS[kind].layer, KINDS[kind].options, KINDS[kind].reference
     layer = cls(UNITS, return_sequences=True, return_state=True, dtype=dtype, **defaults, **kwargs)
     layer.build((None, None, FEATURES))
     rng = np.random.default_rng(weight_seed)
@@ -145,7 +131,7 @@ def fixed_dropout_masks(layer, gates, per_gate, seed=3):
 @pytest.mark.parametrize("per_gate", [False, True])
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_dropout_masks_match_reference(kind, per_gate, use_fused):
-    gates = KINDS[kind][3]
+    gates = KINDS[kind].gates
     layer, ref = make_layer(kind, dropout=0.3, recurrent_dropout=0.4, use_fused=use_fused)
     input_mask, recurrent_mask = fixed_dropout_masks(layer, gates, per_gate)
     layer.cell.make_dropout_masks = lambda batch: DropoutMasks(
@@ -164,7 +150,7 @@ def test_dropout_masks_match_reference(kind, per_gate, use_fused):
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_dropout_masks_are_drawn_as_keras_does(kind):
-    gates = KINDS[kind][3]
+    gates = KINDS[kind].gates
     layer, _ = make_layer(kind, dropout=0.25, recurrent_dropout=0.5)
     masks = layer.cell.make_dropout_masks(512)
     per_gate = (gates,) if gates > 1 else ()  # Keras 3: one mask per gate with rec. dropout
@@ -195,7 +181,7 @@ def test_dropout_is_seeded_and_only_in_training():
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_return_sequences_and_state_shapes(kind):
-    cls, defaults, _, _ = KINDS[kind]
+    cls, defaults = KINDS[kind].layer, KINDS[kind].options
     x = torch.randn(BATCH, TIMESTEPS, FEATURES)
     assert cls(UNITS, **defaults)(x).shape == (BATCH, UNITS)
     assert cls(UNITS, return_sequences=True, **defaults)(x).shape == (BATCH, TIMESTEPS, UNITS)
@@ -247,7 +233,7 @@ def test_stateful_states_do_not_keep_the_graph():
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_gradcheck_through_layer_with_mask_and_fixed_dropout(kind, use_fused):
-    gates = KINDS[kind][3]
+    gates = KINDS[kind].gates
     layer, _ = make_layer(kind, dropout=0.3, recurrent_dropout=0.4, use_fused=use_fused)
     input_mask, recurrent_mask = fixed_dropout_masks(layer, gates, per_gate=True)
     layer.cell.make_dropout_masks = lambda batch: DropoutMasks(
@@ -580,7 +566,7 @@ def test_what_masked_steps_hold_reaches_neither_outputs_nor_gradients(
     layer_kwargs, mask = MASKED_STEP_CASES[case]
     layer, _ = make_layer(kind, use_fused=use_fused, **layer_kwargs)
     if "dropout" in layer_kwargs:
-        gates = KINDS[kind][3]
+        gates = KINDS[kind].gates
         input_mask, recurrent_mask = fixed_dropout_masks(layer, gates, per_gate=True)
         layer.cell.make_dropout_masks = lambda batch: DropoutMasks(
             torch.from_numpy(input_mask), torch.from_numpy(recurrent_mask)

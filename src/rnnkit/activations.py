@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Callable
 from typing import Any
@@ -167,6 +168,39 @@ _ACTIVATIONS: dict[str, Activation] = {
     "softmax": softmax,
     "log_softmax": log_softmax,
 }
+
+
+class ActivationCode(enum.IntEnum):
+    """The activations the compiled kernels implement, by the number each kernel uses.
+
+    The one table of these numbers: the C++ kernels are compiled with them
+    (`rnnkit.kernels.cpu` passes them as defines), the Triton kernels, torch's operators and the
+    ONNX exporter read them from here. Each kernel implements a subset (its `blocker` says
+    which); a function with no code runs in the plain loop.
+    """
+
+    LINEAR = 0
+    TANH = 1
+    SIGMOID = 2
+    RELU = 3
+    HARD_SIGMOID = 4
+    SOFTSIGN = 5
+    ELU = 6
+    SELU = 7
+    SOFTPLUS = 8
+    EXPONENTIAL = 9
+    SILU = 10
+    RELU6 = 11
+
+
+# By id: a user's callable need not be hashable.
+_CODES = {id(_ACTIVATIONS[code.name.lower()]): code for code in ActivationCode}
+
+
+def code_of(activation: Activation | None) -> ActivationCode | None:
+    """The kernels' code of a built-in activation function, else None (a custom function, or
+    one such as `gelu` that no kernel implements)."""
+    return _CODES.get(id(activation))
 
 
 def deserialize(

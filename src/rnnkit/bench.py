@@ -53,7 +53,7 @@ OPTIONS = {
 IMPLEMENTATIONS = ("rnnkit_fused", "rnnkit_loop", "torch_nn", "keras_jax")
 # Seconds between one implementation's timed call and the next's: the thread pools of the one
 # before (JAX's, PyTorch's OpenMP) spin for a while after their work and would take the cores
-# (without it, rnnkit's LSTM chapter step after Keras's took 56-68 ms instead of 43-47).
+# (benchmarks/README.md has the measurement).
 PAUSE_BETWEEN_PEERS = 0.2
 PEERS = ("torch_nn", "keras_jax")
 # Workloads of whole user actions, run after the layer workloads (`run(workflows=...)`):
@@ -114,8 +114,8 @@ def medians_in_turns(
     `pause`, each timed call comes after `pause` seconds of sleep and then one untimed call of
     the same function: the sleep lets the thread pools of the function before stop spinning,
     and the untimed call wakes the cores, so that the timed call sees what the next step of a
-    training loop sees (on these VMs a core left idle for 0.2 s came back late: rnnkit's
-    SimpleRNN chapter inference took 8.5-15 ms straight after such a sleep, 5.5-7 without)."""
+    training loop sees (on these VMs a core left idle for 0.2 s came back late; see
+    benchmarks/README.md)."""
     for function in functions.values():
         function()  # warm-up (compilation, allocation)
     times: dict[str, list[float]] = {name: [] for name in functions}

@@ -10,7 +10,7 @@ device memory of a training step, and the GPU's name. The implementations:
 - `rnnkit_auto`: the layer, `use_fused="auto"` (`rnnkit.kernels.select`: cuDNN where it computes
   the call exactly, the Triton kernels for the rest, else the loop);
 - `rnnkit_triton`: the same layer's cell through the Triton kernels directly
-  (`rnnkit.kernels.gpu.run_gpu`), where `gpu.supports` lets them run it;
+  (`rnnkit.kernels.gpu.run_gpu`), where `gpu.blocker` lets them run it;
 - `torch_nn`: `torch.nn.RNN` / `LSTM` / `GRU`, where torch.nn has the option.
 
 Keras is not measured on CUDA (no such runner here yet). FLOPs are counted as in `rnnkit.bench`.
@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from rnnkit import bench
+from rnnkit.kernels.spec import Recurrence
 
 IMPLEMENTATIONS = ("rnnkit_auto", "rnnkit_triton", "torch_nn")
 PEER = "torch_nn"
@@ -100,7 +101,7 @@ def _rnnkit_steps(
     if triton:
         from rnnkit.kernels import gpu
 
-        if gpu.supports(layer.cell, x) is not None:
+        if gpu.blocker(Recurrence(layer.cell_spec()), x) is not None:
             return None
         run = _through_triton(layer, gpu.run_gpu)
 
@@ -127,8 +128,9 @@ def _through_triton(layer: Any, run_gpu: Callable) -> Callable:
         batch = x.shape[0]
         masks = layer.cell.make_dropout_masks(batch) if layer.training else None
         states = [x.new_zeros(batch, size) for size in layer.state_size]
-        _, last, _ = run_gpu(layer.cell, x, states, mask=mask, go_backwards=layer.go_backwards,
-                             dropout_masks=masks, return_sequences=False)  # fmt: skip
+        recurrence = Recurrence(layer.cell_spec(), mask=mask, go_backwards=layer.go_backwards,
+                                return_sequences=False, dropout_masks=masks)  # fmt: skip
+        _, last, _ = run_gpu(recurrence, x, states)
         return last
 
     return call

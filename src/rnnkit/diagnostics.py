@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from rnnkit.layers.base import Layer
-from rnnkit.layers.cells import StackedRNNCells
 from rnnkit.layers.rnn import RNN
+from rnnkit.layers.stacked_rnn_cells import StackedRNNCells
 
 
 @dataclass(eq=False)

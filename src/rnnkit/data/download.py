@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-CACHE_ENV_VAR = "RNNKIT_HOME"
+from rnnkit.cache import cache_root
 
 _CHUNK_BYTES = 1 << 20
 _TIMEOUT_SECONDS = 60.0
@@ -46,12 +46,6 @@ class DownloadError(ConnectionError):
             f"Could not download {origin} ({reason}). If you have a copy of the file, put it at "
             f"{self.target}, or pass its local path to the loader with `path=...`."
         )
-
-
-def cache_root() -> Path:
-    """The root of rnnkit's cache: `$RNNKIT_HOME` if set, else `~/.rnnkit`."""
-    configured = os.environ.get(CACHE_ENV_VAR)
-    return Path(configured).expanduser() if configured else Path.home() / ".rnnkit"
 
 
 def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:

@@ -20,16 +20,19 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 
 from rnnkit import layers
 from rnnkit._files import decode_errors
 from rnnkit.io import keras_weights
+from rnnkit.layers import serialization
 from rnnkit.layers.symbolic import Input, flatten
-from rnnkit.models.model import Model
-from rnnkit.models.sequential import Sequential
+
+if TYPE_CHECKING:
+    from rnnkit.models.model import Model
+    from rnnkit.models.sequential import Sequential
 
 _ANY = object()
 
@@ -179,7 +182,7 @@ def _input_from_config(config: dict[str, Any]) -> Any:
 
 # ------------------------------------------------------------------------------- models
 def _sequential_from_config(config: dict[str, Any]) -> tuple[Sequential, list[Any]]:
-    model = Sequential(name=config.get("name"))
+    model = serialization.model_class("Sequential")(name=config.get("name"))
     model_layers = []
     for item in config["layers"]:
         if item.get("class_name") == "InputLayer":
@@ -307,7 +310,9 @@ def _functional_from_config(config: dict[str, Any]) -> tuple[Model, list[Any]]:
 
     inputs, outputs = structure(config["input_layers"]), structure(config["output_layers"])
     _reject_ops(outputs, "(model outputs)")
-    model = Model(_single(inputs), _single(outputs), name=config.get("name"))
+    model = serialization.model_class("Model")(
+        _single(inputs), _single(outputs), name=config.get("name")
+    )
     return model, [created[name] for name in order if name in created]
 
 

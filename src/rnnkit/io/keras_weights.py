@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
@@ -35,9 +35,11 @@ import torch
 from torch import nn
 
 from rnnkit._files import atomic_write, decode_errors
+from rnnkit.layers import graph, serialization
 from rnnkit.layers.base import Layer
-from rnnkit.models.model import Model
-from rnnkit.models.sequential import Sequential
+
+if TYPE_CHECKING:
+    from rnnkit.models.model import Model
 
 
 @dataclass
@@ -82,48 +84,15 @@ def _unique_keys(modules: Sequence[nn.Module]) -> list[str]:
 
 def keras_layer_order(model: Model) -> list[nn.Module]:
     """The layers of `model` in Keras's order (`keras.Model.layers`): a `Sequential`'s in order;
-    a functional model's as below.
-
-    Keras walks the graph depth-first from each output, noting when it first meets each layer,
-    gives every call a depth (0 at the outputs, parents one deeper), and sorts the layers by
-    decreasing depth, ties by first meeting. For a chain this is the call order.
-    """
-    if isinstance(model, Sequential):
+    a functional model's by `rnnkit.layers.graph.keras_layer_order`."""
+    if isinstance(model, serialization.model_class("Sequential")):
         return model.layers
-    post_order: list[Any] = []
-    first_met: dict[int, int] = {}
-    finished: set[int] = set()
-
-    def visit(tensor: Any) -> None:
-        node = tensor.node
-        if node is None or id(node) in finished:
-            return
-        first_met.setdefault(id(node.layer), len(first_met))
-        for parent in node.symbolic_inputs():
-            visit(parent)
-        finished.add(id(node))
-        post_order.append(node)
-
-    for tensor in model._graph_outputs:
-        visit(tensor)
-    node_depth: dict[int, int] = {}
-    layer_depth: dict[int, int] = {}
-    layers: dict[int, nn.Module] = {}
-    for node in reversed(post_order):
-        depth = max(node_depth.setdefault(id(node), 0), layer_depth.get(id(node.layer), 0))
-        layer_depth[id(node.layer)] = node_depth[id(node)] = depth
-        layers[id(node.layer)] = node.layer
-        for parent in node.symbolic_inputs():
-            if parent.node is not None:
-                node_depth[id(parent.node)] = max(depth + 1, node_depth.get(id(parent.node), 0))
-    return sorted(
-        layers.values(), key=lambda layer: (-layer_depth[id(layer)], first_met[id(layer)])
-    )
+    return graph.keras_layer_order(model._graph_outputs)
 
 
 def _layer_groups(layer: nn.Module, path: str) -> list[WeightGroup]:
     """The groups of `layer` at `path` and of its sublayers below it."""
-    if isinstance(layer, Model):
+    if isinstance(layer, serialization.model_class("Model")):
         return [
             WeightGroup(path, layer),
             *layers_groups(keras_layer_order(layer), _join(path, "layers")),
@@ -279,7 +248,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
 
 def _write_input_groups(file: h5py.File, model: nn.Module) -> None:
     """The empty groups Keras writes for a functional model's `InputLayer`s."""
-    if not isinstance(model, Model) or isinstance(model, Sequential):
+    if not isinstance(model, serialization.model_class("Model")) or isinstance(
+        model, serialization.model_class("Sequential")
+    ):
         return
     for index, tensor in enumerate(model._graph_inputs):
         key = "input_layer" if index == 0 else f"input_layer_{index}"

@@ -21,10 +21,21 @@ import torch
 from torch import nn
 
 from rnnkit import activations
+from rnnkit.kernels.spec import CellSpec
 from rnnkit.kernels.torch_ops import cell_blocker, keras_rows, torch_rows
-from rnnkit.layers import GRU, LSTM, RNN, Bidirectional, Dropout, SimpleRNN
-from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
-from rnnkit.models.sequential import Sequential
+from rnnkit.layers import (
+    GRU,
+    LSTM,
+    RNN,
+    Bidirectional,
+    Dropout,
+    GRUCell,
+    LSTMCell,
+    SimpleRNN,
+    SimpleRNNCell,
+    converters,
+    serialization,
+)
 
 # Each torch class and its rnnkit layer; each rnnkit cell and its torch class.
 _TORCH_TO_RNNKIT = {nn.RNN: SimpleRNN, nn.LSTM: LSTM, nn.GRU: GRU}
@@ -46,7 +57,7 @@ def _check_torch_module(module: Any) -> None:
 
 def _set_cell_from_torch(cell: Any, module: nn.RNNBase, suffix: str) -> None:
     """Copies torch weights `weight_ih{suffix}`, ... (suffix e.g. `_l0_reverse`) into `cell`."""
-    rows = keras_rows(type(cell), cell.units)
+    rows = keras_rows(cell.kind(), cell.units)
     weight_ih = getattr(module, f"weight_ih{suffix}").detach()
     weight_hh = getattr(module, f"weight_hh{suffix}").detach()
     with torch.no_grad():
@@ -117,26 +128,26 @@ def from_torch(module: nn.RNNBase, *, return_sequences: bool = True) -> Any:
         stack.append(layer)
     if len(stack) == 1:
         return stack[0]
-    model = Sequential(stack)
+    model = serialization.model_class("Sequential")(stack)
     model.build((None, None, module.input_size))
     return model
 
 
 # ------------------------------------------------------------------------------ to torch
-def check_cell(cell: Any, owner: str) -> None:
-    """Raises a ValueError naming the option of `cell` that `torch.nn` cannot express.
+def check_cell(spec: CellSpec, owner: str) -> None:
+    """Raises a ValueError naming the option of the cell that `torch.nn` cannot express.
 
     torch.nn runs tanh/relu SimpleRNN, and LSTM/GRU with tanh and sigmoid, GRU with the reset
     gate after the recurrent product only, and no dropout inside the recurrence.
     """
-    name = f"{owner} ({type(cell).__name__})"
-    blocker = cell_blocker(cell)
+    name = f"{owner} ({spec.name})"
+    blocker = cell_blocker(spec)
     if blocker is not None:
         raise ValueError(f"{name}: {blocker}.")
     for option in ("dropout", "recurrent_dropout"):
-        if getattr(cell, option) > 0:
+        if getattr(spec, option) > 0:
             raise ValueError(
-                f"{name}: {option}={getattr(cell, option)} has no torch.nn equivalent (torch.nn "
+                f"{name}: {option}={getattr(spec, option)} has no torch.nn equivalent (torch.nn "
                 "applies dropout only between stacked layers)."
             )
 
@@ -144,7 +155,7 @@ def check_cell(cell: Any, owner: str) -> None:
 def _check_recurrent(layer: Any, owner: str) -> None:
     if not isinstance(layer, RNN) or not layer.built:
         raise ValueError(f"{owner}: expected a built SimpleRNN, LSTM or GRU layer.")
-    check_cell(layer.cell, f"{owner} '{layer.name}'")
+    check_cell(layer.cell_spec(), f"{owner} '{layer.name}'")
     if layer.stateful:
         raise ValueError(
             f"{owner} '{layer.name}': stateful=True has no torch.nn equivalent (pass the "
@@ -187,7 +198,7 @@ def kind(layer: RNN) -> tuple:
 def _stack(layer: Any) -> tuple[list[list[RNN]], float]:
     """The torch layers (each a list of directions) of `layer`, and the dropout between them."""
     owner = "to_torch"
-    if not isinstance(layer, Sequential):
+    if not isinstance(layer, serialization.model_class("Sequential")):
         return [_directions(layer, owner)], 0.0
     items = layer.layers
     has_dropout = any(isinstance(item, Dropout) for item in items)
@@ -238,19 +249,18 @@ def torch_module_for(stack: Sequence[Sequence[RNN]], dropout: float = 0.0) -> nn
     with torch.no_grad():
         for index, directions in enumerate(stack):
             for direction, suffix in zip(directions, ("", "_reverse")):
-                _set_torch_from_cell(module, direction.cell, f"_l{index}{suffix}")
+                _set_torch_from_cell(module, direction.cell_spec(), f"_l{index}{suffix}")
     return module
 
 
-def _set_torch_from_cell(module: nn.RNNBase, cell: Any, suffix: str) -> None:
-    rows = torch_rows(type(cell), cell.units)
-    getattr(module, f"weight_ih{suffix}").copy_(cell.kernel.detach().T[rows])
-    getattr(module, f"weight_hh{suffix}").copy_(cell.recurrent_kernel.detach().T[rows])
-    if cell.use_bias:
-        bias = cell.bias.detach()
-        input_bias, recurrent_bias = (bias[0], bias[1]) if bias.dim() == 2 else (bias, None)
-        getattr(module, f"bias_ih{suffix}").copy_(input_bias[rows])
+def _set_torch_from_cell(module: nn.RNNBase, spec: CellSpec, suffix: str) -> None:
+    rows = torch_rows(spec.kind, spec.units)
+    getattr(module, f"weight_ih{suffix}").copy_(spec.kernel.detach().T[rows])
+    getattr(module, f"weight_hh{suffix}").copy_(spec.recurrent_kernel.detach().T[rows])
+    if spec.input_bias is not None:
+        getattr(module, f"bias_ih{suffix}").copy_(spec.input_bias.detach()[rows])
         target = getattr(module, f"bias_hh{suffix}")
+        recurrent_bias = spec.recurrent_bias
         target.copy_(torch.zeros_like(target) if recurrent_bias is None else recurrent_bias[rows])
 
 
@@ -282,3 +292,6 @@ def to_torch(layer: Any) -> nn.RNNBase:
     """
     stack, dropout = _stack(layer)
     return torch_module_for(stack, dropout)
+
+
+converters.register("torch", to_torch)

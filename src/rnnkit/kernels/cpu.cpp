@@ -17,11 +17,13 @@
 
 namespace {
 
-enum Cell : int64_t { SIMPLE = 0, LSTM = 1, GRU_AFTER = 2, GRU_BEFORE = 3 };
-enum Activation : int64_t {
-  LINEAR, TANH, SIGMOID, RELU, HARD_SIGMOID, SOFTSIGN, ELU, SELU, SOFTPLUS, EXPONENTIAL, SILU,
-  RELU6
-};
+// The codes are defined once, in Python (`rnnkit.kernels.spec.CellKind`,
+// `rnnkit.activations.ActivationCode`); cpu.py passes them as `NAME = value` lists at compile time.
+#if !defined(RNNKIT_CELL_CODES) || !defined(RNNKIT_ACTIVATION_CODES)
+#error "compile cpu.cpp through rnnkit.kernels.cpu, which defines the cell and activation codes"
+#endif
+enum Cell : int64_t { RNNKIT_CELL_CODES };
+enum Activation : int64_t { RNNKIT_ACTIVATION_CODES };
 constexpr double SELU_ALPHA = 1.6732632423543772848170429916717;
 constexpr double SELU_SCALE = 1.0507009873554804934193349852946;
 
@@ -30,12 +32,14 @@ constexpr double SELU_SCALE = 1.0507009873554804934193349852946;
 // Mirrored field by field by `_Problem` in cpu.py. Arrays are C-contiguous; see cpu.py.
 struct Problem {
   int64_t cell, batch, timesteps, features, units, gates;
-  int64_t backwards, zero_output, zero_leading, activation, recurrent_activation;
-  int64_t input_masked, masked, save, keep_pre, input_gradient, sequences, threads;
-  const void *inputs, *kernel, *kernel_t, *input_bias, *xmask;
-  const void *recurrent_kernel, *recurrent_kernel_t, *recurrent_bias, *h0, *c0, *rmask;
-  const uint8_t* keep;
-  void *out, *h_last, *c_last, *hs, *cs, *gate_values, *pre, *aux;
+  int64_t go_backwards, zero_output_for_mask, unroll, activation, recurrent_activation;
+  int64_t input_dropout, recurrent_dropout, save, save_preactivations, input_gradient;
+  int64_t return_sequences, threads;
+  const void *inputs, *kernel, *kernel_t, *input_bias, *input_dropout_mask;
+  const void *recurrent_kernel, *recurrent_kernel_t, *recurrent_bias, *h0, *c0;
+  const void* recurrent_dropout_mask;
+  const uint8_t* mask;
+  void *out, *h_last, *c_last, *hs, *cs, *gate_values, *pre, *inner_h;
   const void *dout, *dh_last, *dc_last;
   void *dxproj, *dinner, *dinputs, *dh0, *dc0;
 };
@@ -116,17 +120,15 @@ __attribute__((always_inline)) inline void add_products(
     const T* B, int64_t ldb, int64_t depth) {
   using V = typename Vector<T>::type;
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
-  // Unrolled: the loop's own instructions then take fewer of the core's issue slots; training
-  // steps took 0.92-0.97x the time (LSTM long and large, GRU long and chapter, SimpleRNN
-  // chapter), inference 0.91-0.96x (unrolled by 4, training 0.95-1.01x).
+  // Unrolled: the loop's own instructions then take fewer of the core's issue slots (by 8, not
+  // 4: see benchmarks/README.md, "Why the fused CPU kernels are written as they are").
 #pragma GCC unroll 8
   for (int64_t k = 0; k < depth; ++k) {
     V b[NV];
     for (int v = 0; v < NV; ++v) {
       b[v] = load(B + k * ldb + v * LANES);
       // Keeps a four-row block's b[v] in a register: left alone, GCC reloads it from memory in
-      // every row's multiply-add, and the block ran 1.4-1.9x slower (a C++ harness, in L1).
-      // Six-row blocks were as fast or faster as GCC has them (0.92-1.14x).
+      // every row's multiply-add. Six-row blocks need no such hint.
       if constexpr (ROWS < 6) __asm__("" : "+x"(b[v]));
     }
     for (int r = 0; r < ROWS; ++r) {
@@ -380,9 +382,8 @@ template <int64_t ACT, int64_t RACT> struct Activations {
 // about equal share of the rows and runs it as chunks of `max_rows` rows at most. The shares'
 // bounds fall on multiples of the height of `matmul`'s row blocks: four where that makes the
 // shares equal or they are under 24 rows, else six (six-row blocks do more per load, but at a
-// few rows a share one block taller than the others would cost more than that). At batch 64
-// on two threads, 32 + 32 rows instead of 30 + 34 took 0.95-0.96x the time in inference
-// (large shape, LSTM and SimpleRNN).
+// few rows a share one block taller than the others would cost more than that: equal shares
+// are what the slowest thread's time depends on).
 template <typename Body>
 void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body) {
   threads = std::max<int64_t>(1, std::min(threads, batch));
@@ -407,8 +408,8 @@ std::vector<int64_t> first_real_steps(const Problem& p, int64_t b0, int64_t rows
   std::vector<int64_t> first(rows, p.timesteps);
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t s = 0; s < p.timesteps; ++s) {
-      const int64_t t = p.backwards ? p.timesteps - 1 - s : s;
-      if (p.keep[(b0 + i) * p.timesteps + t]) {
+      const int64_t t = p.go_backwards ? p.timesteps - 1 - s : s;
+      if (p.mask[(b0 + i) * p.timesteps + t]) {
         first[i] = s;
         break;
       }
@@ -480,10 +481,12 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
   const T* bias = static_cast<const T*>(p.input_bias);
   const T* R = w.recurrent.data();
   const T* brec = static_cast<const T*>(p.recurrent_bias);
-  const T* xmask = p.input_masked ? static_cast<const T*>(p.xmask) + b0 * G * F : nullptr;
-  const T* M = p.masked ? static_cast<const T*>(p.rmask) + b0 * G * U : nullptr;
+  const T* xmask =
+      p.input_dropout ? static_cast<const T*>(p.input_dropout_mask) + b0 * G * F : nullptr;
+  const T* M =
+      p.recurrent_dropout ? static_cast<const T*>(p.recurrent_dropout_mask) + b0 * G * U : nullptr;
   T* out = static_cast<T*>(p.out);
-  const bool gru = p.cell == GRU_AFTER || p.cell == GRU_BEFORE;
+  const bool gru = p.cell == GRU_RESET_AFTER || p.cell == GRU_RESET_BEFORE;
   const int64_t direct = gru ? 2 : G;  // gates whose recurrent part adds straight to x @ K
   const std::vector<int64_t> first = first_real_steps(p, b0, rows);
   const T* h0 = static_cast<const T*>(p.h0) + b0 * U;
@@ -495,23 +498,23 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
   std::copy_n(h0, rows * U, h_buffers.data());
   std::copy_n(c0, rows * U, c_buffers.data());
   T *H = h_buffers.data(), *C = c_buffers.data();
-  // Step buffers; gate values, pre-activations and aux go straight to the saved arrays when
+  // Step buffers; gate values, pre-activations and inner_h go straight to the saved arrays when
   // there is a backward pass to come.
   std::vector<T> hidden(rows * U), Hg(rows * U), Xg(rows * F), A(p.save ? 0 : rows * W),
-      Z(p.keep_pre ? 0 : rows * W), X(rows * U);
+      Z(p.save_preactivations ? 0 : rows * W), X(rows * U);
   // The biases every row's pre-activations start from: both for the direct gates.
   std::vector<T> biases(bias, bias + W);
   for (int64_t j = 0; j < direct * U; ++j) biases[j] += brec[j];
   for (int64_t s = 0; s < T_; ++s) {
-    const int64_t t = p.backwards ? T_ - 1 - s : s;
+    const int64_t t = p.go_backwards ? T_ - 1 - s : s;
     auto at = [&](void* array, int64_t i, int64_t size) {  // row i's saved entry at time t
       return static_cast<T*>(array) + (t * p.batch + b0 + i) * size;
     };
-    const int64_t next = p.backwards ? t - 1 : t + 1;
+    const int64_t next = p.go_backwards ? t - 1 : t + 1;
     if (s + 1 < T_) {  // the next step's rows of the batch-major arrays (each its own stream)
       for (int64_t i = 0; i < rows; ++i) {
         prefetch_row(inputs + ((b0 + i) * T_ + next) * F, F);
-        if (p.sequences) prefetch_row(out + ((b0 + i) * T_ + s + 1) * U, U);
+        if (p.return_sequences) prefetch_row(out + ((b0 + i) * T_ + s + 1) * U, U);
       }
     }
     if (p.save && s == 0) {  // later steps' entries are written by the step before
@@ -527,7 +530,7 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
                                         : other(c_buffers, C);
     // The pre-activations: x_t @ K + biases + h @ R for the direct gates, x_t @ K + bias alone
     // for GRU's h gate (its recurrent part is added below).
-    T* pre = p.keep_pre ? at(p.pre, 0, W) : Z.data();
+    T* pre = p.save_preactivations ? at(p.pre, 0, W) : Z.data();
     if (!w.both.empty()) {  // x_t @ K, then h @ R in the same accumulators (the same sums)
       matmul(inputs + (b0 * T_ + t) * F, T_ * F, w.both.data(), pre, W, rows, F, W, false,
              biases.data(), Continued<T>{H, U, U});
@@ -536,16 +539,16 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
                     false, Xg.data(), biases.data());
       gate_products(H, U, M, R, pre, W, rows, U, G, U, 0, direct, true, Hg.data());
     }
-    if (p.cell == GRU_AFTER)  // hidden = h @ R_h, reset after the product
+    if (p.cell == GRU_RESET_AFTER)  // hidden = h @ R_h, reset after the product
       gate_products(H, U, M, R, hidden.data(), U, rows, U, G, U, 2, 3, false, Hg.data());
     for (int64_t i = 0; i < rows; ++i) {
       const T* z = pre + i * W;
       T* a = p.save ? at(p.gate_values, i, W) : &A[i * W];
       // LSTM's act(c) is not saved: the backward pass recomputes it from the next carry.
-      T* x = p.save && gru ? at(p.aux, i, U) : &X[i * U];
+      T* x = p.save && gru ? at(p.inner_h, i, U) : &X[i * U];
       const T* h = H + i * U;
       T* nh = NH + i * U;
-      if (p.cell == SIMPLE) {
+      if (p.cell == SIMPLE_RNN) {
         #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) nh[j] = a[j] = activation_of(f.act, z[j]);
       } else if (p.cell == LSTM) {
@@ -564,28 +567,27 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
       } else {
         #pragma GCC ivdep
         for (int64_t j = 0; j < 2 * U; ++j) a[j] = activation_of(f.ract, z[j]);
-        if (p.cell == GRU_BEFORE) {  // X = r * h (times the h-gate's dropout mask)
+        if (p.cell == GRU_RESET_BEFORE) {  // X = r * h (times the h-gate's dropout mask)
           #pragma GCC ivdep
           for (int64_t k = 0; k < U; ++k)
             x[k] = a[U + k] * h[k] * (M ? M[(i * G + 2) * U + k] : T(1));
         }
       }
     }
-    if (p.cell == GRU_BEFORE)  // hidden = X @ R_h
-      matmul(p.save ? at(p.aux, 0, U) : X.data(), U, R + 2 * U * U, hidden.data(), U, rows, U,
+    if (p.cell == GRU_RESET_BEFORE)  // hidden = X @ R_h
+      matmul(p.save ? at(p.inner_h, 0, U) : X.data(), U, R + 2 * U * U, hidden.data(), U, rows, U,
              U, false);
     if (gru)
       for (int64_t i = 0; i < rows; ++i) {
         T* z = pre + i * W;
         T* a = p.save ? at(p.gate_values, i, W) : &A[i * W];
-        T* x = p.save ? at(p.aux, i, U) : &X[i * U];
+        T* x = p.save ? at(p.inner_h, i, U) : &X[i * U];
         const T* hid = &hidden[i * U];
         const T* h = H + i * U;
         T* nh = NH + i * U;
         // The cell test stays out of the element loops: inside one, GCC turns it into masked
-        // loads and stores, which are slow on AMD's cores (GRU training steps took 0.90-0.96x
-        // the time without them, chapter and long shapes).
-        if (p.cell == GRU_AFTER) {  // X = inner_h = h @ R_h + b_h
+        // loads and stores, which are slow on AMD's cores.
+        if (p.cell == GRU_RESET_AFTER) {  // X = inner_h = h @ R_h + b_h
           #pragma GCC ivdep
           for (int64_t j = 0; j < U; ++j) {
             x[j] = hid[j] + brec[2 * U + j];
@@ -602,18 +604,18 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
           nh[j] = update * h[j] + (T(1) - update) * cand;
         }
       }
-    const bool output = p.sequences || s == T_ - 1;
+    const bool output = p.return_sequences || s == T_ - 1;
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t b = b0 + i;
-      T* o = p.sequences ? out + (b * T_ + s) * U : out + b * U;  // by processing index
-      if (p.keep[b * T_ + t]) {
+      T* o = p.return_sequences ? out + (b * T_ + s) * U : out + b * U;  // by processing index
+      if (p.mask[b * T_ + t]) {
         if (output) copy_row(NH + i * U, U, o);
         continue;
       }
       copy_row(H + i * U, U, NH + i * U);  // a masked step passes the states on unchanged
       if (p.cell == LSTM) copy_row(C + i * U, U, NC + i * U);
       if (!output) continue;
-      if (p.zero_output || (p.zero_leading && s < first[i]))
+      if (p.zero_output_for_mask || (p.unroll && s < first[i]))
         std::fill_n(o, U, T(0));
       else
         copy_row(H + i * U, U, o);
@@ -631,13 +633,15 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   const int64_t T_ = p.timesteps, F = p.features, U = p.units, G = p.gates, W = G * U;
   const T* KT = w.kernel.data();
   const T* RT = w.recurrent.data();
-  const T* xmask = p.input_masked ? static_cast<const T*>(p.xmask) + b0 * G * F : nullptr;
-  const T* M = p.masked ? static_cast<const T*>(p.rmask) + b0 * G * U : nullptr;
+  const T* xmask =
+      p.input_dropout ? static_cast<const T*>(p.input_dropout_mask) + b0 * G * F : nullptr;
+  const T* M =
+      p.recurrent_dropout ? static_cast<const T*>(p.recurrent_dropout_mask) + b0 * G * U : nullptr;
   const T* dout = static_cast<const T*>(p.dout);
   T* dinputs = static_cast<T*>(p.dinputs);
   // Gates whose recurrent product is back-propagated from DX itself (GRU's h gate goes
   // through inner_h: DI for reset_after, d_rh for reset_before).
-  const bool gru = p.cell == GRU_AFTER || p.cell == GRU_BEFORE;
+  const bool gru = p.cell == GRU_RESET_AFTER || p.cell == GRU_RESET_BEFORE;
   const int64_t direct = gru ? 2 : G;
   const std::vector<int64_t> first = first_real_steps(p, b0, rows);
   const T* dh_last = static_cast<const T*>(p.dh_last) + b0 * U;
@@ -645,39 +649,39 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   std::vector<T> dH(dh_last, dh_last + rows * U), dC(dc_last, dc_last + rows * U);
   std::vector<T> dHP(rows * U), d_rh(rows * U), Tg(rows * U), TgF(rows * F);
   for (int64_t s = T_ - 1; s >= 0; --s) {
-    const int64_t t = p.backwards ? T_ - 1 - s : s;
+    const int64_t t = p.go_backwards ? T_ - 1 - s : s;
     auto at = [&](const void* array, int64_t i, int64_t size) {  // row i's entry at time t
       return static_cast<T*>(const_cast<void*>(array)) + (t * p.batch + b0 + i) * size;
     };
     if (s > 0) {  // the next step's rows of the batch-major arrays (each its own stream)
-      const int64_t next = p.backwards ? t + 1 : t - 1;
+      const int64_t next = p.go_backwards ? t + 1 : t - 1;
       for (int64_t i = 0; i < rows; ++i) {
-        if (p.sequences) prefetch_row(dout + ((b0 + i) * T_ + s - 1) * U, U);
+        if (p.return_sequences) prefetch_row(dout + ((b0 + i) * T_ + s - 1) * U, U);
         if (p.input_gradient) prefetch_row(dinputs + ((b0 + i) * T_ + next) * F, F);
       }
     }
     // DX: the pre-activations' gradient, written straight into dxproj; DI, GRU reset_after:
     // the gradient of inner_h, straight into dinner (the chunk's rows, contiguous).
     T* DX = at(p.dxproj, 0, W);
-    T* DI = p.cell == GRU_AFTER ? at(p.dinner, 0, U) : nullptr;
+    T* DI = p.cell == GRU_RESET_AFTER ? at(p.dinner, 0, U) : nullptr;
     const int64_t ldx = W, ldi = U;
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t b = b0 + i;
       const T* a = at(p.gate_values, i, W);
-      const T* src = p.keep_pre ? at(p.pre, i, W) : a;  // read by silu only
+      const T* src = p.save_preactivations ? at(p.pre, i, W) : a;  // read by silu only
       const T* hp = at(p.hs, i, U);
-      const T* x = p.cell == SIMPLE || p.cell == LSTM ? nullptr : at(p.aux, i, U);
+      const T* x = p.cell == SIMPLE_RNN || p.cell == LSTM ? nullptr : at(p.inner_h, i, U);
       T* dh = &dH[i * U];
       T* dhp = &dHP[i * U];
       T* dx = DX + i * ldx;
-      const bool has_output_gradient = p.sequences || s == T_ - 1;
+      const bool has_output_gradient = p.return_sequences || s == T_ - 1;
       if (has_output_gradient &&
-          (p.keep[b * T_ + t] || !(p.zero_output || (p.zero_leading && s < first[i])))) {
-        const T* d = p.sequences ? dout + (b * T_ + s) * U : dout + b * U;
+          (p.mask[b * T_ + t] || !(p.zero_output_for_mask || (p.unroll && s < first[i])))) {
+        const T* d = p.return_sequences ? dout + (b * T_ + s) * U : dout + b * U;
         #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) dh[j] += d[j];
       }
-      if (p.cell == SIMPLE) {
+      if (p.cell == SIMPLE_RNN) {
         #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) dx[j] = dh[j] * derivative_of(f.act, a[j], src[j]);
         std::fill_n(dhp, U, T(0));
@@ -686,10 +690,10 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
         // The carry this step made: the next step's saved one, or the last (c_last). Its
         // act(c) is recomputed here rather than saved by the forward pass, which then writes
         // a sixth less, and this pass reads a carry the step before it read already.
-        const int64_t next = p.backwards ? t - 1 : t + 1;
+        const int64_t next = p.go_backwards ? t - 1 : t + 1;
         const T* c_next = s == T_ - 1 ? static_cast<const T*>(p.c_last) + b * U
                                       : static_cast<const T*>(p.cs) + (next * p.batch + b) * U;
-        const bool kept = p.keep[b * T_ + t];
+        const bool kept = p.mask[b * T_ + t];
         T* dc = &dC[i * U];
         #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) {
@@ -712,7 +716,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
           dx[2 * U + j] = dh[j] * (T(1) - update) * derivative_of(f.act, cand, src[2 * U + j]);
           dhp[j] = dh[j] * update;
         }
-        if (p.cell == GRU_AFTER) {  // out of the loop above, as in forward_chunk
+        if (p.cell == GRU_RESET_AFTER) {  // out of the loop above, as in forward_chunk
           #pragma GCC ivdep
           for (int64_t j = 0; j < U; ++j) {
             dx[U + j] = dx[2 * U + j] * x[j] * derivative_of(f.ract, a[U + j], src[U + j]);
@@ -721,11 +725,11 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
         }
       }
     }
-    if (p.cell == GRU_BEFORE) {  // back through X @ R_h, X = r * h * m_h
+    if (p.cell == GRU_RESET_BEFORE) {  // back through X @ R_h, X = r * h * m_h
       matmul(DX + 2 * U, ldx, RT + 2 * U * U, d_rh.data(), U, rows, U, U, false);
       for (int64_t i = 0; i < rows; ++i) {
         const T* a = at(p.gate_values, i, W);
-        const T* src = p.keep_pre ? at(p.pre, i, W) : a;
+        const T* src = p.save_preactivations ? at(p.pre, i, W) : a;
         const T* hp = at(p.hs, i, U);
         #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) {
@@ -736,7 +740,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
       }
     }
     for (int64_t i = 0; i < rows; ++i)
-      if (!p.keep[(b0 + i) * T_ + t]) {  // the states passed through this step unchanged
+      if (!p.mask[(b0 + i) * T_ + t]) {  // the states passed through this step unchanged
         std::fill_n(DX + i * ldx, W, T(0));
         if (DI) std::fill_n(DI + i * ldi, U, T(0));
         copy_row(&dH[i * U], U, &dHP[i * U]);
@@ -785,9 +789,7 @@ void add_block_sums(const T* G, int64_t ldg, int64_t n, int64_t count, T* sums, 
 //   each summed into its own copy of the outputs, then the copies added in order. For outputs
 //   that fit PART_BYTES: threads that run at different speeds (as these VMs' cores do) then no
 //   longer wait for each other, and each block's batch-major inputs are gathered once instead
-//   of once per thread. At the chapter's shape the weight gradients took 0.72-0.90x the time;
-//   at batch 16 (the long shape) GRU and SimpleRNN training steps 0.93-0.97x and 0.94-0.95x;
-//   the products alone at batches 4 and 32, 0.74-0.97x.
+//   of once per thread.
 // - else each thread takes a contiguous range of strips over the whole depth (interleaved
 //   strips put both cores on every cache line of the gradients' rows).
 template <typename T> void long_product(const LongProduct& q) {
@@ -812,10 +814,7 @@ template <typename T> void long_product(const LongProduct& q) {
     const int64_t g1 = (std::min(width, end_strip * STRIP) - 1) / U + 1;
     // States whose rows lie 512 bytes or more apart go through the products packed in row
     // blocks: in place, a six-row block's 128 depth rows, 1 KiB apart at 256 states, fall in
-    // 4 of L1's 64 sets and evict each other within the block. At the large shape the call
-    // took 0.79-0.91x the time for LSTM, 0.93x for GRU, 0.98-0.99x for SimpleRNN (whose 256
-    // columns share each packing among fewer strips); training steps LSTM 0.93-0.98x, GRU
-    // 0.97x.
+    // 4 of L1's 64 sets and evict each other within the block.
     const bool by_blocks = S * int64_t(sizeof(T)) >= 512 && packs_in_row_blocks(S);
     const bool by_blocks2 =
         states2 && !mask2 && S2 * int64_t(sizeof(T)) >= 512 && packs_in_row_blocks(S2);
@@ -826,9 +825,7 @@ template <typename T> void long_product(const LongProduct& q) {
         masked2(mask2 ? (g1 - g0) * DEPTH_BLOCK * S2 : 0);
     // The strips' sums, each strip's (S x STRIP) then (S2 x STRIP) contiguous, copied out at
     // the end: the outputs' rows lie ldc apart, and at 1024 columns (a page) a strip's rows
-    // shared a few cache sets and came back from L3 at every block. The call alone took
-    // 0.93-0.94x the time this way at the large LSTM shape, 0.94x at the chapter's, 0.98x at
-    // the long one; large LSTM and GRU training steps 0.96x and 0.97x. Kept from call to call
+    // shared a few cache sets and came back from L3 at every block. Kept from call to call
     // (no page faults).
     thread_local std::vector<T> local;
     const int64_t local_size = (S + S2) * STRIP;
@@ -950,7 +947,7 @@ template <typename T> void long_product(const LongProduct& q) {
 // or relu with sigmoid gates), run-time codes otherwise; double when `precise`.
 template <template <typename, int64_t, int64_t> class Pass>
 void run_chunks(const Problem& p, bool precise) {
-  const bool sigmoid_gates = p.cell == SIMPLE || p.recurrent_activation == SIGMOID;
+  const bool sigmoid_gates = p.cell == SIMPLE_RNN || p.recurrent_activation == SIGMOID;
   auto body = [&](auto pass) {
     const auto weights = pass.pack(p);
     for_each_chunk(p.batch, p.threads, chunk_rows(p), [&](int64_t b0, int64_t rows) {
@@ -966,15 +963,14 @@ void run_chunks(const Problem& p, bool precise) {
 template <typename T, int64_t ACT, int64_t RACT> struct Forward {
   static PackedWeights<T> pack(const Problem& p) {
     // x_t @ K and h @ R as one product ([x_t | h] @ [K; R], `Continued`): each block's
-    // accumulators stored once, not twice. Where a strip of the stacked panels (two vectors
-    // wide) stays within half of L1: deeper, at 256 inputs and units, inference was 1.00-1.03x.
-    // Forward calls at the long shape took 0.95x the time (LSTM), at the chapter's 0.89x
-    // (LSTM) and 0.93-0.95x (SimpleRNN); inference 0.92-0.96x. The gate blocks apart are then
-    // not read.
+    // accumulators stored once, not twice. Only where a strip of the stacked panels (two
+    // vectors wide) stays within half of L1: deeper, the panels no longer stay in L1 and the
+    // gain is gone. The gate blocks apart are then not read.
     const int64_t F = p.features, U = p.units, W = p.gates * p.units;
     const bool fits = (F + U) * 2 * VECTOR_BYTES <= 16 << 10;
     PackedWeights<T> w;
-    if ((p.cell == SIMPLE || p.cell == LSTM) && !p.input_masked && !p.masked && fits) {
+    const bool no_dropout = !p.input_dropout && !p.recurrent_dropout;
+    if ((p.cell == SIMPLE_RNN || p.cell == LSTM) && no_dropout && fits) {
       std::vector<T> stacked(static_cast<const T*>(p.kernel),
                              static_cast<const T*>(p.kernel) + F * W);
       stacked.insert(stacked.end(), static_cast<const T*>(p.recurrent_kernel),
@@ -996,8 +992,8 @@ template <typename T, int64_t ACT, int64_t RACT> struct Backward {
   // (the inputs' gradient), and the recurrent kernel's where every gate adds to the state's
   // gradient directly (not GRU's h gate).
   static PackedWeights<T> pack(const Problem& p) {
-    const bool kernel_stacked = !p.input_masked;
-    const bool recurrent_stacked = !p.masked && (p.cell == SIMPLE || p.cell == LSTM);
+    const bool kernel_stacked = !p.input_dropout;
+    const bool recurrent_stacked = !p.recurrent_dropout && (p.cell == SIMPLE_RNN || p.cell == LSTM);
     auto packed = [&](const void* weights, int64_t width, bool stacked) {
       return stacked ? pack_gates<T>(weights, p.gates * p.units, width, 1, true)
                      : pack_gates<T>(weights, p.units, width, p.gates, true);

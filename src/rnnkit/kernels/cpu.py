@@ -3,7 +3,7 @@
 Each step's input and recurrent products (`x_t @ kernel + h @ recurrent_kernel`), the gate
 arithmetic, masking and direction run step by step in the kernels, with no projected sequence
 in memory; the backward pass does the same in reverse and passes the gradients of the
-pre-activations to `states_t_times`, which forms the weight gradients as long products over
+pre-activations to `weight_gradient`, which forms the weight gradients as long products over
 every row and step. Rows of the batch are independent, so chunks of rows run on
 `torch.get_num_threads()` OpenMP threads (PyTorch's own pool) that never synchronise inside the
 sequence; no result depends on how rows are split, so results do not depend on the number of
@@ -13,7 +13,7 @@ threads.
 use, into `~/.rnnkit/kernels/` (`$RNNKIT_HOME` moves it), keyed by a hash of the source, the
 compiler and this CPU's features; later uses load the cached library. Each load marks its
 build as used; a new build removes the others not used for `STALE_BUILD_DAYS` (every change of
-the source, the compiler or the CPU leaves one behind). `unavailable()` says why the kernels
+the source, the compiler or the CPU leaves one behind). `blocker()` says why the kernels
 cannot run (no compiler, a failed build), and the fused path then falls back.
 
 Layout (C-contiguous). What the layer passes in and gets back is batch-major, as the layers
@@ -23,31 +23,33 @@ one per row, which made reading them back the larger part of the backward pass):
 
     inputs  (B, T, F)     the layer's inputs by time index
     K       (F, G*U)      kernel (KT: its transpose); bias (G*U,) input bias (zeros without)
-    xmask   (B, G, F)     input dropout, read when `input_masked`
+    input_dropout_mask (B, G, F)  read when `input_dropout`
     R       (U, G*U)      recurrent kernel (RT: its transpose, (G*U, U)); brec (G*U,) recurrent
                           bias (GRU reset_after; zeros otherwise)
-    keep    (B, T)        False (0) where a step is masked;  rmask (B, G, U) recurrent dropout,
-                          read when `masked`
+    mask    (B, T)        False (0) where a step is masked
+    recurrent_dropout_mask (B, G, U)  read when `recurrent_dropout`
     out     (B, T, U)     outputs in processing order (reversed when going backwards); with
-                          `sequences` 0, (B, 1, U): the last output only
+                          `return_sequences` 0, (B, 1, U): the last output only
     hs      (T, B, U)     the state before each step, by time index; cs the same for the
                           LSTM's carry (LSTM only)
     gates   (T, B, G, U)  gate values after their activations, by time index (SimpleRNN: the
                           new state)
-    pre     (T, B, G, U)  pre-activations, kept only when `keep_pre` (silu is the one
-                          activation whose derivative cannot be computed from its output)
-    aux     (T, B, U)     by time index; GRU reset_after: inner_h = h @ R_h + b_h; GRU
-                          reset_before: r * h (times the h-gate's dropout mask); LSTM: none
-                          (the backward pass recomputes act(c) from cs and c_last)
+    pre     (T, B, G, U)  pre-activations, kept only when `save_preactivations` (silu is the
+                          one activation whose derivative cannot be computed from its output)
+    inner_h (T, B, U)     what the h gate's recurrent product gives or reads, by time index;
+                          GRU reset_after: h @ R_h + b_h; GRU reset_before: r * h (times the
+                          h-gate's dropout mask); SimpleRNN and LSTM: none
     dout    (B, T, U)     backward: the outputs' gradient, shaped as `out`
     dxproj  (T, B, G, U)  backward: the gradient of the pre-activations, by time index
     dinner  (T, B, U)     backward, GRU reset_after: the gradient of inner_h, by time index
     dinputs (B, T, F)     backward: the inputs' gradient, filled when `input_gradient`
 
-Cells: SIMPLE (G=1), LSTM (G=4: i, f, c, o), GRU_AFTER and GRU_BEFORE (G=3: z, r, h).
-A masked step outputs the previous output (zeros with `zero_output`, and — as Keras's unrolled
-loop does — zeros before the first real step with `zero_leading`). Float32 uses a rational tanh
-(within 3e-7 of the exact one); float64 uses the exact functions.
+Cells (`CellKind`): SIMPLE_RNN (G=1), LSTM (G=4: i, f, c, o), GRU_RESET_AFTER and
+GRU_RESET_BEFORE (G=3: z, r, h); activations by `ActivationCode`. The C++ enums get both from
+those Python definitions, as compile-time defines. A masked step outputs the previous output
+(zeros with `zero_output_for_mask`, and — as Keras's unrolled loop does — zeros before the first
+real step with `unroll`). Float32 uses a rational tanh (within 3e-7 of the exact one); float64
+uses the exact functions.
 """
 
 from __future__ import annotations
@@ -65,44 +67,37 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
-from rnnkit.data.download import cache_root
-
-SIMPLE, LSTM, GRU_AFTER, GRU_BEFORE = 0, 1, 2, 3
-LINEAR, TANH, SIGMOID, RELU, HARD_SIGMOID, SOFTSIGN, ELU, SELU, SOFTPLUS, EXPONENTIAL = range(10)
-SILU, RELU6 = 10, 11
-# The activations the kernels implement, by Keras name (codes as in cpu.cpp).
-ACTIVATION_CODES = {
-    "linear": LINEAR,
-    "tanh": TANH,
-    "sigmoid": SIGMOID,
-    "relu": RELU,
-    "hard_sigmoid": HARD_SIGMOID,
-    "softsign": SOFTSIGN,
-    "elu": ELU,
-    "selu": SELU,
-    "softplus": SOFTPLUS,
-    "exponential": EXPONENTIAL,
-    "silu": SILU,
-    "relu6": RELU6,
-}
+from rnnkit.activations import ActivationCode
+from rnnkit.cache import cache_root
+from rnnkit.kernels.spec import CellKind
 
 _SOURCE = Path(__file__).with_name("cpu.cpp")
 # No -ffast-math: linked into a shared library it would flush denormals for the whole process.
 _FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno",
           "-fno-trapping-math", "-ffp-contract=fast"]  # fmt: skip
+# The C++ enums' values, from the one Python definition of each.
+_CODES = [
+    f"-D{macro}={','.join(f'{code.name}={code.value}' for code in codes)}"
+    for macro, codes in (
+        ("RNNKIT_CELL_CODES", CellKind),
+        ("RNNKIT_ACTIVATION_CODES", ActivationCode),
+    )
+]
 _OPTIONS = (
-    "cell", "batch", "timesteps", "features", "units", "gates", "backwards", "zero_output",
-    "zero_leading", "activation", "recurrent_activation", "input_masked", "masked", "save",
-    "keep_pre", "input_gradient", "sequences", "threads",
+    "cell", "batch", "timesteps", "features", "units", "gates", "go_backwards",
+    "zero_output_for_mask", "unroll", "activation", "recurrent_activation", "input_dropout",
+    "recurrent_dropout", "save", "save_preactivations", "input_gradient", "return_sequences",
+    "threads",
 )  # fmt: skip
 _ARRAYS = (
-    "inputs", "kernel", "kernel_t", "input_bias", "xmask", "recurrent_kernel",
-    "recurrent_kernel_t", "recurrent_bias", "h0", "c0", "rmask", "keep", "out", "h_last",
-    "c_last", "hs", "cs", "gate_values", "pre", "aux", "dout", "dh_last", "dc_last", "dxproj",
-    "dinner", "dinputs", "dh0", "dc0",
+    "inputs", "kernel", "kernel_t", "input_bias", "input_dropout_mask", "recurrent_kernel",
+    "recurrent_kernel_t", "recurrent_bias", "h0", "c0", "recurrent_dropout_mask", "mask", "out",
+    "h_last", "c_last", "hs", "cs", "gate_values", "pre", "inner_h", "dout", "dh_last",
+    "dc_last", "dxproj", "dinner", "dinputs", "dh0", "dc0",
 )  # fmt: skip
 
 
@@ -156,7 +151,7 @@ def _compile(compiler: str, library: Path) -> None:
     for target in (["-march=native", "-fopenmp"], ["-fopenmp"], []):
         with tempfile.NamedTemporaryFile(dir=library.parent, suffix=".so", delete=False) as file:
             partial = Path(file.name)
-        command = [compiler, *_FLAGS, *target, str(_SOURCE), "-o", str(partial)]
+        command = [compiler, *_FLAGS, *_CODES, *target, str(_SOURCE), "-o", str(partial)]
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
         if completed.returncode == 0:
             os.replace(partial, library)
@@ -197,7 +192,8 @@ def library() -> ctypes.CDLL:
     except OSError as error:
         raise KernelBuildError(f"the C++ compiler {compiler} cannot be run: {error}") from None
     key = hashlib.sha256(
-        "\0".join([_SOURCE.read_text(), compiler, version, " ".join(_FLAGS), _cpu_features()])
+        "\0".join([_SOURCE.read_text(), compiler, version, " ".join(_FLAGS + _CODES),
+                   _cpu_features()])
         .encode()
     ).hexdigest()[:16]  # fmt: skip
     path = cache_root() / "kernels" / f"rnnkit_cpu_{key}.so"
@@ -227,7 +223,7 @@ def library() -> ctypes.CDLL:
 
 
 @functools.cache
-def unavailable() -> str | None:
+def blocker() -> str | None:
     """None when the kernels are ready, else why they cannot run: the whole error, with the
     compiler's output (`use_fused=True` raises it). The first failure in a process also warns,
     since `use_fused="auto"` then runs the plain loop (same results, slower) without a word."""
@@ -266,7 +262,29 @@ def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> None:
     library().rnnkit_backward(ctypes.byref(problem), arrays["dout"].dtype == torch.float64)
 
 
-def states_t_times(
+class SecondProduct(NamedTuple):
+    """A second weight's gradient that `weight_gradient` forms in the same pass over the
+    gradients (the recurrent kernel's, beside the kernel's).
+
+    Attributes:
+        states: `(T, B, S2)` contiguous, what the second product read.
+        out: `(S2, G*U)` contiguous, the second weight's gradient.
+        mask: None, or `(B, G, S2)` contiguous dropout masks on `states`.
+        gate_gradients: None, or `(T, B, U)` contiguous gradients that gate `gate`'s columns of
+            `out` take instead of the shared ones (GRU reset_after's h gate: those of inner_h).
+        gate: the gate `gate_gradients` serves (first <= gate < last).
+        sums: None, or `(G*U,)` contiguous, the sums of `out`'s gradients (a bias's gradient).
+    """
+
+    states: torch.Tensor
+    out: torch.Tensor
+    mask: torch.Tensor | None = None
+    gate_gradients: torch.Tensor | None = None
+    gate: int = 0
+    sums: torch.Tensor | None = None
+
+
+def weight_gradient(
     states: torch.Tensor,
     mask: torch.Tensor | None,
     gradients: torch.Tensor,
@@ -274,18 +292,13 @@ def states_t_times(
     first: int,
     last: int,
     sums: torch.Tensor | None = None,
-    second: tuple[torch.Tensor, torch.Tensor] | None = None,
-    second_mask: torch.Tensor | None = None,
-    second_gradients: tuple[torch.Tensor, int] | None = None,
-    second_sums: torch.Tensor | None = None,
+    second: SecondProduct | None = None,
 ) -> None:
     """out[:, first*U:last*U] = sum over steps t and rows b of (states[t, b] * mask[b, g])^T @
     gradients[t, b, g] for first <= g < last, summed in an order that the sizes alone fix (so
     not depending on the number of threads): a weight's gradient; with `sums`, also the plain
-    sums of those gradients; with `second = (states2, out2)`, also out2's columns from states2
-    the same way (times `second_mask`'s gate g, if given), in the same pass over the gradients,
-    where `second_gradients = (gradients2, g2)` gives gate g2's columns of out2 gradients of
-    their own (and `second_sums` the sums of out2's gradients).
+    sums of those gradients; with `second`, also a second weight's gradient in the same pass
+    over the gradients (see `SecondProduct`).
 
     Args:
         states: `(T, B, S)`, what each step's product read (the states before each step, or the
@@ -297,29 +310,27 @@ def states_t_times(
         first, last: the gates to fill.
         sums: None, or `(G*U,)` contiguous: sums[g*U:(g+1)*U] = gradients[..., g, :] summed
             over rows and steps, for the same gates (a bias's gradient).
-        second: None, or `(states2 (T, B, S2), out2 (S2, G*U))`, both contiguous.
-        second_mask: None, or `(B, G, S2)` contiguous dropout masks for states2.
-        second_gradients: None, or `(gradients2 (T, B, U) contiguous, g2)`, first <= g2 < last.
-        second_sums: None, or `(G*U,)` contiguous, as `sums` for out2's gradients.
+        second: None, or the second product.
     """
     timesteps, batch, size = states.shape
     if states.stride(-1) != 1 or not gradients.is_contiguous():
-        raise ValueError("internal: states_t_times needs contiguous rows and gradients")
+        raise ValueError("internal: weight_gradient needs contiguous rows and gradients")
     width, units = out.shape[1], gradients.shape[-1]
     offset = first * units * out.element_size()
-    states2, out2 = second if second is not None else (None, None)
-    gradients2, gate2 = second_gradients if second_gradients is not None else (None, first)
+    second = second if second is not None else _NO_SECOND
+    states2, out2, gradients2 = second.states, second.out, second.gate_gradients
+    gate2 = second.gate if gradients2 is not None else first
     problem = _LongProduct(
         states=states.data_ptr(),
         mask=None if mask is None else mask.data_ptr(),
         gradients=gradients.data_ptr() + offset,
         states2=None if states2 is None else states2.data_ptr(),
-        mask2=None if second_mask is None else second_mask.data_ptr(),
+        mask2=None if second.mask is None else second.mask.data_ptr(),
         gradients2=None if gradients2 is None else gradients2.data_ptr(),
         out=out.data_ptr() + offset,
         sums=None if sums is None else sums.data_ptr() + offset,
         out2=None if out2 is None else out2.data_ptr() + offset,
-        sums2=None if second_sums is None else second_sums.data_ptr() + offset,
+        sums2=None if second.sums is None else second.sums.data_ptr() + offset,
         gate=first,
         gates=gradients.shape[2],
         batch=batch,
@@ -337,3 +348,6 @@ def states_t_times(
         threads=torch.get_num_threads(),
     )
     library().rnnkit_long_product(ctypes.byref(problem), out.dtype == torch.float64)
+
+
+_NO_SECOND = SecondProduct(None, None)

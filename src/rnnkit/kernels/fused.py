@@ -1,50 +1,56 @@
-"""The fused CPU path: `supports` says whether it can run a cell, `run_fused` runs it.
+"""The fused CPU path: `blocker` says whether it can run a call, `run_fused` runs it.
 
-`run_fused` has `run_loop`'s signature and result. It hands the whole sequence — each step's
+`run_fused` is a `Kernel` (`rnnkit.kernels.spec`). It hands the whole sequence — each step's
 input and recurrent products, gates, masks and direction — to the compiled kernels in
 `rnnkit.kernels.cpu` through a `torch.autograd.Function` whose backward runs the compiled
 backward pass and then the weight gradients as long products over every row and step.
+
+It reproduces every rule of `rnnkit.kernels.loop.run_loop`: (projection) each step's input
+product `x_t @ kernel + input_bias`, with input dropout per gate, inside the step loop instead of
+before it; (order) through the `go_backwards` option; (step) the cell's equations in C++ for
+each `CellKind`, recurrent dropout per gate; (mask), (unroll) and (last) through the `mask`,
+`zero_output_for_mask`, `unroll` and `return_sequences` options.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from torch import nn
 
-from rnnkit import activations
+from rnnkit.activations import ActivationCode
 from rnnkit.kernels import buffers, cpu
 from rnnkit.kernels.loop import zero_masked_steps
-from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
-
-_CELL_CODES = {SimpleRNNCell: cpu.SIMPLE, LSTMCell: cpu.LSTM}
-_ACTIVATIONS = {id(activations.get(name)): code for name, code in cpu.ACTIVATION_CODES.items()}
-
-
-def _cell_code(cell: nn.Module) -> int | None:
-    if type(cell) is GRUCell:
-        return cpu.GRU_AFTER if cell.reset_after else cpu.GRU_BEFORE
-    return _CELL_CODES.get(type(cell))
+from rnnkit.kernels.spec import (
+    CellKind,
+    CellSpec,
+    KernelResult,
+    Recurrence,
+    input_dropout,
+    recurrent_dropout,
+)
 
 
-def supports(cell: nn.Module) -> str | None:
-    """None if the fused kernel can run `cell`, else the reason it cannot (names the option)."""
-    if _cell_code(cell) is None:
+def blocker(recurrence: Recurrence) -> str | None:
+    """None if the fused kernel can run the call, else the reason it cannot (names the option)."""
+    spec = recurrence.cell
+    if spec.kind is None:
         return (
-            f"the cell is a {type(cell).__name__} (fused kernels exist for SimpleRNNCell, "
-            "LSTMCell and GRUCell)"
+            f"the cell is a {spec.name} (fused kernels exist for SimpleRNNCell, LSTMCell and "
+            "GRUCell)"
         )
-    for argument in ("activation", "recurrent_activation"):
-        function = getattr(cell, argument, None)
-        if function is not None and id(function) not in _ACTIVATIONS:
-            name = getattr(function, "__name__", repr(function))
-            return f"`{argument}={name}` has no fused implementation"
-    if cell.dtype not in (torch.float32, torch.float64):
-        return f"the weights are {cell.dtype} (fused kernels run float32 and float64)"
-    if cell.device.type != "cpu":
-        return f"the weights are on {cell.device} (the fused kernels run on the CPU)"
-    return cpu.unavailable()
+    if spec.activation_code is None:
+        return f"`activation={_name(spec.activation)}` has no fused implementation"
+    if spec.recurrent_activation_code is None:
+        name = _name(spec.recurrent_activation)
+        return f"`recurrent_activation={name}` has no fused implementation"
+    if spec.dtype not in (torch.float32, torch.float64):
+        return f"the weights are {spec.dtype} (fused kernels run float32 and float64)"
+    if spec.device.type != "cpu":
+        return f"the weights are on {spec.device} (the fused kernels run on the CPU)"
+    return cpu.blocker()
+
+
+def _name(function: object) -> str:
+    return getattr(function, "__name__", repr(function))
 
 
 def _buffer(condition: bool, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
@@ -80,7 +86,7 @@ class _FusedRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, inputs, kernel, input_bias, recurrent_kernel, recurrent_bias, h0, c0,
-                keep, xmask, rmask, options):  # fmt: skip
+                mask, input_dropout_mask, recurrent_dropout_mask, options):  # fmt: skip
         batch, timesteps, features = inputs.shape
         units, width = recurrent_kernel.shape
         n_gates = width // units
@@ -92,26 +98,26 @@ class _FusedRecurrence(torch.autograd.Function):
             "inputs": _contiguous(inputs),
             "kernel": _contiguous(kernel),
             "input_bias": _contiguous(input_bias),
-            "xmask": xmask,
+            "input_dropout_mask": input_dropout_mask,
             "recurrent_kernel": _contiguous(recurrent_kernel),
             "recurrent_bias": _contiguous(recurrent_bias),
             "h0": _contiguous(h0),
             "c0": _contiguous(c0),
-            "rmask": rmask,
-            "keep": keep.contiguous(),
-            "out": _buffer(True, (batch, timesteps if options["sequences"] else 1, units), dtype),
+            "recurrent_dropout_mask": recurrent_dropout_mask,
+            "mask": mask.contiguous(),
+            "out": _buffer(
+                True, (batch, timesteps if options["return_sequences"] else 1, units), dtype
+            ),
             "h_last": torch.empty(batch, units, dtype=dtype),
             "c_last": torch.empty(batch, units, dtype=dtype),
             # Saved for the backward pass, time-major (see cpu.py).
             "hs": _scratch(save, (timesteps, batch, units), dtype),
-            "cs": _scratch(save and cell == cpu.LSTM, (timesteps, batch, units), dtype),
+            "cs": _scratch(save and cell == CellKind.LSTM, (timesteps, batch, units), dtype),
             "gate_values": _scratch(save, (timesteps, batch, n_gates, units), dtype),
             "pre": _scratch(
-                save and options["keep_pre"], (timesteps, batch, n_gates, units), dtype
+                save and options["save_preactivations"], (timesteps, batch, n_gates, units), dtype
             ),
-            "aux": _scratch(
-                save and cell in (cpu.GRU_AFTER, cpu.GRU_BEFORE), (timesteps, batch, units), dtype
-            ),
+            "inner_h": _scratch(save and cell in _GRU, (timesteps, batch, units), dtype),
         }
         cpu.forward(kernel_options, arrays)
         ctx.save_for_backward(*(arrays[name] for name in _SAVED))
@@ -131,7 +137,7 @@ class _FusedRecurrence(torch.autograd.Function):
             dh_last=dh_last.contiguous(),
             dc_last=dc_last.contiguous(),
             dxproj=_scratch(True, arrays["gate_values"].shape, dtype),
-            dinner=_scratch(options["cell"] == cpu.GRU_AFTER, arrays["hs"].shape, dtype),
+            dinner=_scratch(options["cell"] == CellKind.GRU_RESET_AFTER, arrays["hs"].shape, dtype),
             dinputs=_buffer(options["input_gradient"], arrays["inputs"].shape, dtype),
             dh0=torch.empty(batch, units, dtype=dtype),
             dc0=torch.empty(batch, units, dtype=dtype),
@@ -143,21 +149,23 @@ class _FusedRecurrence(torch.autograd.Function):
 
 
 # What the forward pass keeps for the backward pass.
-_SAVED = ("inputs", "kernel", "xmask", "recurrent_kernel", "keep", "rmask", "hs", "cs",
-          "c_last", "gate_values", "pre", "aux")  # fmt: skip
+_SAVED = ("inputs", "kernel", "input_dropout_mask", "recurrent_kernel", "mask",
+          "recurrent_dropout_mask", "hs", "cs", "c_last", "gate_values", "pre",
+          "inner_h")  # fmt: skip
+_GRU = (CellKind.GRU_RESET_AFTER, CellKind.GRU_RESET_BEFORE)
 
 
 def _gate_products(
-    states: torch.Tensor, mask: torch.Tensor, masked: bool, dpre: torch.Tensor,
+    states: torch.Tensor, mask: torch.Tensor, dropout: bool, dpre: torch.Tensor,
     out: torch.Tensor, gates: int, sums: torch.Tensor | None = None,
 ) -> None:  # fmt: skip
     """out[:, :gates*U] = sum over rows and steps of (states * mask_g)^T @ dpre_g, g < gates
-    (and `sums` the sums of dpre_g, if given)."""
-    if not masked:
-        cpu.states_t_times(states, None, dpre, out, 0, gates, sums)
+    (and `sums` the sums of dpre_g, if given); `mask` is read only with `dropout`."""
+    if not dropout:
+        cpu.weight_gradient(states, None, dpre, out, 0, gates, sums)
         return
     for g in range(gates):
-        cpu.states_t_times(states, mask, dpre, out, g, g + 1, sums)
+        cpu.weight_gradient(states, mask, dpre, out, g, g + 1, sums)
 
 
 def _weight_gradients(
@@ -173,90 +181,85 @@ def _weight_gradients(
     dinput_bias = torch.empty(n_gates * units, dtype=dpre.dtype)
     drecurrent = torch.empty(units, n_gates * units, dtype=dpre.dtype)
     drecurrent_bias = torch.zeros(n_gates * units, dtype=dpre.dtype)
-    if cell in (cpu.SIMPLE, cpu.LSTM, cpu.GRU_AFTER) and not options["input_masked"]:
+    if cell != CellKind.GRU_RESET_BEFORE and not options["input_dropout"]:
         # Both kernels' gradients from one pass over dpre (with recurrent dropout, each gate's
         # columns from the states times that gate's mask; GRU reset_after's h gate reaches the
         # recurrent kernel through inner_h = h @ R_h + b_h, so its columns read dinner).
-        after = cell == cpu.GRU_AFTER
-        cpu.states_t_times(inputs, None, dpre, dkernel, 0, n_gates, dinput_bias,
-                           second=(arrays["hs"], drecurrent),
-                           second_mask=arrays["rmask"] if options["masked"] else None,
-                           second_gradients=(arrays["dinner"], 2) if after else None,
-                           second_sums=drecurrent_bias if after else None)  # fmt: skip
+        after = cell == CellKind.GRU_RESET_AFTER
+        rmask = arrays["recurrent_dropout_mask"] if options["recurrent_dropout"] else None
+        recurrent = cpu.SecondProduct(
+            arrays["hs"],
+            drecurrent,
+            mask=rmask,
+            gate_gradients=arrays["dinner"] if after else None,
+            gate=2,
+            sums=drecurrent_bias if after else None,
+        )
+        cpu.weight_gradient(inputs, None, dpre, dkernel, 0, n_gates, dinput_bias, recurrent)
         return dkernel, dinput_bias, drecurrent, drecurrent_bias
-    _gate_products(inputs, arrays["xmask"], options["input_masked"], dpre, dkernel, n_gates,
-                   dinput_bias)  # fmt: skip
-    if cell == cpu.GRU_AFTER:  # the h-gate reaches R through inner_h = h @ R_h + b_h
+    _gate_products(inputs, arrays["input_dropout_mask"], options["input_dropout"], dpre,
+                   dkernel, n_gates, dinput_bias)  # fmt: skip
+    after = cell == CellKind.GRU_RESET_AFTER
+    if after:  # the h-gate reaches R through inner_h = h @ R_h + b_h
         dpre[:, :, 2] = arrays["dinner"]
-    product_gates = 2 if cell == cpu.GRU_BEFORE else n_gates
-    _gate_products(arrays["hs"], arrays["rmask"], options["masked"], dpre, drecurrent,
-                   product_gates, drecurrent_bias if cell == cpu.GRU_AFTER else None)  # fmt: skip
-    if cell == cpu.GRU_BEFORE:  # inner_h = r * h * m_h already carries the h-gate's mask
-        cpu.states_t_times(arrays["aux"], None, dpre, drecurrent, 2, 3)
+    product_gates = 2 if cell == CellKind.GRU_RESET_BEFORE else n_gates
+    _gate_products(arrays["hs"], arrays["recurrent_dropout_mask"], options["recurrent_dropout"],
+                   dpre, drecurrent, product_gates, drecurrent_bias if after else None)  # fmt: skip
+    if cell == CellKind.GRU_RESET_BEFORE:  # inner_h = r * h * m_h carries the h-gate's mask
+        cpu.weight_gradient(arrays["inner_h"], None, dpre, drecurrent, 2, 3)
     return dkernel, dinput_bias, drecurrent, drecurrent_bias
 
 
 def run_fused(
-    cell: nn.Module,
-    inputs: torch.Tensor,
-    initial_states: list[torch.Tensor],
-    *,
-    mask: torch.Tensor | None = None,
-    go_backwards: bool = False,
-    zero_output_for_mask: bool = False,
-    dropout_masks: Any = None,
-    return_sequences: bool = True,
-    unroll: bool = False,
-) -> tuple[torch.Tensor | None, torch.Tensor, list[torch.Tensor]]:
-    """Runs a built-in cell over `inputs` with the compiled kernels; same contract as
-    `rnnkit.kernels.loop.run_loop`."""
-    code = _cell_code(cell)
-    gates, units = cell.gates, cell.units
-    dtype = cell.dtype
-    input_mask = dropout_masks.inputs if dropout_masks is not None else None
-    recurrent_mask = dropout_masks.recurrent if dropout_masks is not None else None
+    recurrence: Recurrence, inputs: torch.Tensor, initial_states: list[torch.Tensor]
+) -> KernelResult:
+    """Runs a built-in cell over `inputs` with the compiled kernels, for the calls `blocker`
+    accepts; same contract as `rnnkit.kernels.loop.run_loop`."""
+    spec = recurrence.cell
+    kind, gates, units, dtype = spec.kind, spec.gates, spec.units, spec.dtype
+    input_mask = input_dropout(recurrence)
+    recurrent_mask = recurrent_dropout(recurrence)
     zeros = torch.zeros(gates * units, dtype=dtype)
-    input_bias = cell.input_bias()
-    if input_bias is None:
-        input_bias = zeros
-    recurrent_bias = cell.bias[1] if code == cpu.GRU_AFTER and cell.bias is not None else zeros
-    keep = mask if mask is not None else torch.ones(inputs.shape[:2], dtype=torch.bool)
+    input_bias = spec.input_bias if spec.input_bias is not None else zeros
+    recurrent_bias = spec.recurrent_bias if spec.recurrent_bias is not None else zeros
+    mask = recurrence.mask
+    if mask is None:
+        mask = torch.ones(inputs.shape[:2], dtype=torch.bool)
     h0 = initial_states[0]
-    c0 = initial_states[1] if code == cpu.LSTM else torch.zeros_like(h0)
-    inputs = zero_masked_steps(inputs.to(dtype), mask)
+    c0 = initial_states[1] if kind == CellKind.LSTM else torch.zeros_like(h0)
+    inputs = zero_masked_steps(inputs.to(dtype), recurrence.mask)
     differentiable = (
         inputs,
-        cell.kernel,
+        spec.kernel,
         input_bias,
-        cell.recurrent_kernel,
+        spec.recurrent_kernel,
         recurrent_bias,
         h0,
         c0,
     )
-    activation = _ACTIVATIONS[id(cell.activation)]
-    recurrent_activation = _ACTIVATIONS.get(
-        id(getattr(cell, "recurrent_activation", None)), cpu.LINEAR
-    )
+    activation, recurrent_activation = spec.activation_code, spec.recurrent_activation_code
     options = {
-        "cell": code,
-        "backwards": go_backwards,
-        "zero_output": zero_output_for_mask,
-        "zero_leading": unroll,
+        "cell": kind,
+        "go_backwards": recurrence.go_backwards,
+        "zero_output_for_mask": recurrence.zero_output_for_mask,
+        "unroll": recurrence.unroll,
         "activation": activation,
         "recurrent_activation": recurrent_activation,
-        "input_masked": input_mask is not None,
-        "masked": recurrent_mask is not None,
+        "input_dropout": input_mask is not None,
+        "recurrent_dropout": recurrent_mask is not None,
         # What the backward pass reads is kept only when there will be one.
         "save": torch.is_grad_enabled() and any(t.requires_grad for t in differentiable),
-        "keep_pre": cpu.SILU in (activation, recurrent_activation),
+        "save_preactivations": ActivationCode.SILU in (activation, recurrent_activation),
         # Without return_sequences only the last output is written (out is (B, 1, U)).
-        "sequences": return_sequences,
+        "return_sequences": recurrence.return_sequences,
     }
-    xmask = _per_gate(input_mask, gates, zeros)
-    rmask = _per_gate(recurrent_mask, gates, zeros)
-    out, h, c = _FusedRecurrence.apply(*differentiable, keep, xmask, rmask, options)
-    states = [h, c] if code == cpu.LSTM else [h]
-    return (out if return_sequences else None), out[:, -1], states
+    input_dropout_mask = _per_gate(input_mask, gates, zeros)
+    recurrent_dropout_mask = _per_gate(recurrent_mask, gates, zeros)
+    out, h, c = _FusedRecurrence.apply(
+        *differentiable, mask, input_dropout_mask, recurrent_dropout_mask, options
+    )
+    states = [h, c] if kind == CellKind.LSTM else [h]
+    return (out if recurrence.return_sequences else None), out[:, -1], states
 
 
 def compile_kernels() -> None:
@@ -268,11 +271,21 @@ def compile_kernels() -> None:
     """
     import time
 
-    from rnnkit.layers import SimpleRNN
-
     start = time.perf_counter()
     cpu.library()
     for dtype in (torch.float32, torch.float64):
-        layer = SimpleRNN(2, use_fused=True, dtype=dtype)
-        layer(torch.ones(1, 2, 1, dtype=dtype)).sum().backward()
+        kernel = torch.ones(1, 2, dtype=dtype, requires_grad=True)  # a SimpleRNN of 2 units
+        spec = CellSpec(
+            cell=None,
+            kind=CellKind.SIMPLE_RNN,
+            kernel=kernel,
+            recurrent_kernel=torch.eye(2, dtype=dtype),
+            activation_code=ActivationCode.TANH,
+            units=2,
+            dtype=dtype,
+            device=kernel.device,
+        )
+        inputs = torch.ones(1, 2, 1, dtype=dtype)
+        _, last_output, _ = run_fused(Recurrence(spec), inputs, [torch.zeros(1, 2, dtype=dtype)])
+        last_output.sum().backward()
     print(f"rnnkit fused kernels ready ({time.perf_counter() - start:.1f} s)")

@@ -1,6 +1,6 @@
-"""The Triton path: `supports` says whether it can run a cell, `run_gpu` runs it.
+"""The Triton path: `blocker` says whether it can run a call, `run_gpu` runs it.
 
-`run_gpu` has `run_loop`'s signature and result. It projects all timesteps' inputs with one
+`run_gpu` is a `Kernel` (`rnnkit.kernels.spec`). It projects all timesteps' inputs with one
 matrix product in PyTorch (so autograd handles the kernel, the input bias and input dropout),
 then hands the recurrence to the persistent Triton kernels of `rnnkit.kernels.triton_kernels`
 through a `torch.autograd.Function`. Its backward runs the sequential Triton pass for the
@@ -11,6 +11,10 @@ gradient as large matrix products over all rows and timesteps:
 
 (one product for every gate at once when recurrent dropout is shared by the gates or off; for
 GRU with `reset_after=False` the h-gate's product uses r * h_{t-1} * m_h instead).
+
+Of `rnnkit.kernels.loop.run_loop`'s rules it reproduces (projection) as the loop does, with the
+cell's kernel and input bias; (order), (step), (mask) and (unroll) in the Triton kernels, through
+per-step flags (REAL, REPEAT, ZERO) worked out here from the mask; and (last).
 
 Runs on CUDA tensors, or on CPU tensors in Triton's interpreter when `TRITON_INTERPRET=1` was
 set before this module was imported. Inputs in float32, bfloat16, float16 and float64; states
@@ -23,11 +27,16 @@ import os
 from typing import Any
 
 import torch
-from torch import nn
 
-from rnnkit import activations
+from rnnkit.kernels.dropout import masked_matmul
 from rnnkit.kernels.loop import zero_masked_steps
-from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
+from rnnkit.kernels.spec import (
+    CellKind,
+    KernelResult,
+    Recurrence,
+    input_dropout,
+    recurrent_dropout,
+)
 
 try:
     from rnnkit.kernels import triton_kernels as kernels
@@ -52,61 +61,52 @@ MAX_BLOCK_UNITS = {
 DTYPES = tuple(MAX_BLOCK_UNITS[1])
 
 
-def _cell_code(cell: nn.Module) -> int | None:
-    if kernels is None:
-        return None
-    if type(cell) is GRUCell:
-        return (kernels.GRU_AFTER if cell.reset_after else kernels.GRU_BEFORE).value
-    codes = {SimpleRNNCell: kernels.SIMPLE.value, LSTMCell: kernels.LSTM.value}
-    return codes.get(type(cell))
-
-
-def _activation_code(function: Any) -> int | None:
-    for name, code in kernels.ACTIVATION_CODES.items():
-        if function is activations.get(name):
-            return code
-    return None
-
-
 def _block_units(units: int) -> int:
     return max(16, 1 << (units - 1).bit_length())
 
 
-def supports(cell: nn.Module, inputs: torch.Tensor) -> str | None:
-    """None if the Triton kernels can run `cell` over `inputs`, else the reason they cannot
+def _name(function: object) -> str:
+    return getattr(function, "__name__", repr(function))
+
+
+def blocker(recurrence: Recurrence, inputs: torch.Tensor) -> str | None:
+    """None if the Triton kernels can run the call over `inputs`, else the reason they cannot
     (it names the option that blocks them)."""
+    spec = recurrence.cell
     if kernels is None:
         return f"triton is not importable ({IMPORT_ERROR})"
-    if _cell_code(cell) is None:
+    if spec.kind is None:
         return (
-            f"the cell is a {type(cell).__name__} (Triton kernels exist for SimpleRNNCell, "
-            "LSTMCell and GRUCell)"
+            f"the cell is a {spec.name} (Triton kernels exist for SimpleRNNCell, LSTMCell and "
+            "GRUCell)"
         )
-    for argument in ("activation", "recurrent_activation"):
-        function = getattr(cell, argument, None)
-        if function is not None and _activation_code(function) is None:
-            name = getattr(function, "__name__", repr(function))
+    implemented = kernels.IMPLEMENTED_ACTIVATIONS
+    for argument, code, function in (
+        ("activation", spec.activation_code, spec.activation),
+        ("recurrent_activation", spec.recurrent_activation_code, spec.recurrent_activation),
+    ):
+        if code not in implemented:
             return (
-                f"`{argument}={name}` has no Triton implementation (implemented: "
-                f"{', '.join(kernels.ACTIVATION_CODES)})"
+                f"`{argument}={_name(function)}` has no Triton implementation (implemented: "
+                f"{', '.join(code.name.lower() for code in implemented)})"
             )
-    if cell.dtype not in DTYPES:
+    if spec.dtype not in DTYPES:
         names = ", ".join(str(dtype) for dtype in DTYPES)
-        return f"the weights are {cell.dtype} (Triton kernels run {names})"
-    if inputs.dtype != cell.dtype:
-        return f"the inputs are {inputs.dtype} but the weights are {cell.dtype}"
-    if inputs.device != cell.device:
-        return f"the inputs are on {inputs.device} but the weights are on {cell.device}"
+        return f"the weights are {spec.dtype} (Triton kernels run {names})"
+    if inputs.dtype != spec.dtype:
+        return f"the inputs are {inputs.dtype} but the weights are {spec.dtype}"
+    if inputs.device != spec.device:
+        return f"the inputs are on {inputs.device} but the weights are on {spec.device}"
     if inputs.device.type != "cuda" and not (INTERPRETING and inputs.device.type == "cpu"):
         return (
             f"the inputs are on {inputs.device} (Triton kernels run on CUDA, or on the CPU "
             "under TRITON_INTERPRET=1)"
         )
-    largest = MAX_BLOCK_UNITS[cell.gates][cell.dtype]
-    if _block_units(cell.units) > largest:
+    largest = MAX_BLOCK_UNITS[spec.gates][spec.dtype]
+    if _block_units(spec.units) > largest:
         return (
-            f"`units={cell.units}` is too large to keep the recurrent kernel of a "
-            f"{type(cell).__name__} in one program ({cell.dtype} weights: at most {largest})"
+            f"`units={spec.units}` is too large to keep the recurrent kernel of a "
+            f"{spec.name} in one program ({spec.dtype} weights: at most {largest})"
         )
     return None
 
@@ -147,7 +147,7 @@ class _TritonRecurrence(torch.autograd.Function):
         cell, backwards, act, ract, save = options
         batch, timesteps, width = xproj.shape
         units = recurrent_kernel.shape[0]
-        lstm = cell == kernels.LSTM.value
+        lstm = cell == CellKind.LSTM
         acc = torch.float64 if xproj.dtype == torch.float64 else torch.float32
 
         def saved(condition: bool, *shape: int) -> torch.Tensor:
@@ -160,7 +160,7 @@ class _TritonRecurrence(torch.autograd.Function):
         hs = saved(save, batch, timesteps + 1, units)
         cs = saved(save and lstm, batch, timesteps + 1, units)
         gates = saved(save, batch, timesteps, width)
-        aux = saved(save and cell != kernels.SIMPLE.value, batch, timesteps, units)
+        aux = saved(save and cell != CellKind.SIMPLE_RNN, batch, timesteps, units)
         row_stride, gate_stride = _mask_strides(rmask)
         kernels.forward_kernel[_grid(batch)](
             xproj, recurrent_kernel, recurrent_bias, h0, c0 if lstm else h0, flags,
@@ -183,8 +183,8 @@ class _TritonRecurrence(torch.autograd.Function):
         width = recurrent_kernel.shape[1]
         device = dout.device
         dtype = recurrent_kernel.dtype
-        gru_after = cell == kernels.GRU_AFTER.value
-        lstm = cell == kernels.LSTM.value
+        gru_after = cell == CellKind.GRU_RESET_AFTER
+        lstm = cell == CellKind.LSTM
         dxproj = torch.empty(batch, timesteps, width, dtype=dtype, device=device)
         dinner = torch.empty(
             batch, timesteps, units if gru_after else 1, dtype=dtype, device=device
@@ -215,9 +215,9 @@ def _weight_gradients(cell, backwards, hs, aux, rmask, dxproj, dinner, recurrent
     states = hs[:, :-1].to(dtype)  # (B, T, U): the state each step reads, processing order
     if backwards:  # to time order, as dxproj is
         states = states.flip(1)
-    if cell == kernels.GRU_AFTER.value:
+    if cell == CellKind.GRU_RESET_AFTER:
         dproduct = torch.cat([dxproj[..., : 2 * units], dinner], dim=-1)  # (B, T, 3U)
-    elif cell == kernels.GRU_BEFORE.value:
+    elif cell == CellKind.GRU_RESET_BEFORE:
         dproduct = dxproj[..., : 2 * units]  # z and r; the h-gate's product reads r * h * m_h
     else:
         dproduct = dxproj
@@ -231,10 +231,10 @@ def _weight_gradients(cell, backwards, hs, aux, rmask, dxproj, dinner, recurrent
             masked = (states * rmask[:, gate].unsqueeze(1).to(dtype)).flatten(0, 1)  # (B*T, U)
             columns = slice(gate * units, (gate + 1) * units)
             drecurrent[:, columns] = masked.t() @ dproduct[..., columns].flatten(0, 1)
-    if cell == kernels.GRU_BEFORE.value:
+    if cell == CellKind.GRU_RESET_BEFORE:
         inner = (aux.flip(1) if backwards else aux).to(dtype).flatten(0, 1)  # r * h * m_h
         drecurrent[:, 2 * units :] = inner.t() @ dxproj[..., 2 * units :].flatten(0, 1)
-    dbias = dproduct.sum((0, 1)) if cell == kernels.GRU_AFTER.value else None
+    dbias = dproduct.sum((0, 1)) if cell == CellKind.GRU_RESET_AFTER else None
     return drecurrent, dbias
 
 
@@ -263,68 +263,60 @@ def _step_flags(
 
 
 def run_gpu(
-    cell: nn.Module,
-    inputs: torch.Tensor,
-    initial_states: list[torch.Tensor],
-    *,
-    mask: torch.Tensor | None = None,
-    go_backwards: bool = False,
-    zero_output_for_mask: bool = False,
-    dropout_masks: Any = None,
-    return_sequences: bool = True,
-    unroll: bool = False,
-) -> tuple[torch.Tensor | None, torch.Tensor, list[torch.Tensor]]:
+    recurrence: Recurrence, inputs: torch.Tensor, initial_states: list[torch.Tensor]
+) -> KernelResult:
     """Runs a built-in cell over `inputs` with the Triton kernels; same contract as
     `rnnkit.kernels.loop.run_loop`.
 
     Raises:
-        ValueError: when `supports(cell, inputs)` finds something that blocks the kernels, or
-            `mask` is not `(batch, timesteps)`.
+        ValueError: when `blocker(recurrence, inputs)` finds something that blocks the kernels,
+            or the mask is not `(batch, timesteps)`.
     """
-    blocker = supports(cell, inputs)
-    if blocker is not None:
-        raise ValueError(f"run_gpu: the Triton kernels cannot run: {blocker}.")
+    reason = blocker(recurrence, inputs)
+    if reason is not None:
+        raise ValueError(f"run_gpu: the Triton kernels cannot run: {reason}.")
+    spec, mask = recurrence.cell, recurrence.mask
     batch, timesteps = inputs.shape[:2]
     if mask is not None and tuple(mask.shape) != (batch, timesteps):
         raise ValueError(
             f"run_gpu: argument `mask` must have shape {(batch, timesteps)}, "
             f"received {tuple(mask.shape)}."
         )
-    code = _cell_code(cell)
-    units = cell.units
-    input_mask = dropout_masks.inputs if dropout_masks is not None else None
-    recurrent_mask = dropout_masks.recurrent if dropout_masks is not None else None
+    kind, units = spec.kind, spec.units
+    recurrent_mask = recurrent_dropout(recurrence)
     inputs = zero_masked_steps(inputs, mask)
-    xproj = cell.project_inputs(inputs, input_mask).contiguous()  # (B, T, G*U)
-    if code == kernels.GRU_AFTER.value and cell.bias is not None:
-        recurrent_bias = cell.bias[1]
-    else:
-        recurrent_bias = torch.zeros(cell.gates * units, dtype=xproj.dtype, device=xproj.device)
+    xproj = masked_matmul(inputs, spec.kernel, input_dropout(recurrence))  # (B, T, G*U)
+    if spec.input_bias is not None:
+        xproj = xproj + spec.input_bias
+    xproj = xproj.contiguous()
+    recurrent_bias = spec.recurrent_bias
+    if recurrent_bias is None:
+        recurrent_bias = torch.zeros(spec.gates * units, dtype=xproj.dtype, device=xproj.device)
     if recurrent_mask is not None:
         recurrent_mask = recurrent_mask.to(xproj.dtype).contiguous()
     flags = _step_flags(
         mask,
         (batch, timesteps),
         inputs.device,
-        go_backwards=go_backwards,
-        zero_output_for_mask=zero_output_for_mask,
-        unroll=unroll,
+        go_backwards=recurrence.go_backwards,
+        zero_output_for_mask=recurrence.zero_output_for_mask,
+        unroll=recurrence.unroll,
     )
-    lstm = code == kernels.LSTM.value
+    lstm = kind == CellKind.LSTM
     h0 = initial_states[0].contiguous()
     c0 = initial_states[1].contiguous() if lstm else None
-    differentiable = (xproj, cell.recurrent_kernel, recurrent_bias, h0, c0)
+    differentiable = (xproj, spec.recurrent_kernel, recurrent_bias, h0, c0)
     options = (
-        code,
-        go_backwards,
-        _activation_code(cell.activation),
-        _activation_code(getattr(cell, "recurrent_activation", activations.linear)),
+        kind.value,
+        recurrence.go_backwards,
+        spec.activation_code.value,
+        spec.recurrent_activation_code.value,
         # What the backward pass reads is kept only when there will be one.
         torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in differentiable),
     )
     out, h, c = _TritonRecurrence.apply(
-        xproj, cell.recurrent_kernel.contiguous(), recurrent_bias.contiguous(), h0, c0, flags,
+        xproj, spec.recurrent_kernel.contiguous(), recurrent_bias.contiguous(), h0, c0, flags,
         recurrent_mask, options,
     )  # fmt: skip
     states = [h, c] if lstm else [h]
-    return (out if return_sequences else None), out[:, -1], states
+    return (out if recurrence.return_sequences else None), out[:, -1], states

@@ -1,30 +1,31 @@
 """The generic recurrence: run any cell over time with PyTorch autograd.
 
-This is the plain loop every faster kernel must reproduce. It follows Keras 3's recurrence
-(`keras/src/backend/jax/rnn.py`, the `lax.scan` form):
+This is the plain loop every faster kernel must reproduce, and the readable definition of what
+they compute. It follows Keras 3's recurrence (`keras/src/backend/jax/rnn.py`, the `lax.scan`
+form). The rules, named so that each kernel's docstring can say which it reproduces and how:
 
-- timesteps are processed first to last, or last to first with `go_backwards`; outputs come back
-  in processing order;
-- at a masked step every state keeps its previous value and the output repeats the previous
-  output (the state that equals the output, starting from the initial state), or is zero with
-  `zero_output_for_mask`;
-- the last output is the output of the last processed step, after masking;
-- with `unroll`, masked steps before the first real one output zeros, as Keras's unrolled
-  loop does;
-- masked steps are selected away, never multiplied: their inputs are replaced by zeros before
-  any product (`zero_masked_steps`), so a NaN or inf there reaches neither the outputs nor the
-  gradients (`0 * nan` is nan, so a multiplied mask would let it into `inputs^T @ d_pre`).
-
-Built-in cells (those with `project_inputs` and `step`) have the input projection of all
-timesteps done as one matrix product before the loop; any other cell is called step by step.
+- (projection) a built-in cell (one with `project_inputs` and `step`) has the input product of
+  every timestep done at once, input dropout included; any other cell is called step by step;
+- (order) timesteps are processed first to last, or last to first with `go_backwards`; outputs
+  come back in processing order;
+- (step) each step is the cell's own `step`, recurrent dropout on h_{t-1} inside it;
+- (mask) at a masked step every state keeps its previous value and the output repeats the
+  previous output (the state that equals the output, starting from the initial state), or is
+  zero with `zero_output_for_mask`;
+- (unroll) with `unroll`, masked steps before the first real one output zeros, as Keras's
+  unrolled loop does;
+- (select) masked steps are selected away, never multiplied: their inputs are replaced by zeros
+  before any product (`zero_masked_steps`), so a NaN or inf there reaches neither the outputs
+  nor the gradients (`0 * nan` is nan: a multiplied mask would let it into `inputs^T @ d_pre`);
+- (last) the last output is the output of the last processed step, after masking; without
+  `return_sequences` only it is kept.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from torch import nn
+
+from rnnkit.kernels.spec import KernelResult, Recurrence, StepCell
 
 
 def zero_masked_steps(inputs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -36,7 +37,7 @@ def zero_masked_steps(inputs: torch.Tensor, mask: torch.Tensor | None) -> torch.
     return torch.where(mask.unsqueeze(-1), inputs, inputs.new_zeros(()))
 
 
-def _previous_output(cell: nn.Module, states: list[torch.Tensor], output_size: int):
+def _previous_output(cell: StepCell, states: list[torch.Tensor], output_size: int):
     """The output a masked first step repeats: the state that equals the output, if any."""
     state = states[getattr(cell, "output_state_index", 0)]
     if state.shape[-1] == output_size:
@@ -45,38 +46,25 @@ def _previous_output(cell: nn.Module, states: list[torch.Tensor], output_size: i
 
 
 def run_loop(
-    cell: nn.Module,
-    inputs: torch.Tensor,
-    initial_states: list[torch.Tensor],
-    *,
-    mask: torch.Tensor | None = None,
-    go_backwards: bool = False,
-    zero_output_for_mask: bool = False,
-    dropout_masks: Any = None,
-    return_sequences: bool = True,
-    unroll: bool = False,
-) -> tuple[torch.Tensor | None, torch.Tensor, list[torch.Tensor]]:
-    """Runs `cell` over `inputs`.
+    recurrence: Recurrence, inputs: torch.Tensor, initial_states: list[torch.Tensor]
+) -> KernelResult:
+    """Runs the recurrence's cell over `inputs`, one step at a time.
 
     Args:
-        cell: a built cell: `forward(x_t, states[, dropout_masks]) -> (output, new_states)`.
+        recurrence: the cell (any `StepCell`) and the call's flags.
         inputs: `(batch, timesteps, features)`.
         initial_states: one `(batch, size)` tensor per state.
-        mask: `(batch, timesteps)` bool, True for real steps, or None.
-        go_backwards: process the timesteps last to first.
-        zero_output_for_mask: masked steps output zeros instead of repeating.
-        dropout_masks: what `cell.make_dropout_masks` returned, or None.
-        return_sequences: whether to stack every output (else only the last is kept).
-        unroll: Keras's unrolled loop: masked steps before the first real step output zeros
-            (not the initial state), as Keras's JAX backend does with `unroll=True`.
 
     Returns:
-        `(outputs (batch, timesteps, output_size) or None, last_output (batch, output_size),
-        final_states)`, outputs in processing order.
+        `(outputs (batch, timesteps, output_size) or None without return_sequences,
+        last_output (batch, output_size), final_states)`, outputs in processing order.
     """
+    cell = recurrence.cell.cell
+    mask, dropout_masks = recurrence.mask, recurrence.dropout_masks
     inputs = zero_masked_steps(inputs, mask)
+    return_sequences = recurrence.return_sequences
     timesteps = inputs.shape[1]
-    order = range(timesteps - 1, -1, -1) if go_backwards else range(timesteps)
+    order = range(timesteps - 1, -1, -1) if recurrence.go_backwards else range(timesteps)
     # unbind (not indexing) so that backward stacks the step gradients once, instead of
     # writing each into a zero tensor of the whole sequence's size.
     projected = None
@@ -100,17 +88,17 @@ def run_loop(
             output, new_states = cell(steps[t], states)
         new_states = list(new_states) if isinstance(new_states, (list, tuple)) else [new_states]
         if step_masks is not None:
-            keep = step_masks[t].unsqueeze(-1)  # (batch, 1)
-            if zero_output_for_mask:
-                output = torch.where(keep, output, torch.zeros_like(output))
+            real = step_masks[t].unsqueeze(-1)  # (batch, 1)
+            if recurrence.zero_output_for_mask:
+                output = torch.where(real, output, torch.zeros_like(output))
             else:
                 if previous is None:
                     previous = _previous_output(cell, states, output.shape[-1])
-                    if unroll:
+                    if recurrence.unroll:
                         previous = torch.zeros_like(previous)
-                output = torch.where(keep, output, previous)
+                output = torch.where(real, output, previous)
                 previous = output
-            new_states = [torch.where(keep, new, old) for new, old in zip(new_states, states)]
+            new_states = [torch.where(real, new, old) for new, old in zip(new_states, states)]
         states = new_states
         if return_sequences or not outputs:
             outputs.append(output)

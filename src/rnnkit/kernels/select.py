@@ -1,30 +1,27 @@
-"""Which kernel runs a recurrent layer's sequence.
+"""Which kernel runs a recurrent layer's call.
 
-`select` is the one seam between the layers and the kernels: the layer names its cell, its
-inputs, this call's mask and dropout masks, and its `use_fused` choice, and gets back a function
-with `run_loop`'s signature.
+`select` is the one seam between the layers and the kernels: the layer describes the call as a
+`Recurrence` (its cell's spec and the call's flags) and gets back a `Kernel`, called as
+`kernel(recurrence, inputs, initial_states)`.
 
 - On a CUDA device, cuDNN (through torch's recurrent operators, `rnnkit.kernels.torch_ops`)
   runs every call whose recurrence it computes exactly (tanh/relu SimpleRNN, tanh/sigmoid LSTM
   and GRU with `reset_after=True`, no mask, no recurrent dropout); the Triton kernels
-  (`rnnkit.kernels.gpu`) run the rest where `gpu.supports` finds nothing that blocks them. Until
+  (`rnnkit.kernels.gpu`) run the rest where `gpu.blocker` finds nothing that blocks them. Until
   the Triton kernels are measured against cuDNN on a GPU, this order keeps `"auto"` from ever
   picking a path slower than cuDNN for a call cuDNN can run.
-- Elsewhere the fused CPU kernel runs when `fused.supports(cell)` finds nothing.
-- Otherwise `"auto"` falls back to the generic loop quietly and `True` raises an error that
+- Elsewhere the fused CPU kernel runs when `fused.blocker` finds nothing.
+- Otherwise `"auto"` falls back to the plain loop quietly and `True` raises an error that
   names what blocks the fused paths.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
-from torch import nn
 
 from rnnkit.kernels import fused, torch_ops
 from rnnkit.kernels.loop import run_loop
+from rnnkit.kernels.spec import Kernel, Recurrence
 
 
 def check_use_fused(owner: str, use_fused: object) -> None:
@@ -35,16 +32,9 @@ def check_use_fused(owner: str, use_fused: object) -> None:
         )
 
 
-def select(
-    cell: nn.Module,
-    inputs: torch.Tensor,
-    *,
-    use_fused: str | bool,
-    mask: torch.Tensor | None = None,
-    dropout_masks: Any = None,
-) -> Callable:
-    """The kernel for `cell` over `inputs` (with this call's `mask` and `dropout_masks`): a
-    fused one for their device where it can run and is wanted, else the loop.
+def select(recurrence: Recurrence, inputs: torch.Tensor, *, use_fused: str | bool) -> Kernel:
+    """The kernel for `recurrence` over `inputs`: a fused one for their device where it can run
+    and is wanted, else the loop.
 
     Raises:
         ValueError: with `use_fused=True`, when no fused kernel can run the call.
@@ -52,20 +42,20 @@ def select(
     if use_fused is False:
         return run_loop
     if inputs.device.type == "cuda":
-        cudnn_blocker = torch_ops.supports(cell, inputs, mask=mask, dropout_masks=dropout_masks)
+        cudnn_blocker = torch_ops.blocker(recurrence, inputs)
         if cudnn_blocker is None:
             return torch_ops.run_torch
         from rnnkit.kernels import gpu  # imports Triton: only where it can be used
 
-        blocker = gpu.supports(cell, inputs)
-        if blocker is None:
+        reason = gpu.blocker(recurrence, inputs)
+        if reason is None:
             return gpu.run_gpu
         path = f"cuDNN cannot run it ({cudnn_blocker}) and the Triton GPU kernels cannot run"
     else:
-        blocker = fused.supports(cell)
-        if blocker is None:
+        reason = fused.blocker(recurrence)
+        if reason is None:
             return fused.run_fused
         path = "the fused CPU kernel cannot run"
     if use_fused is True:
-        raise ValueError(f"use_fused=True, but {path}: {blocker}.")
+        raise ValueError(f"use_fused=True, but {path}: {reason}.")
     return run_loop

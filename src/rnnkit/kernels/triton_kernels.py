@@ -29,12 +29,12 @@ Layout (every tensor contiguous, G gates, width = G*U):
 
 Cells (Keras's equations; `act` is `activation`, `ract` is `recurrent_activation`):
 
-    SIMPLE      h = act(x + (h * m) @ R)
-    LSTM        i, f, c~, o = ract(x_i + ..), ract(x_f + ..), act(x_c + ..), ract(x_o + ..)
-                c = f * c + i * c~;  h = o * act(c)
-    GRU_AFTER   z, r = ract(x_z + (h*m_z) @ R_z + b_z), ract(x_r + (h*m_r) @ R_r + b_r)
-                hh = act(x_h + r * ((h*m_h) @ R_h + b_h));  h = z * h + (1 - z) * hh
-    GRU_BEFORE  z, r as above without b;  hh = act(x_h + (r * h * m_h) @ R_h)
+    SIMPLE_RNN        h = act(x + (h * m) @ R)
+    LSTM              i, f, c~, o = ract(x_i + ..), ract(x_f + ..), act(x_c + ..), ract(x_o + ..)
+                      c = f * c + i * c~;  h = o * act(c)
+    GRU_RESET_AFTER   z, r = ract(x_z + (h*m_z) @ R_z + b_z), ract(x_r + (h*m_r) @ R_r + b_r)
+                      hh = act(x_h + r * ((h*m_h) @ R_h + b_h));  h = z * h + (1 - z) * hh
+    GRU_RESET_BEFORE  z, r as above without b;  hh = act(x_h + (r * h * m_h) @ R_h)
 
 Every activation here has a derivative that can be computed from its output, so the backward
 pass reads the saved gate values only. The kernels call Triton's built-in operations only, not
@@ -48,40 +48,33 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-SIMPLE = tl.constexpr(0)
-LSTM = tl.constexpr(1)
-GRU_AFTER = tl.constexpr(2)
-GRU_BEFORE = tl.constexpr(3)
+from rnnkit.activations import ActivationCode
+from rnnkit.kernels.spec import CellKind
+
+# Codes from their one definition each (`CellKind`, `ActivationCode`), as Triton constants.
+SIMPLE_RNN = tl.constexpr(CellKind.SIMPLE_RNN.value)
+LSTM = tl.constexpr(CellKind.LSTM.value)
+GRU_RESET_AFTER = tl.constexpr(CellKind.GRU_RESET_AFTER.value)
+GRU_RESET_BEFORE = tl.constexpr(CellKind.GRU_RESET_BEFORE.value)
 
 REPEAT = tl.constexpr(0)
 REAL = tl.constexpr(1)
 ZERO = tl.constexpr(2)
 
-LINEAR = tl.constexpr(0)
-TANH = tl.constexpr(1)
-SIGMOID = tl.constexpr(2)
-RELU = tl.constexpr(3)
-HARD_SIGMOID = tl.constexpr(4)
-SOFTSIGN = tl.constexpr(5)
-ELU = tl.constexpr(6)
-SELU = tl.constexpr(7)
-SOFTPLUS = tl.constexpr(8)
-EXPONENTIAL = tl.constexpr(9)
-RELU6 = tl.constexpr(10)
-# The activations the kernels implement, by Keras name.
-ACTIVATION_CODES = {
-    "linear": LINEAR.value,
-    "tanh": TANH.value,
-    "sigmoid": SIGMOID.value,
-    "relu": RELU.value,
-    "hard_sigmoid": HARD_SIGMOID.value,
-    "softsign": SOFTSIGN.value,
-    "elu": ELU.value,
-    "selu": SELU.value,
-    "softplus": SOFTPLUS.value,
-    "exponential": EXPONENTIAL.value,
-    "relu6": RELU6.value,
-}
+LINEAR = tl.constexpr(ActivationCode.LINEAR.value)
+TANH = tl.constexpr(ActivationCode.TANH.value)
+SIGMOID = tl.constexpr(ActivationCode.SIGMOID.value)
+RELU = tl.constexpr(ActivationCode.RELU.value)
+HARD_SIGMOID = tl.constexpr(ActivationCode.HARD_SIGMOID.value)
+SOFTSIGN = tl.constexpr(ActivationCode.SOFTSIGN.value)
+ELU = tl.constexpr(ActivationCode.ELU.value)
+SELU = tl.constexpr(ActivationCode.SELU.value)
+SOFTPLUS = tl.constexpr(ActivationCode.SOFTPLUS.value)
+EXPONENTIAL = tl.constexpr(ActivationCode.EXPONENTIAL.value)
+RELU6 = tl.constexpr(ActivationCode.RELU6.value)
+# The activations these kernels implement (silu's derivative needs its input, which the
+# backward pass does not keep).
+IMPLEMENTED_ACTIVATIONS = tuple(code for code in ActivationCode if code != ActivationCode.SILU)
 SELU_ALPHA = tl.constexpr(1.6732632423543772848170429916717)
 SELU_SCALE = tl.constexpr(1.0507009873554804934193349852946)
 
@@ -206,7 +199,7 @@ def forward_kernel(
         r_2 = _recurrent_tile(R, 2, units, width, False, BLOCK_U)
     if GATES > 3:
         r_3 = _recurrent_tile(R, 3, units, width, False, BLOCK_U)
-    if CELL == GRU_AFTER:
+    if CELL == GRU_RESET_AFTER:
         no_rows = tl.full((BLOCK_B,), 0, tl.int64)
         b_z = _load(brec, no_rows, 0, j, ok, ACC)
         b_r = _load(brec, no_rows, units, j, ok, ACC)
@@ -245,7 +238,7 @@ def forward_kernel(
             h_1 = h
             h_2 = h
             h_3 = h
-        if CELL == SIMPLE:
+        if CELL == SIMPLE_RNN:
             new_h = _activate(
                 _load(xproj, x_row, 0, j, ok, ACC) + _matmul(h_0, r_0, UPCAST, ACC), ACT
             )
@@ -273,7 +266,7 @@ def forward_kernel(
         else:
             z = _load(xproj, x_row, 0, j, ok, ACC) + _matmul(h_0, r_0, UPCAST, ACC)
             r = _load(xproj, x_row, units, j, ok, ACC) + _matmul(h_1, r_1, UPCAST, ACC)
-            if CELL == GRU_AFTER:
+            if CELL == GRU_RESET_AFTER:
                 z = _activate(z + b_z, RACT)
                 r = _activate(r + b_r, RACT)
                 inner = _matmul(h_2, r_2, UPCAST, ACC) + b_h
@@ -312,8 +305,8 @@ def backward_kernel(
     """Backpropagates `BLOCK_B` batch rows through `forward_kernel`, last step first.
 
     Fills dxproj (B, T, G*U) by time index (the gradient of the pre-activations, which is the
-    gradient of xproj), dh0, dc0 (B, U), and for GRU_AFTER dinner (B, T, U) by time index, the
-    gradient of inner_h (dxproj_h * r). The gradient of `out[b, s]` reaches the state after
+    gradient of xproj), dh0, dc0 (B, U), and for GRU_RESET_AFTER dinner (B, T, U) by time index,
+    the gradient of inner_h (dxproj_h * r). The gradient of `out[b, s]` reaches the state after
     step s, which equals the output unless the output was zeroed; at a masked step every state
     gradient passes through unchanged.
     """
@@ -356,7 +349,7 @@ def backward_kernel(
         x_row = (b * timesteps + t) * width
         dh += tl.where(flag == ZERO, 0.0, _load(dout, row, 0, j, ok, ACC))
         h_prev = _load(hs, (b * (timesteps + 1) + s) * units, 0, j, ok, ACC)
-        if CELL == SIMPLE:
+        if CELL == SIMPLE_RNN:
             d_0 = tl.where(real, dh * _derivative(_load(gates, g_row, 0, j, ok, ACC), ACT), 0.0)
             dh_prev = tl.where(real, 0.0, dh) + _matmul(d_0, rt_0, UPCAST, ACC) * m_0
             _store(dxproj, x_row, 0, j, ok, d_0)
@@ -390,7 +383,7 @@ def backward_kernel(
             d_z = tl.where(real, dh * (h_prev - hh) * _derivative(z, RACT), 0.0)
             d_h = tl.where(real, dh * (1.0 - z) * _derivative(hh, ACT), 0.0)
             dh_prev = tl.where(real, dh * z, dh)
-            if CELL == GRU_AFTER:
+            if CELL == GRU_RESET_AFTER:
                 d_r = d_h * inner * _derivative(r, RACT)
                 d_inner = d_h * r
                 dh_prev += _matmul(d_inner, rt_2, UPCAST, ACC) * m_2

@@ -2,9 +2,12 @@
 
 from rnnkit.layers.base import Layer
 from rnnkit.layers.bidirectional import Bidirectional
-from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.layers.core import Dense, Dropout, Embedding, Flatten, Masking, TimeDistributed
-from rnnkit.layers.rnn import GRU, LSTM, RNN, SimpleRNN
+from rnnkit.layers.gru import GRU, GRUCell
+from rnnkit.layers.lstm import LSTM, LSTMCell
+from rnnkit.layers.rnn import RNN
+from rnnkit.layers.simple_rnn import SimpleRNN, SimpleRNNCell
+from rnnkit.layers.stacked_rnn_cells import StackedRNNCells
 from rnnkit.layers.symbolic import Input
 
 __all__ = [

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from rnnkit.layers import serialization
+from rnnkit.layers import converters, serialization
 from rnnkit.layers.base import Layer
 from rnnkit.layers.rnn import RNN
 
@@ -110,17 +110,6 @@ class Bidirectional(Layer):
                 layer.built = True
         self.built = True
 
-    def _merge(self, forward: torch.Tensor, backward: torch.Tensor) -> Any:
-        if self.merge_mode == "concat":
-            return torch.cat([forward, backward], dim=-1)
-        if self.merge_mode == "sum":
-            return forward + backward
-        if self.merge_mode == "mul":
-            return forward * backward
-        if self.merge_mode == "ave":
-            return (forward + backward) / 2
-        return forward, backward
-
     def forward(
         self,
         inputs: torch.Tensor,
@@ -151,7 +140,7 @@ class Bidirectional(Layer):
             forward, backward = forward[0], backward[0]
         if self.return_sequences:
             backward = torch.flip(backward, dims=[1])
-        output = self._merge(forward, backward)
+        output = merge(forward, backward, self.merge_mode)
         if not self.return_state:
             return output
         return (*output, *states) if self.merge_mode is None else (output, *states)
@@ -180,9 +169,7 @@ class Bidirectional(Layer):
 
     def to_torch(self) -> torch.nn.Module:
         """The bidirectional batch-first torch.nn module with these weights (concat only)."""
-        from rnnkit.io import torch_modules
-
-        return torch_modules.to_torch(self)
+        return converters.convert(self, "torch")
 
     def reset_state(self) -> None:
         """Zeroes the carried states of both directions (stateful layers)."""
@@ -206,3 +193,17 @@ class Bidirectional(Layer):
         if backward is not None:
             backward = serialization.deserialize(backward)
         return cls(layer, backward_layer=backward, **config)
+
+
+def merge(forward: torch.Tensor, backward: torch.Tensor, merge_mode: str | None) -> Any:
+    """The two directions' outputs merged as `merge_mode` says (both in input order): one tensor,
+    or the pair itself with `merge_mode=None`."""
+    if merge_mode == "concat":
+        return torch.cat([forward, backward], dim=-1)
+    if merge_mode == "sum":
+        return forward + backward
+    if merge_mode == "mul":
+        return forward * backward
+    if merge_mode == "ave":
+        return (forward + backward) / 2
+    return forward, backward

@@ -27,7 +27,7 @@ from torch import nn
 from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.layers import serialization
 from rnnkit.layers.base import Layer
-from rnnkit.layers.cells import check_positive_int, check_rate
+from rnnkit.layers.validation import check_positive_int, check_rate
 
 
 class Dense(Layer):

@@ -1,9 +1,11 @@
-"""Recurrent layers: the generic `RNN(cell)` and `SimpleRNN`, `LSTM`, `GRU` on top of it.
+"""The generic recurrent layer `RNN(cell)`, and `CellLayer`, the base of `SimpleRNN`, `LSTM` and
+`GRU` (each in its module with its cell: `simple_rnn.py`, `lstm.py`, `gru.py`).
 
 A recurrent layer runs a cell over time. One call:
 
     validate input → build once → initial states (given, carried if stateful, or zeros)
-    → dropout masks (training only) → `kernels.select` → kernel runs the sequence
+    → dropout masks (training only) → the cell's spec and the call's flags as a `Recurrence`
+    → `kernels.select` → the kernel runs the sequence
     → shape the result (`return_sequences`, `return_state`) → carry states if stateful
 
 Inputs are batch-first `(batch, timesteps, features)`. The call takes `mask (batch, timesteps)`
@@ -21,9 +23,10 @@ import torch
 from torch import nn
 
 from rnnkit.kernels.select import check_use_fused, select
-from rnnkit.layers import serialization
+from rnnkit.kernels.spec import CellSpec, Recurrence
+from rnnkit.layers import converters, serialization
 from rnnkit.layers.base import Layer
-from rnnkit.layers.cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from rnnkit.layers.stacked_rnn_cells import StackedRNNCells
 
 
 class RNN(Layer):
@@ -253,31 +256,32 @@ class RNN(Layer):
         dropout_masks = None
         if self.is_training(training) and hasattr(self.cell, "make_dropout_masks"):
             dropout_masks = self.cell.make_dropout_masks(batch)
-        kernel = select(
-            self.cell, inputs, use_fused=self.use_fused, mask=mask, dropout_masks=dropout_masks
-        )
-        outputs, last_output, states = kernel(
-            self.cell,
-            inputs,
-            states,
+        recurrence = Recurrence(
+            self.cell_spec(),
             mask=mask,
             go_backwards=self.go_backwards,
             zero_output_for_mask=self.zero_output_for_mask,
-            dropout_masks=dropout_masks,
             return_sequences=self.return_sequences,
             unroll=self.unroll,
+            dropout_masks=dropout_masks,
         )
+        kernel = select(recurrence, inputs, use_fused=self.use_fused)
+        outputs, last_output, states = kernel(recurrence, inputs, states)
         if self.stateful:
             self._states = [state.detach() for state in states]
         output = outputs if self.return_sequences else last_output
         return (output, *states) if self.return_state else output
 
+    def cell_spec(self) -> CellSpec:
+        """The built cell as the kernels and exporters see it: its own description, or only
+        itself (a cell that has no `spec`, such as a user's, runs in the loop)."""
+        describe = getattr(self.cell, "spec", None)
+        return describe() if describe is not None else CellSpec(self.cell)
+
     def to_torch(self) -> nn.Module:
         """The batch-first torch.nn.RNN/LSTM/GRU with this layer's weights (where the
         configuration exists in torch.nn; otherwise a ValueError names the option)."""
-        from rnnkit.io import torch_modules
-
-        return torch_modules.to_torch(self)
+        return converters.convert(self, "torch")
 
     def reset_state(self) -> None:
         """Zeroes the carried states of a stateful layer (keeping their batch size)."""
@@ -348,28 +352,29 @@ _RNN_ARGUMENTS = (
 )
 
 
-def _cell_property(name: str) -> property:
+def cell_property(name: str) -> property:
     return property(lambda self: getattr(self.cell, name), doc=f"The cell's `{name}`.")
 
 
-class _CellLayer(RNN):
-    """A recurrent layer that builds its own cell from Keras-style arguments."""
+class CellLayer(RNN):
+    """The base of `SimpleRNN`, `LSTM` and `GRU`: a recurrent layer that builds its own cell
+    (`cell_class`) from Keras-style arguments."""
 
-    cell_class: type = SimpleRNNCell
+    cell_class: type
 
     def __init__(self, units: int, **kwargs: Any) -> None:
         layer_kwargs = {key: kwargs.pop(key) for key in _RNN_ARGUMENTS if key in kwargs}
         cell = self.cell_class(units, dtype=layer_kwargs.get("dtype"), **kwargs)
         super().__init__(cell, **layer_kwargs)
 
-    units = _cell_property("units")
-    activation = _cell_property("activation")
-    use_bias = _cell_property("use_bias")
-    dropout = _cell_property("dropout")
-    recurrent_dropout = _cell_property("recurrent_dropout")
-    kernel_initializer = _cell_property("kernel_initializer")
-    recurrent_initializer = _cell_property("recurrent_initializer")
-    bias_initializer = _cell_property("bias_initializer")
+    units = cell_property("units")
+    activation = cell_property("activation")
+    use_bias = cell_property("use_bias")
+    dropout = cell_property("dropout")
+    recurrent_dropout = cell_property("recurrent_dropout")
+    kernel_initializer = cell_property("kernel_initializer")
+    recurrent_initializer = cell_property("recurrent_initializer")
+    bias_initializer = cell_property("bias_initializer")
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -381,75 +386,3 @@ class _CellLayer(RNN):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> RNN:
         return cls(**config)
-
-
-class SimpleRNN(_CellLayer):
-    """Fully connected recurrent layer (Keras's `SimpleRNN`).
-
-        h_t = activation(x_t @ kernel + bias + h_{t-1} @ recurrent_kernel)
-
-    Args:
-        units: size of the output and state.
-        activation: default "tanh".
-        use_bias: default True.
-        kernel_initializer: default "glorot_uniform"; weights `kernel (features, units)`.
-        recurrent_initializer: default "orthogonal"; `recurrent_kernel (units, units)`.
-        bias_initializer: default "zeros"; `bias (units,)`.
-        kernel_regularizer, recurrent_regularizer, bias_regularizer, activity_regularizer:
-            default None.
-        kernel_constraint, recurrent_constraint, bias_constraint: default None.
-        dropout: fraction of the inputs to drop, in [0, 1) (default 0).
-        recurrent_dropout: fraction of the recurrent state to drop, in [0, 1) (default 0).
-        seed: seed of the dropout masks (default None: torch's global generator).
-        return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask,
-        use_fused: as `RNN`.
-
-    Example:
-        >>> layer = SimpleRNN(16, return_sequences=True)
-        >>> layer(np.random.random((2, 100, 32))).shape
-        torch.Size([2, 100, 16])
-    """
-
-    cell_class = SimpleRNNCell
-
-
-class LSTM(_CellLayer):
-    """Long short-term memory layer (Keras's `LSTM`); states `[h, c]`, gate order i, f, c, o.
-
-    Args:
-        units: size of the output and of both states.
-        activation: default "tanh". recurrent_activation: default "sigmoid".
-        unit_forget_bias: add 1 to the forget gate's bias at initialization (default True).
-        Other arguments as `SimpleRNN`; weights `kernel (features, 4*units)`,
-        `recurrent_kernel (units, 4*units)`, `bias (4*units,)`.
-
-    With `return_state=True` the call returns `(output, h, c)`.
-
-    Example:
-        >>> output, h, c = LSTM(8, return_state=True)(torch.randn(2, 5, 3))
-    """
-
-    cell_class = LSTMCell
-    recurrent_activation = _cell_property("recurrent_activation")
-    unit_forget_bias = _cell_property("unit_forget_bias")
-
-
-class GRU(_CellLayer):
-    """Gated recurrent unit layer (Keras's `GRU`); gate order z, r, h.
-
-    Args:
-        units: size of the output and state.
-        activation: default "tanh". recurrent_activation: default "sigmoid".
-        reset_after: apply the reset gate after the recurrent matrix product (default True, as
-            Keras 3 and cuDNN; `bias (2, 3*units)`), or before it (`bias (3*units,)`).
-        Other arguments as `SimpleRNN`; weights `kernel (features, 3*units)`,
-        `recurrent_kernel (units, 3*units)`.
-
-    Example:
-        >>> GRU(8)(torch.randn(2, 5, 3)).shape
-        torch.Size([2, 8])
-    """
-
-    cell_class = GRUCell
-    recurrent_activation = _cell_property("recurrent_activation")
-    reset_after = _cell_property("reset_after")

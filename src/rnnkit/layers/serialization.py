@@ -1,10 +1,38 @@
-"""Layer configs as plain data: `{"class_name": ..., "config": {...}}`, as Keras writes them."""
+"""Layer configs as plain data: `{"class_name": ..., "config": {...}}`, as Keras writes them.
+
+Model classes register here too (`register_model_class`), so that `rnnkit.io`, which sits below
+the models, builds and recognises models by name without importing them, as Keras's saving
+does through its registry: the first lookup imports `rnnkit.models` by its path, which
+registers them.
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from torch import nn
+
+_MODEL_CLASSES: dict[str, type] = {}
+
+
+def register_model_class(cls: type) -> type:
+    """Registers a model class under its name (a class decorator); returns it unchanged."""
+    _MODEL_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def model_class(name: str) -> type:
+    """The model class registered as `name` ("Model", "Sequential").
+
+    Raises:
+        ValueError: no model class has that name.
+    """
+    if name not in _MODEL_CLASSES:
+        importlib.import_module("rnnkit.models")  # registers the model classes
+    if name not in _MODEL_CLASSES:
+        raise ValueError(f"No model class {name!r}; known: {sorted(_MODEL_CLASSES)}.")
+    return _MODEL_CLASSES[name]
 
 
 def serialize(layer: nn.Module) -> dict[str, Any]:

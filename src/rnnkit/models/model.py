@@ -13,7 +13,6 @@ share them.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,28 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.layers import symbolic
+from rnnkit.layers import graph, serialization, symbolic
 from rnnkit.layers.base import Layer
 from rnnkit.layers.symbolic import Node, SymbolicTensor
 from rnnkit.models import summary as summary_module
-
-
-def accepts(layer: nn.Module, argument: str) -> bool:
-    """Whether `layer.forward` takes a keyword `argument` (e.g. "mask", "training")."""
-    return argument in inspect.signature(layer.forward).parameters
-
-
-def call_with_mask(
-    layer: nn.Module, inputs: Any, mask: Any, args: tuple = (), kwargs: dict | None = None
-) -> tuple[Any, Any]:
-    """Calls `layer` passing `mask` where it takes one; returns `(outputs, output_mask)`."""
-    kwargs = dict(kwargs or {})
-    if mask is not None and "mask" not in kwargs and accepts(layer, "mask"):
-        kwargs["mask"] = mask
-    outputs = layer(inputs, *args, **kwargs)
-    compute_mask = getattr(layer, "compute_mask", None)
-    output_mask = compute_mask(inputs, kwargs.get("mask", mask)) if compute_mask else None
-    return outputs, output_mask
 
 
 def to_tensor(value: Any) -> Any:
@@ -54,25 +35,7 @@ def to_tensor(value: Any) -> Any:
     return value
 
 
-def _topological_nodes(outputs: list[SymbolicTensor]) -> list[Node]:
-    """The layer calls that produce `outputs`, each after the calls it depends on."""
-    ordered: list[Node] = []
-    seen: set[int] = set()
-
-    def visit(tensor: SymbolicTensor) -> None:
-        node = tensor.node
-        if node is None or id(node) in seen:
-            return
-        seen.add(id(node))
-        for parent in node.symbolic_inputs():
-            visit(parent)
-        ordered.append(node)
-
-    for tensor in outputs:
-        visit(tensor)
-    return ordered
-
-
+@serialization.register_model_class
 class Model(Layer):
     """A model made of layers: a graph from `Input`s to outputs (Keras's functional `Model`).
 
@@ -107,7 +70,7 @@ class Model(Layer):
         self._graph_inputs = self._symbolic_list("inputs", inputs)
         self._graph_outputs = self._symbolic_list("outputs", outputs)
         self._single_output = isinstance(outputs, SymbolicTensor)
-        self._nodes = _topological_nodes(self._graph_outputs)
+        self._nodes = graph.topological_nodes(self._graph_outputs)
         for node in self._nodes:
             for tensor in node.symbolic_inputs():
                 if tensor.node is None and not any(tensor is i for i in self._graph_inputs):
@@ -179,25 +142,13 @@ class Model(Layer):
                 f"Model '{self.name}' expects {len(self._graph_inputs)} input(s), received "
                 f"{len(values)}."
             )
-        known: dict[int, Any] = {}
-        masks: dict[int, Any] = {}
-        for tensor, value in zip(self._graph_inputs, values):
-            known[id(tensor)] = value
-        for node in self._nodes:
-            args = symbolic.replace(node.args, known)
-            kwargs = symbolic.replace(node.kwargs, known)
-            if training is not None and accepts(node.layer, "training"):
+
+        def call(node: Node, args: tuple, kwargs: dict, mask: Any) -> tuple[Any, Any]:
+            if training is not None and graph.accepts(node.layer, "training"):
                 kwargs.setdefault("training", training)
-            outputs, output_mask = call_with_mask(
-                node.layer, args[0], masks.get(id(node.args[0])), args[1:], kwargs
-            )
-            outputs = list(outputs) if len(node.outputs) > 1 else [outputs]
-            output_masks = output_mask if isinstance(output_mask, list) else [output_mask]
-            output_masks = output_masks + [None] * (len(outputs) - len(output_masks))
-            for tensor, value, mask in zip(node.outputs, outputs, output_masks):
-                known[id(tensor)] = value
-                masks[id(tensor)] = mask
-        results = [known[id(tensor)] for tensor in self._graph_outputs]
+            return graph.call_with_mask(node.layer, args[0], mask, args[1:], kwargs)
+
+        results = graph.replay(self._graph_inputs, self._nodes, self._graph_outputs, values, call)
         return results[0] if self._single_output else results
 
     def reset_state(self) -> None:

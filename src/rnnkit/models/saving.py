@@ -90,9 +90,8 @@ def functional_config(model: Any) -> dict[str, Any]:
 
 def model_from_config(config: dict[str, Any], custom_objects: dict | None = None) -> Any:
     """Recreates a `Sequential` or functional `Model` (without weights) from its config."""
-    from rnnkit.models.model import Model
-    from rnnkit.models.sequential import Sequential
-
+    Model = serialization.model_class("Model")  # noqa: N806 - the registered classes, by name
+    Sequential = serialization.model_class("Sequential")  # noqa: N806
     kind, inner = config.get("class_name"), config.get("config", {})
     if kind == "Sequential":
         model = Sequential(name=inner["name"])

@@ -7,12 +7,15 @@ from typing import Any
 
 from torch import nn
 
+from rnnkit.layers import serialization
 from rnnkit.layers.base import Layer
+from rnnkit.layers.graph import accepts, call_with_mask
 from rnnkit.layers.symbolic import SymbolicTensor
 from rnnkit.models import summary as summary_module
-from rnnkit.models.model import Model, accepts, call_with_mask
+from rnnkit.models.model import Model
 
 
+@serialization.register_model_class
 class Sequential(Model):
     """A linear stack of layers.
 

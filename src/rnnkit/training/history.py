@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rnnkit.training.callbacks import Callback, Logs
+from rnnkit.training.callback import Callback, Logs
 
 
 class History(Callback):

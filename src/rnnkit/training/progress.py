@@ -23,7 +23,7 @@ import time
 from typing import IO, Any
 
 from rnnkit.training import distributed
-from rnnkit.training.callbacks import Callback, Logs
+from rnnkit.training.callback import Callback, Logs
 
 _BOLD, _GREEN, _GREY, _RESET = "\x1b[1m", "\x1b[32m", "\x1b[37m", "\x1b[0m"
 

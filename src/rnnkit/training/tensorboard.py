@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from rnnkit.training import distributed, optimizers
-from rnnkit.training.callbacks import Callback, Logs
+from rnnkit.training.callback import Callback, Logs
 
 _INSTALL_HINT = "pip install rnnkit[tensorboard]"
 _FILE_NUMBERS = itertools.count()  # tells apart files opened within the same second
