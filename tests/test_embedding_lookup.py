@@ -76,13 +76,16 @@ def test_layer_gradient_equals_torchs_with_mask_zero():
 
 
 def test_torchs_path_where_the_fast_one_does_not_apply():
-    """No gradient needed, a table on another device (CUDA's own backward is deterministic,
-    index_add_ there is not), and tracing for exporters: a plain embedding op."""
+    """No gradient needed, a bfloat16 table (torch's sums round differently there), a table on
+    another device (CUDA's own backward is deterministic, index_add_ there is not), and tracing
+    for exporters: a plain embedding op."""
     ids = torch.tensor([1, 2, 2])
     table = torch.randn(4, 2, requires_grad=True)
     with torch.no_grad():
         assert embedding_lookup(ids, table).grad_fn is None
     assert embedding_lookup(ids, table.detach()).grad_fn is None
+    half_table = torch.randn(4, 2, dtype=torch.bfloat16, requires_grad=True)
+    assert embedding_lookup(ids, half_table).grad_fn.name() == "EmbeddingBackward0"
     meta_table = torch.empty(4, 2, device="meta", requires_grad=True)
     assert embedding_lookup(ids.to("meta"), meta_table).grad_fn.name() == "EmbeddingBackward0"
     with warnings.catch_warnings():  # torch.jit.trace is deprecated, but ONNX export traces

@@ -5,8 +5,10 @@ table's gradient one `add_` call at a time; `index_add_` does the same sums in o
 same order (the ids' order, row by row), so the gradient is the same to the bit and several
 times faster for a batch of thousands of ids. On other devices torch's own backward is kept: on
 CUDA it sorts the ids and is deterministic, where `index_add_` uses atomic adds whose order
-varies from run to run. Under tracing, scripting or compilation torch's path is kept too, so
-exporters and `torch.compile` see a plain `embedding` op.
+varies from run to run. For float16 and bfloat16 tables torch's path is kept as well: its sums
+there round differently from `index_add_`'s, and only float32 and float64 were found equal to
+the bit. Under tracing, scripting or compilation torch's path is kept too, so exporters and
+`torch.compile` see a plain `embedding` op.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ def embedding_lookup(ids: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
 
 
 def _index_add_gradient_applies(table: torch.Tensor) -> bool:
-    """Whether the `index_add_` gradient may replace torch's: a CPU table that needs a gradient,
-    outside tracing, scripting and compilation."""
+    """Whether the `index_add_` gradient may replace torch's: a float32 or float64 CPU table that
+    needs a gradient, outside tracing, scripting and compilation."""
     return (
         table.device.type == "cpu"
+        and table.dtype in (torch.float32, torch.float64)
         and table.requires_grad
         and torch.is_grad_enabled()
         and not torch.jit.is_tracing()
