@@ -163,7 +163,7 @@ def archive_members(
         `{member name: content}` for `metadata.json`, `config.json` and `model.weights.h5`.
     """
     weights = io.BytesIO()
-    with h5py.File(weights, "w") as file:
+    with h5py.File(weights, "w", libver=keras_weights.HDF5_FORMAT) as file:
         keras_weights.write_weights(file, model)
         if optimizer_variables is not None:
             name, values = optimizer_variables
