@@ -18,6 +18,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from typing import Any
 
 import torch
@@ -243,7 +244,10 @@ def _is_keras_archive(path: str) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             metadata = json.loads(archive.read("metadata.json"))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+    # Not readable as one: `_read_members` then names the file and what is wrong with it.
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile, zlib.error):
+        return False
+    except (NotImplementedError, RuntimeError):  # encrypted or unknown compression members
         return False
     return isinstance(metadata, dict) and "keras_version" in metadata
 
