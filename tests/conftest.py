@@ -67,3 +67,29 @@ def write_sentiment_imdb(path, train=400, test=100, seed=0):
 @pytest.fixture
 def sentiment_imdb(tmp_path):
     return write_sentiment_imdb(tmp_path / "imdb.npz")
+
+
+@pytest.fixture
+def jena_csv(tmp_path):
+    """A function `write(rows=240)` that writes `rows` ten-minute rows in Jena's CSV format (a
+    daily temperature cycle plus noise) and returns the file's path."""
+    from rnnkit.data import jena_climate
+
+    def write(rows: int = 240):
+        rng = np.random.default_rng(0)
+        header = '"Date Time",' + ",".join(f'"{name}"' for name in jena_climate.COLUMNS)
+        lines = [header]
+        for row in range(rows):
+            values = rng.normal(size=14) + 10.0
+            values[jena_climate.TEMPERATURE_COLUMN] = 5 * np.sin(row / 24) + rng.normal() * 0.1
+            day, minutes = divmod(row * 10, 24 * 60)
+            stamp = f"{day % 28 + 1:02d}.{day // 28 % 12 + 1:02d}.2009 "
+            lines.append(
+                f"{stamp}{minutes // 60:02d}:{minutes % 60:02d}:00,"
+                + ",".join(f"{v:.2f}" for v in values)
+            )
+        path = tmp_path / f"jena-{rows}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return write

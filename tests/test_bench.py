@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 import torch
 
@@ -126,3 +127,25 @@ def test_bench_on_cuda_without_a_gpu_is_a_clear_error(capsys, tmp_path):
 def test_bench_refuses_the_other_devices_shapes(capsys):
     assert cli.main(["bench", "--shapes", "b16_t1024_u256"]) == 2
     assert "not cpu workloads" in capsys.readouterr().err
+
+
+def test_data_path_compares_lazy_windows_with_the_same_windows_as_arrays(monkeypatch, tmp_path):
+    from rnnkit import bench_data
+
+    shape = {"batch_size": 4, "steps": 3, "sequence_length": 5, "sampling_rate": 2,
+             "features": 3, "units": 2}  # fmt: skip
+    data, targets = bench_data.series(shape)
+    lazy = bench_data.windows(shape, data, targets)
+    x, y = bench_data.materialise(lazy)
+    assert len(lazy) == 3 and x.shape == (12, 5, 3) and y.shape == (12,)
+    np.testing.assert_array_equal(x[5], data[5 : 5 + 2 * 5 : 2])  # window 5: every 2nd row
+    result = bench_data.run(shape, repeats=1)
+    assert set(result["seconds"]) == set(result["peak_mb"]) == {"windows", "arrays"}
+    assert result["ratio"] == result["seconds"]["windows"] / result["seconds"]["arrays"] > 0
+    assert result["windows_mb"] == 12 * 5 * 3 * 4 / 2**20
+    monkeypatch.setattr(bench_data, "SHAPE", shape)
+    stream = io.StringIO()
+    argv = ["bench", "--data-path", "--repeats", "1", "--no-memory", "--out", str(tmp_path)]
+    assert cli.main(argv, stream=stream) == 0
+    assert "data path: windows / arrays =" in stream.getvalue()
+    assert (tmp_path / "bench_data_path.json").exists()

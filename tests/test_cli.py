@@ -151,7 +151,8 @@ def test_help_shows_the_defaults(capsys):
     assert main(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: lstm)" in text and "(default: out)" in text
-    assert "(default: charlm 128, imdb 32)" in text  # --units, per task
+    assert "(default: charlm 128, imdb 32, forecast 16)" in text  # --units, per task
+    assert "(default: charlm 40, imdb 500)" in text  # --maxlen: not a forecast option
     assert main(["explain", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: 25 50 100 200)" in text and "(default: 1000)" in text

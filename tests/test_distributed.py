@@ -97,6 +97,49 @@ def fit_stateful(model):
     model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
 
 
+class SampleDataset(torch.utils.data.Dataset):
+    """The arrays as a map-style Dataset of `(x_i, y_i)` samples; records the items read."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+        self.read: list[int] = []
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, index):
+        self.read.append(int(index))
+        return self.x[index], self.y[index]
+
+
+def fit_dataset(model):
+    """The sentiment data as Datasets: 33 samples to train in global batches of 8, 9 to
+    validate, shuffled by fit. Returns the History and the training items read."""
+    x, y = sentiment_data()
+    train = SampleDataset(x[:33], y[:33])
+    history = model.fit(
+        train,
+        batch_size=8,
+        epochs=2,
+        shuffle=True,
+        validation_data=SampleDataset(x[33:], y[33:]),
+        verbose=0,
+    )
+    return history, train.read
+
+
+def fit_loader(model, rank: int):
+    """Each process its own DataLoader: of every 8 samples process 0 takes the first 5 and
+    process 1 the other 3 (the last batch: one sample each); together a single process's
+    batches of 8."""
+    x, y = sentiment_data()
+    starts = range(0, 40, 8)
+    parts = [range(s, s + 5) if rank == 0 else range(s + 5, s + 8) for s in starts]
+    parts.append([40 + rank])
+    loader = torch.utils.data.DataLoader(SampleDataset(x, y), batch_sampler=parts)
+    return model.fit(loader, verbose=0)
+
+
 def worker(scenario: str, out: Path) -> None:
     """One process of a launch; the environment says which."""
     torch.set_num_threads(1)
@@ -118,11 +161,30 @@ def worker(scenario: str, out: Path) -> None:
         )
         np.savez(out / f"stateful-{rank}.npz", *stateful.get_weights())
         (out / f"history-{rank}.json").write_text(json.dumps(history.history))
+        dataset_model = sentiment_model(seed=rank)
+        dataset_history, read = fit_dataset(dataset_model)
+        (out / f"dataset-history-{rank}.json").write_text(json.dumps(dataset_history.history))
+        (out / f"dataset-read-{rank}.json").write_text(json.dumps(read))
+        np.savez(out / f"dataset-{rank}.npz", *dataset_model.get_weights())
+        loader_model = sentiment_model(seed=rank)
+        fit_loader(loader_model, rank)
+        np.savez(out / f"loader-{rank}.npz", *loader_model.get_weights())
         x, y = sentiment_data(samples=40 + rank)  # a mistake: each process has other data
         try:
             model.fit(x, y, verbose=0)
         except ValueError as error:
             (out / f"different-data-{rank}.txt").write_text(str(error))
+        return
+
+    if scenario == "uneven":  # a mistake: process 1 has one batch more
+        x, y = sentiment_data()
+        loader = torch.utils.data.DataLoader(
+            SampleDataset(x[: 12 + 4 * rank], y[: 12 + 4 * rank]), 4
+        )
+        try:
+            sentiment_model(seed=0).fit(loader, epochs=2, verbose=0)
+        except ValueError as error:
+            (out / f"uneven-{rank}.txt").write_text(str(error))
         return
 
     def fail(batch, logs):
@@ -225,6 +287,48 @@ def test_two_processes_train_like_one(trained):
     assert list(histories[0]) == ["acc", "loss", "val_acc", "val_loss"]
     for name, values in single_history.history.items():
         np.testing.assert_allclose(histories[0][name], values, rtol=1e-5, atol=1e-6)
+
+
+@launches
+def test_a_dataset_is_split_between_processes_like_arrays(trained):
+    out, _ = trained
+    single = sentiment_model(seed=0)
+    single_history, _ = fit_dataset(single)
+    untrained = sentiment_model(seed=0).get_weights()
+    reads = [json.loads((out / f"dataset-read-{rank}.json").read_text()) for rank in range(2)]
+    # Each process read its part of every batch (2 epochs of 33 samples, the last batch one
+    # sample, for which process 0 reads a stand-in), never the whole batch.
+    assert len(reads[0]) == len(reads[1]) == 33 + 1
+    assert set(reads[0]) | set(reads[1]) == set(range(33))
+    for rank in range(WORLD_SIZE):
+        weights = load_weights(out / f"dataset-{rank}.npz")
+        for got, expected, before in zip(weights, single.get_weights(), untrained):
+            assert not np.allclose(expected, before)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+        history = json.loads((out / f"dataset-history-{rank}.json").read_text())
+        for name, values in single_history.history.items():
+            np.testing.assert_allclose(history[name], values, rtol=1e-5, atol=1e-6)
+
+
+@launches
+def test_each_process_own_dataloader_trains_like_one_process_on_the_whole_batches(trained):
+    out, _ = trained
+    single = sentiment_model(seed=0)
+    x, y = sentiment_data()
+    single.fit(x, y, batch_size=8, shuffle=False, verbose=0)
+    for rank in range(WORLD_SIZE):
+        for got, expected in zip(load_weights(out / f"loader-{rank}.npz"), single.get_weights()):
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+
+@launches
+def test_dataloaders_with_different_numbers_of_batches_are_refused(tmp_path):
+    results = launch("uneven", tmp_path)
+    for rank, result in enumerate(results):
+        assert result["code"] == 0, f"process {rank} failed:\n{result['stderr'][-3000:]}"
+        message = (tmp_path / f"uneven-{rank}.txt").read_text()
+        assert "different numbers of batches in `x`: 1 of 2 still have a batch" in message
+        assert "DistributedSampler" in message
 
 
 @launches

@@ -53,6 +53,19 @@ def test_imdb_sentiment(kind, sentiment_imdb, tmp_path):
     assert (tmp_path / f"imdb_{kind}_curves.png").exists()
 
 
+def test_forecasting(jena_csv, tmp_path):
+    output = run_example(
+        "forecasting.py",
+        env={"RNNKIT_JENA_PATH": str(jena_csv(rows=10000)), "RNNKIT_OUT": str(tmp_path)},
+    )
+    assert "samples shape: (256, 120, 14)" in output and "targets shape: (256,)" in output
+    assert "(common-sense baseline)" in output
+    for name in ("gru", "gru_dropout", "stacked_gru", "bidirectional_lstm"):
+        assert f"{name}: test MAE" in output
+        assert (tmp_path / f"jena_{name}.rnnkit").exists()
+        assert (tmp_path / f"jena_{name}_curves.png").exists()
+
+
 def _build_notebooks():
     """examples/build_notebooks.py as a module (examples/ is not a package)."""
     spec = importlib.util.spec_from_file_location(

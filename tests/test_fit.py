@@ -377,8 +377,8 @@ def test_argument_errors():
         loop.fit(model, x, y, validation_split=1.5, verbose=0)
     with pytest.raises(ValueError, match="too few to split"):
         loop.fit(model, x[:1], y[:1], validation_split=0.5, verbose=0)
-    with pytest.raises(ValueError, match=r"tuple \(x_val, y_val\)"):
-        loop.fit(model, x, y, validation_data=(x, y, y), verbose=0)
+    with pytest.raises(ValueError, match=r"\(x_val, y_val, sample_weight_val\) or a dataset"):
+        loop.fit(model, x, y, validation_data=(x, y, y, y), verbose=0)
     with pytest.raises(ValueError, match="verbose=3"):
         loop.fit(model, x, y, verbose=3)
     with pytest.raises(ValueError, match="`batch_size` must be a positive integer; received 0"):
@@ -389,3 +389,24 @@ def test_argument_errors():
     uncompiled = TinyModel()
     with pytest.raises(ValueError, match="needs a loss"):
         loop.fit(uncompiled, x, y, verbose=0)
+
+
+def test_validation_freq_validates_after_the_epochs_it_names():
+    x, y = separable(samples=40)
+    model = compiled_model()
+    validated = []
+    counter = LambdaCallback(on_test_begin=lambda logs: validated.append(True))
+    epochs_logged = LambdaCallback(on_epoch_end=lambda epoch, logs: validated.append(sorted(logs)))
+    history = loop.fit(model, x, y, epochs=4, validation_data=(x, y), validation_freq=2,
+                       callbacks=[counter, epochs_logged], verbose=0)  # fmt: skip
+    assert len(history.history["val_loss"]) == 2 and len(history.history["loss"]) == 4
+    assert validated[0] == ["acc", "loss"]  # epoch 1: no validation
+    assert validated[1:3] == [True, ["acc", "loss", "val_acc", "val_loss"]]
+    history = loop.fit(model, x, y, epochs=5, initial_epoch=1, validation_split=0.25,
+                       validation_freq=[1, 3, 5], verbose=0)  # fmt: skip
+    assert history.epoch == [1, 2, 3, 4] and len(history.history["val_loss"]) == 2
+    for bad in (0, "2", 1.5):
+        with pytest.raises(
+            ValueError, match="`validation_freq` must be a positive integer or a list"
+        ):
+            loop.fit(model, x, y, validation_data=(x, y), validation_freq=bad, verbose=0)

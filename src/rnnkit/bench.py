@@ -4,8 +4,10 @@
 (forward + backward + RMSprop update) and an inference call for each workload and
 implementation, reports medians and the ratio of each to the fastest peer (torch.nn or Keras),
 the achieved GFLOP/s against a large-matmul peak measured in the same run, and the peak memory
-of a training step (measured in a fresh process per case). Absolute times on shared machines
-are noisy; ratios from one run are what to compare.
+of a training step (measured in a fresh process per case). Then the workloads of whole user
+actions (`WORKFLOWS`, in `rnnkit.bench_workflow`): a `fit` epoch and `predict` of the chapter's
+model, one stateful step at batch 1. Absolute times on shared machines are noisy; ratios from
+one run are what to compare.
 
 FLOPs counted per step: forward = 2·B·T·G·U·(F + U) (input and recurrent products, G gates);
 a training step adds the backward pass's 2·B·T·G·U·(F + 2U): the state gradient through the
@@ -15,13 +17,15 @@ implementation computes one (autograd skips it), and none is counted.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -52,6 +56,12 @@ IMPLEMENTATIONS = ("rnnkit_fused", "rnnkit_loop", "torch_nn", "keras_jax")
 # (benchmarks/README.md has the measurement).
 PAUSE_BETWEEN_PEERS = 0.2
 PEERS = ("torch_nn", "keras_jax")
+# Workloads of whole user actions, run after the layer workloads (`run(workflows=...)`):
+# name → "module:function", the function taking (repeats, stream) and returning table rows.
+WORKFLOWS = {
+    "fit": "rnnkit.bench_workflow:fit_rows",
+    "small_call": "rnnkit.bench_workflow:small_call_rows",
+}
 
 
 @dataclass
@@ -251,6 +261,20 @@ def steps(implementation: str, workload: Workload) -> tuple[Callable, Callable] 
     return _keras_steps(workload)
 
 
+def cpu_description() -> dict[str, Any]:
+    """The CPU's model name (Linux's /proc/cpuinfo; the platform's processor string
+    elsewhere), the widest vector instructions PyTorch's kernels use on it, and its cores."""
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as file:
+            names = [line.split(":", 1)[1] for line in file if line.startswith("model name")]
+        model = names[0].strip() if names else model
+    except OSError:
+        pass  # not Linux: keep the platform's string
+    capability = torch.backends.cpu.get_cpu_capability()
+    return {"model": model, "capability": capability, "count": os.cpu_count()}
+
+
 def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> dict[str, float]:
     """GFLOP/s of a large float32 matmul through MKL (`torch.mm`) and oneDNN (mkldnn linear)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
@@ -296,11 +320,15 @@ def run(
     repeats: int = 5,
     memory: bool = True,
     stream: Any = sys.stdout,
+    workflows: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Measures every workload × implementation; prints a table; returns the results. Each
-    workload's implementations are timed in turns (`medians_in_turns`), so that the ratios
-    between them do not carry the machine's drift between one implementation's runs and the
-    next's."""
+    """Measures every workload × implementation, then each of `workflows` (names of
+    `WORKFLOWS`); prints a table; returns the results. Each workload's implementations are
+    timed in turns (`medians_in_turns`), so that the ratios between them do not carry the
+    machine's drift between one implementation's runs and the next's."""
+    cpu = cpu_description()
+    print(f"CPU: {cpu['model']} ({cpu['capability']}), {cpu['count']} cores, "
+          f"{torch.get_num_threads()} torch threads", file=stream)  # fmt: skip
     peak = matmul_peak_gflops()
     best_peak = max(peak.values())
     print("matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()),
@@ -332,8 +360,12 @@ def run(
         _print_row(row, stream)
     optioned = sorted({(w.cell, w.shape_name) for w in workloads if w.variant != "plain"})
     ratios = {f"{c}/{shape}": option_ratios(c, shape, repeats, stream) for c, shape in optioned}
+    for name in workflows:
+        module, function = WORKFLOWS[name].split(":")
+        rows += getattr(importlib.import_module(module), function)(repeats, stream)
     return {
         "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "matmul_peak_gflops": peak,

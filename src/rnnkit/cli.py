@@ -53,6 +53,12 @@ TASKS = {
         "IMDB review sentiment (downloads imdb.npz once, or reads --data)",
         {"units": 32, "epochs": 10, "batch_size": 128, "maxlen": 500},
     ),
+    # On the built-in CO2 series the forecast defaults train in under a minute.
+    "forecast": Task(
+        "rnnkit.tasks.forecast",
+        "temperature (Jena, --data) or CO2 (built in) forecasting, against the naive baseline",
+        {"units": 16, "epochs": 10, "batch_size": 32},
+    ),
 }
 # `explain vanishing` trains 16 models; these defaults take about 4 minutes on a 2-core CPU.
 VANISHING_DEFAULTS = {"lengths": [25, 50, 100, 200], "steps": 1000, "units": 32, "batch_size": 64}
@@ -101,6 +107,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, received {text}")
+    return value
+
+
 def _sequence_length(text: str) -> int:
     value = _integer(text)
     if value < 2:
@@ -136,7 +152,19 @@ def _data_file(text: str) -> str:
 
 
 def _per_task(key: str) -> str:
-    return "default: " + ", ".join(f"{name} {task.defaults[key]}" for name, task in TASKS.items())
+    return "default: " + ", ".join(
+        f"{name} {task.defaults[key]}" for name, task in TASKS.items() if key in task.defaults
+    )
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), received {text}")
+    return value
 
 
 def _add_train(commands: Any) -> None:
@@ -162,8 +190,10 @@ def _add_train(commands: Any) -> None:
     train.add_argument(
         "--data",
         type=_data_file,
-        help="local data file: imdb.npz in Keras's format for imdb, any text file for charlm "
-        "(default: imdb downloads its file once; charlm reads Python's standard library)",
+        help="local data file: imdb.npz in Keras's format for imdb, any text file for charlm, "
+        "Jena's jena_climate_2009_2016.csv (or its zip) for forecast (default: imdb downloads "
+        "its file once; charlm reads Python's standard library; forecast uses the built-in "
+        "Mauna Loa CO2 series)",
     )
     train.add_argument("--num-words", type=_positive_int, default=10000, help="imdb vocabulary")
     train.add_argument(
@@ -171,6 +201,31 @@ def _add_train(commands: Any) -> None:
     )
     train.add_argument(
         "--sample-length", type=_positive_int, default=200, help="charlm: characters generated"
+    )
+    train.add_argument(
+        "--sampler",
+        choices=["stateful", "windowed"],
+        default="stateful",
+        help="charlm: generate one character per step (default), or the book's way, re-running "
+        "the last --maxlen characters for each new one",
+    )
+    train.add_argument(
+        "--temperature", type=_positive_float, default=0.5, help="charlm: sampling temperature"
+    )
+    train.add_argument(
+        "--recurrent-dropout", type=_fraction, default=0.0, help="forecast: the layer's"
+    )
+    train.add_argument(
+        "--sequence-length", type=_positive_int, help="forecast: steps a window (Jena 120, CO2 52)"
+    )
+    train.add_argument(
+        "--sampling-rate", type=_positive_int, help="forecast: raw steps a step (Jena 6, CO2 1)"
+    )
+    train.add_argument(
+        "--delay",
+        type=_positive_int,
+        help="forecast: raw steps from a window's start to its target (default: 24 sampled "
+        "steps after the window for Jena, 4 for CO2)",
     )
     train.add_argument("--seed", type=_integer, default=0, help="weights and data order")
     train.add_argument(
@@ -232,11 +287,33 @@ def _add_bench(commands: Any) -> None:
     )
     parser.add_argument("--no-memory", action="store_true", help="skip peak-memory runs (CPU)")
     parser.add_argument(
+        "--no-workflows", action="store_true", help="skip the fit-epoch and small-call runs (CPU)"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="chapter shape, plain and options, 3 repeats"
+    )
+    parser.add_argument(
+        "--data-path", action="store_true", help="only: fit on lazy windows against arrays"
     )
     parser.add_argument(
         "--out", type=_output_folder, default="out", help="output folder (created if missing)"
     )
+
+
+def _bench_data_path(options: argparse.Namespace, stream: Any) -> None:
+    """`rnnkit bench --data-path`: writes DIR/bench_data_path.json."""
+    import json
+
+    from rnnkit import bench_data
+
+    result = bench_data.run(
+        repeats=options.repeats or 3, memory=not options.no_memory, stream=stream
+    )
+    os.makedirs(options.out, exist_ok=True)
+    path = os.path.join(options.out, "bench_data_path.json")
+    with open(path, "w") as file:
+        json.dump(result, file, indent=1)
+    print(f"wrote results: {path}", file=stream)
 
 
 def _bench(options: argparse.Namespace, stream: Any) -> None:
@@ -251,6 +328,9 @@ def _bench(options: argparse.Namespace, stream: Any) -> None:
 
     from rnnkit import bench
 
+    if options.data_path:
+        _bench_data_path(options, stream)
+        return
     cuda = options.device == "cuda"
     if cuda:
         from rnnkit import bench_cuda as device_bench
@@ -285,6 +365,7 @@ def _bench(options: argparse.Namespace, stream: Any) -> None:
             repeats=repeats,
             memory=not (options.no_memory or options.quick),
             stream=stream,
+            workflows=() if options.no_workflows else tuple(bench.WORKFLOWS),
         )
     os.makedirs(options.out, exist_ok=True)
     path = os.path.join(options.out, f"bench_{options.device}.json")

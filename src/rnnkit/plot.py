@@ -1,5 +1,5 @@
-"""Plots: training curves per epoch (`history`) and gradient norms through time
-(`gradient_flow`), written to PNG files.
+"""Plots: training curves per epoch (`history`), gradient norms through time
+(`gradient_flow`) and a forecast against the truth (`forecast`), written to PNG files.
 
 Figures are drawn with matplotlib's non-interactive Agg canvas, so nothing opens a window
 (and nothing needs a display) unless you ask for it with `show=True`.
@@ -71,6 +71,60 @@ def history(
         axis.set_xlabel("Epochs")
         axis.set_ylabel(name)
         axis.legend()
+    figure.tight_layout()
+    if path is not None:
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        figure.savefig(path, dpi=100)
+    if show:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+    return figure
+
+
+def forecast(
+    truth: Any,
+    predictions: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    unit: str = "",
+    title: str = "Predictions against the truth",
+    limit: int = 1000,
+    show: bool = False,
+) -> Any:
+    """Draws a series' true values and a model's predictions of them, step by step.
+
+    Args:
+        truth: `(steps,)` true values.
+        predictions: `(steps,)` predicted values.
+        path: PNG file to write (folders are created); None to only return the figure.
+        unit: the values' unit, for the axis label.
+        title: the panel's title.
+        limit: draw at most the first `limit` steps (default 1000), so that a long series
+            stays readable.
+        show: also open a window with `matplotlib.pyplot.show()`.
+
+    Returns:
+        The matplotlib `Figure`.
+    """
+    import numpy as np
+
+    truth = np.asarray(truth, dtype="float64").reshape(-1)
+    predictions = np.asarray(predictions, dtype="float64").reshape(-1)
+    if truth.shape != predictions.shape or truth.size == 0:
+        raise ValueError(
+            "plot.forecast: `truth` and `predictions` must hold the same, non-zero number of "
+            f"values; received {truth.size} and {predictions.size}."
+        )
+    figure, axes = _figure(1, (10.0, 4.0), show)
+    steps = np.arange(min(limit, truth.size))
+    axes[0].plot(steps, truth[: steps.size], label="Truth")
+    axes[0].plot(steps, predictions[: steps.size], label="Predictions", alpha=0.8)
+    axes[0].set_title(title)
+    axes[0].set_xlabel("Test window")
+    axes[0].set_ylabel(unit or "value")
+    axes[0].legend()
     figure.tight_layout()
     if path is not None:
         path = os.fspath(path)

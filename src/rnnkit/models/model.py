@@ -162,7 +162,13 @@ class Model(Layer):
                 module.reset_state()
 
     # ----------------------------------------------------------------------------- training
-    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None) -> None:
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Any = None,
+        weighted_metrics: Any = None,
+    ) -> None:
         """Chooses the optimizer, loss and metrics, by Keras name or object.
 
         Args:
@@ -171,10 +177,17 @@ class Model(Layer):
                 "sparse_categorical_crossentropy", "mse", "mae", or a loss object/callable.
             metrics: list of metric names or objects, e.g. ["acc"]; history keys use these
                 names.
+            weighted_metrics: metrics weighted by `sample_weight` / `class_weight`.
         """
         from rnnkit.training import loop
 
-        self.compiled = loop.compile(self, optimizer=optimizer, loss=loss, metrics=metrics)
+        self.compiled = loop.compile(
+            self,
+            optimizer=optimizer,
+            loss=loss,
+            metrics=metrics,
+            weighted_metrics=weighted_metrics,
+        )
 
     def _require_compiled(self, method: str) -> None:
         if self.compiled is None:
@@ -184,16 +197,20 @@ class Model(Layer):
             )
 
     def fit(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
-        """Trains the model; returns a `History`. Keyword arguments as Keras's `fit`:
-        `batch_size=32, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-        validation_data=None, shuffle=True, initial_epoch=0`."""
+        """Trains the model; returns a `History`. `x` may be arrays (with `y`), a torch
+        Dataset or DataLoader, a PyDataset, or an iterable of `(x, y[, sample_weight])` batches.
+        Keyword arguments as Keras's `fit`: `batch_size=32, epochs=1, verbose="auto",
+        callbacks=None, validation_split=0.0, validation_data=None, shuffle=True,
+        class_weight=None, sample_weight=None, initial_epoch=0, steps_per_epoch=None,
+        validation_steps=None, validation_batch_size=None, validation_freq=1`."""
         from rnnkit.training import loop
 
         self._require_compiled("fit")
         return loop.fit(self, x, y, **kwargs)
 
     def evaluate(self, x: Any = None, y: Any = None, **kwargs: Any) -> Any:
-        """Loss and metrics on `(x, y)`: a list, or a dict with `return_dict=True`."""
+        """Loss and metrics on `(x, y)` or a dataset: a list, or a dict with `return_dict=True`.
+        Keyword arguments: `batch_size, verbose, sample_weight, steps, return_dict, callbacks`."""
         from rnnkit.training import loop
 
         self._require_compiled("evaluate")

@@ -1,7 +1,8 @@
 """Keras 3's training workflow on PyTorch: losses, metrics, optimizers, callbacks, the fit loop.
 
 The model classes call `loop.compile / fit / evaluate / predict` (see `loop.py` for the model
-interface they rely on). The submodules `losses`, `metrics`, `optimizers` and `callbacks` hold
+interface they rely on; `compile.py`, `data_adapters.py` and `step.py` hold its parts). The
+submodules `losses`, `metrics`, `optimizers` and `callbacks` hold
 the names users type, as in `keras.losses`, `keras.metrics`, `keras.optimizers` and
 `keras.callbacks`.
 """

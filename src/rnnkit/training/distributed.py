@@ -17,6 +17,13 @@ the same script on the same, whole data set; then, in every process:
   shuffled order comes from one seed, drawn on process 0 and shared, so it is the same
   everywhere. Nothing is dropped: a process whose part of a (last, small) batch would be empty
   repeats one sample with weight zero, so it still joins the gradient exchange.
+- Data given as a torch `Dataset` or a `PyDataset` is split the same way (each process reads
+  only its part of a Dataset's batch). A `DataLoader` or a generator instead gives each process
+  its own batches, as in plain PyTorch: give each process different data and the same number
+  of batches, e.g. `DataLoader(dataset, batch_size, sampler=DistributedSampler(dataset))`
+  (`batch_size` is then per process). The processes check at every step that all of them have
+  a batch, or none has, and raise a `ValueError` otherwise instead of waiting for each other;
+  each weighs its batch loss by its share of the samples of the step.
 - The model is wrapped in `DistributedDataParallel`, which copies process 0's weights to the
   others and averages the gradients. Each process weights its batch loss by its share of the
   batch, so one epoch gives the weights of a single-process run with the same data and
@@ -220,6 +227,41 @@ class Group:
                 f"different data: {'; '.join(differing)}. Pass every process the same, whole "
                 "data set: fit splits each batch between them."
             )
+
+    def agree_on_batch(self, size: int | None, argument: str = "x") -> int:
+        """Checks that every process has a batch at this step, or none has; for data that gives
+        each process its own batches (a DataLoader, a generator).
+
+        Args:
+            size: this process's batch size, or None when its data has run out.
+            argument: the data's argument name, for the message.
+
+        Returns:
+            The global batch size (the sum over processes; 0 when every process has run out).
+
+        Raises:
+            ValueError: on every process, when some have a batch and others have run out.
+        """
+        if not self.distributed:
+            return size or 0
+        counts = torch.tensor(
+            [0 if size is None else 1, size or 0],
+            dtype=torch.int64,
+            device=self._collective_device(),
+        )
+        dist.all_reduce(counts)
+        having, total = counts.tolist()
+        if 0 < having < self.world_size:
+            this = "has a batch" if size is not None else "has run out of data"
+            raise ValueError(
+                f"The processes of this distributed run have different numbers of batches in "
+                f"`{argument}`: {having} of {self.world_size} still have a batch at this step "
+                f"(process {self.rank} {this}). A DataLoader or generator gives each process its "
+                "own batches: give every process the same number of them, e.g. with "
+                "DataLoader(dataset, sampler=DistributedSampler(dataset, drop_last=True)), or "
+                "pass `x` as a Dataset or arrays, which fit splits between the processes."
+            )
+        return total
 
     def barrier(self) -> None:
         """Waits until every process gets here."""

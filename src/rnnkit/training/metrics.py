@@ -53,14 +53,24 @@ class Metric:
         """The mean of the values seen since the last `reset()` (0.0 before any)."""
         return self.total / self.count if self.count else 0.0
 
-    def _add_samples(self, values: torch.Tensor) -> None:
-        """Adds a tensor whose first axis is the batch: each sample counts once, as its mean."""
+    def _add_samples(self, values: torch.Tensor, sample_weight: Any = None) -> None:
+        """Adds a tensor whose first axis is the batch: each sample counts once, as its mean,
+        or `sample_weight` times (Keras's weighted mean: sum(w * value) / sum(w))."""
         values = values.detach().double()
         if values.dim() == 0:
             values = values.reshape(1)
-        per_sample = values.reshape(values.shape[0], -1).mean(dim=1)  # (batch,)
-        self.total += per_sample.sum().item()
-        self.count += per_sample.shape[0]
+        if sample_weight is None:
+            per_sample = values.reshape(values.shape[0], -1).mean(dim=1)  # (batch,)
+            self.total += per_sample.sum().item()
+            self.count += per_sample.shape[0]
+            return
+        weights = torch.as_tensor(sample_weight, device=values.device).detach().double()
+        weights, values = same_rank(weights, values)
+        if values.dim() > weights.dim():  # Keras: reduce the values to the weights' rank
+            values = values.mean(dim=tuple(range(weights.dim(), values.dim())))
+        weights = torch.broadcast_to(weights, values.shape)
+        self.total += (values * weights).sum().item()
+        self.count += weights.reshape(weights.shape[0], -1).mean(dim=1).sum().item()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -99,7 +109,8 @@ class MeanMetricWrapper(Metric):
         direction: "up" when larger is better (accuracies), "down" otherwise (default).
         **kwargs: keyword arguments for `fn` (e.g. `threshold`), kept as its config.
 
-    `update(y_true, y_pred)` adds one batch.
+    `update(y_true, y_pred, sample_weight=None)` adds one batch; with `sample_weight`
+    `(batch,)` (a weighted metric) the mean is weighted as Keras weighs it.
     """
 
     def __init__(
@@ -110,9 +121,10 @@ class MeanMetricWrapper(Metric):
         self.direction = direction
         self.config = kwargs
 
-    def update(self, y_true: Any, y_pred: Any) -> None:
+    def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         with torch.no_grad():
-            self._add_samples(torch.as_tensor(self.fn(y_true, y_pred, **self.config)))
+            values = torch.as_tensor(self.fn(y_true, y_pred, **self.config))
+            self._add_samples(values, sample_weight)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, **self.config}

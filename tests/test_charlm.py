@@ -1,0 +1,185 @@
+"""Text generation of the character-level task (`rnnkit.tasks.charlm`): the stateful sampler
+predicts what one windowed call predicts, carries everything it has read, both samplers are
+reproducible with a seed, bits per character are measured both ways, bad arguments are refused."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit as rk
+from rnnkit import cli, layers
+from rnnkit.tasks import charlm
+
+CHARS = list(" abcdefgh")
+
+
+def trained_looking_model(layer: str = "lstm", units: int = 16) -> rk.Sequential:
+    """A charlm model with weights large enough that its predictions are far from uniform."""
+    torch.manual_seed(0)
+    model = charlm.build_model(len(CHARS), layer, units)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(3.0)
+    return model
+
+
+def ids(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, len(CHARS), size=count)
+
+
+@pytest.mark.parametrize("layer", ["simple_rnn", "lstm", "gru"])
+def test_fed_a_window_from_zero_states_the_stateful_predictor_gives_one_windowed_call(layer):
+    model = trained_looking_model(layer)
+    window = ids(40)
+    expected = charlm.windowed_probabilities(model, window[None])[0]
+    assert expected.max() > 2.0 / len(CHARS)  # not uniform: the comparison means something
+    predictor = charlm.StatefulPredictor(model)
+    np.testing.assert_allclose(predictor.feed(window), expected, rtol=0, atol=1e-5)
+    predictor.reset()
+    for position in range(len(window)):  # one character per call, from zero states again
+        probabilities = predictor.feed(window[position : position + 1])
+    np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-5)
+
+
+def test_the_stateful_copy_has_the_weights_and_leaves_the_model_alone():
+    model = trained_looking_model()
+    copy = charlm.stateful_copy(model)
+    assert copy.layers[1].stateful and not model.layers[1].stateful
+    for (name, original), (_, copied) in zip(model.state_dict().items(),
+                                             copy.state_dict().items()):  # fmt: skip
+        assert torch.equal(original, copied), name
+        assert original.data_ptr() != copied.data_ptr()
+
+
+def test_stateful_generation_samples_from_the_whole_text_so_far():
+    """Each stateful step's distribution is the model's over the seed and everything generated
+    since, computed here the slow way: the whole text through the model each time."""
+    model = trained_looking_model()
+    seed_text, temperature = "abc", 0.8
+    generated = charlm.generate(
+        model, seed_text, 12, vocabulary=CHARS, temperature=temperature, seed=3
+    )
+    generator = np.random.default_rng(3)
+    text = seed_text
+    for _ in range(12):
+        window = np.array([[CHARS.index(char) for char in text]])
+        probabilities = charlm.windowed_probabilities(model, window)[0] ** (1 / temperature)
+        choice = generator.choice(len(CHARS), p=probabilities / probabilities.sum())
+        text += CHARS[choice]
+    assert generated == text[len(seed_text) :]
+
+
+@pytest.mark.parametrize("stateful", [True, False])
+def test_both_samplers_are_reproducible_with_a_seed(stateful):
+    model = trained_looking_model()
+
+    def generate(seed):
+        return charlm.generate(model, "abcdefgh" * 5, 60, vocabulary=CHARS, temperature=1.0,
+                               stateful=stateful, seed=seed)  # fmt: skip
+
+    first = generate(1)
+    assert len(first) == 60 and set(first) <= set(CHARS)
+    assert generate(1) == first
+    assert generate(2) != first
+
+
+def test_bits_per_character_both_ways():
+    model = trained_looking_model()
+    text = "".join(CHARS[i] for i in ids(60, seed=1))
+    window = 10
+    indices = [CHARS.index(char) for char in text]
+    windows = np.array([indices[i - window : i] for i in range(window, len(text))])
+    probabilities = charlm.windowed_probabilities(model, windows)
+    expected = -np.mean(np.log2(probabilities[np.arange(len(windows)), indices[window:]]))
+    windowed = charlm.bits_per_character(model, text, vocabulary=CHARS, window=window,
+                                         stateful=False)  # fmt: skip
+    assert windowed == pytest.approx(expected, rel=1e-9)
+    stateful = charlm.bits_per_character(model, text, vocabulary=CHARS, window=window,
+                                         stateful=True)  # fmt: skip
+    full = [charlm.windowed_probabilities(model, np.array([indices[:i]]))[0] for i in
+            range(window, len(text))]  # fmt: skip
+    chosen = [row[target] for row, target in zip(full, indices[window:])]
+    assert stateful == pytest.approx(-np.mean(np.log2(chosen)), rel=1e-5)
+    assert not math.isclose(stateful, windowed, rel_tol=1e-3)  # the contexts differ
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"seed_text": ""}, "`seed_text` must be a non-empty str"),
+        ({"seed_text": "abz"}, "outside `vocabulary`: 'z'"),
+        ({"length": -1}, "`length` must be an int >= 0"),
+        ({"temperature": 0.0}, "`temperature` must be > 0"),
+    ],
+)
+@pytest.mark.parametrize("stateful", [True, False])
+def test_bad_generation_arguments_are_refused(arguments, message, stateful):
+    model = trained_looking_model()
+    call = {"seed_text": "abc", "length": 5, "temperature": 0.5, **arguments}
+    with pytest.raises(ValueError, match=message):
+        charlm.generate(model, call.pop("seed_text"), call.pop("length"), vocabulary=CHARS,
+                        stateful=stateful, **call)  # fmt: skip
+
+
+def test_a_vocabulary_that_is_one_string_is_refused():
+    with pytest.raises(TypeError, match="`vocabulary` must be a sequence of characters"):
+        charlm.generate(trained_looking_model(), "abc", 5, vocabulary="".join(CHARS))
+
+
+def test_a_model_that_reads_backwards_cannot_generate_statefully():
+    model = rk.Sequential(
+        [
+            layers.Embedding(len(CHARS), 4),
+            layers.Bidirectional(layers.LSTM(4)),
+            layers.Dense(len(CHARS), activation="softmax"),
+        ]
+    )
+    with pytest.raises(ValueError, match="reads the sequence backwards"):
+        charlm.generate(model, "abc", 5, vocabulary=CHARS)
+    assert len(charlm.generate(model, "abc", 5, vocabulary=CHARS, stateful=False)) == 5
+
+
+@pytest.mark.parametrize("sampler", ["stateful", "windowed"])
+def test_train_charlm_samples_with_the_chosen_sampler(sampler, tmp_path, monkeypatch):
+    calls = []
+    generate = charlm.generate
+    monkeypatch.setattr(charlm, "generate", lambda *a, **k: calls.append(k) or generate(*a, **k))
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 40)
+    stream = io.StringIO()
+    code = cli.main(
+        ["train", "charlm", "--data", str(corpus), "--sampler", sampler, "--temperature", "1.5",
+         "--sample-length", "25", "--epochs", "1", "--units", "8", "--maxlen", "10",
+         "--verbose", "0", "--out", str(tmp_path / "run")],
+        stream=stream,
+    )  # fmt: skip
+    assert code == 0
+    lines = stream.getvalue().splitlines()
+    heading = next(i for i, line in enumerate(lines) if "sample after" in line)
+    assert lines[heading].startswith(f"{sampler} sample after")
+    model = rk.load_model(tmp_path / "run" / "model.rnnkit")
+    seed_text = lines[heading + 1][:10]  # the first window of the held-out text
+    expected = charlm.generate(model, seed_text, 25, vocabulary=sorted(set(corpus.read_text())),
+                               temperature=1.5, stateful=sampler == "stateful")  # fmt: skip
+    assert lines[heading + 1] == seed_text + expected
+    assert calls[0]["stateful"] == (sampler == "stateful")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan"])
+def test_a_temperature_that_is_not_positive_exits_2(value, capsys):
+    assert cli.main(["train", "charlm", "--temperature", value]) == 2
+    assert "--temperature" in capsys.readouterr().err
+
+
+def test_a_float64_model_generates_in_float64():
+    model = trained_looking_model().double()
+    window = ids(20)
+    expected = charlm.windowed_probabilities(model, window[None])[0]
+    predictor = charlm.StatefulPredictor(model)
+    assert next(predictor.model.parameters()).dtype == torch.float64
+    np.testing.assert_allclose(predictor.feed(window), expected, rtol=0, atol=1e-12)
