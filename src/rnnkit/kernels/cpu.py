@@ -256,6 +256,38 @@ def forward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> None:
     library().rnnkit_forward(ctypes.byref(problem), arrays["inputs"].dtype == torch.float64)
 
 
+class PreparedForward:
+    """A forward call packed once, run many times: each run sets only the arrays that change
+    (a one-step call's inputs, states and outputs) and the thread count, instead of packing
+    every option and array again.
+
+    Args:
+        options: as `forward`'s.
+        arrays: as `forward`'s; those not named in a run must stay valid as long as this object
+            lives (it keeps them referenced).
+    """
+
+    def __init__(self, options: dict[str, int], arrays: dict[str, torch.Tensor]) -> None:
+        self._problem = _problem(options, arrays)
+        self._arrays = arrays  # the packed pointers must outlive their tensors' use here
+        self._run = library().rnnkit_forward
+        self._double = arrays["inputs"].dtype == torch.float64
+
+    def run(self, changed: dict[str, torch.Tensor]) -> None:
+        """Runs the forward recurrence with `changed` (contiguous) in place of the packed
+        arrays of the same names."""
+        # A copy per run: calls from two threads must not share the pointers they set.
+        problem = _Problem.from_buffer_copy(self._problem)
+        problem.threads = torch.get_num_threads()
+        for name, tensor in changed.items():
+            if not tensor.is_contiguous():
+                raise ValueError(
+                    f"internal: array `{name}` passed to the kernels is not contiguous"
+                )
+            setattr(problem, name, tensor.data_ptr())
+        self._run(ctypes.byref(problem), self._double)
+
+
 def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> None:
     """Runs the backward recurrence: fills dxproj, dinner (GRU reset_after), dinputs, dh0, dc0."""
     problem = _problem(options, arrays)
