@@ -268,7 +268,7 @@ def _result(
     recurrence: Recurrence, out: torch.Tensor, h: torch.Tensor, c: torch.Tensor
 ) -> KernelResult:
     states = [h, c] if recurrence.cell.kind == CellKind.LSTM else [h]
-    return (out if recurrence.return_sequences else None), out[:, -1], states
+    return (out if recurrence.return_sequences else None), out.select(1, -1), states
 
 
 def run_fused(
@@ -283,13 +283,17 @@ def run_fused(
     return _result(recurrence, out, h, c)
 
 
+# What each run of an `InferenceCall` gives anew.
+_CHANGING = ("inputs", "h0", "c0", "out", "h_last", "c_last")
+
+
 class InferenceCall:
     """A fused call without autograd, packed once for one recurrence and input shape and then
     run on new inputs and initial states (a stateful layer's one-step calls). It runs the same
     compiled forward pass on the same arrays as `run_fused`, so its results are the same.
 
-    The weights are packed by address: they must stay contiguous, and the caller must prepare
-    a new call when a weight is replaced, moved or cast (its address or dtype changes).
+    The weights are packed once (`cpu.PreparedForward`): the caller must prepare a new call
+    when one changes, in place or not.
     """
 
     def __init__(
@@ -298,9 +302,9 @@ class InferenceCall:
         differentiable, others, options = _operands(recurrence, inputs, initial_states)
         self.recurrence = recurrence
         self._options, arrays = _forward_arrays(*differentiable, *others, dict(options, save=False))
-        self._prepared = cpu.PreparedForward(self._options, arrays)
+        self._prepared = cpu.PreparedForward(self._options, arrays, _CHANGING)
         self._lstm = recurrence.cell.kind == CellKind.LSTM
-        self._c0 = arrays["c0"]  # zeros, for the cells without a second state
+        self._c0 = None if self._lstm else arrays["c0"]  # zeros: no second state
         self._out_shape = tuple(arrays["out"].shape)
 
     def __call__(self, inputs: torch.Tensor, initial_states: list[torch.Tensor]) -> KernelResult:
@@ -312,7 +316,7 @@ class InferenceCall:
         h = torch.empty(batch, units, dtype=h0.dtype)
         c = torch.empty(batch, units, dtype=h0.dtype)
         c0 = initial_states[1] if self._lstm else self._c0
-        changed = {"inputs": inputs, "h0": h0, "c0": c0, "out": out, "h_last": h, "c_last": c}
+        changed = dict(zip(_CHANGING, (inputs, h0, c0, out, h, c)))
         self._prepared.run(changed)
         return _result(self.recurrence, out, h, c)
 

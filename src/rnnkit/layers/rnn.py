@@ -271,11 +271,12 @@ class RNN(Layer):
         )
         kernel = select(recurrence, inputs, use_fused=self.use_fused)
         self._small_call = None
-        if qualifies(recurrence, inputs, initial_state):
+        if qualifies(recurrence, inputs, states, initial_state):
             run = prepare_inference(kernel, recurrence, inputs, states)
-            if run is not None:
+            if run is not None:  # it computes this call too, with the weights packed once
                 training = self.is_training(training)
                 self._small_call = SmallCall(run, self, recurrence, inputs, states, training)
+                return self._finish(run(inputs, states))
         return self._finish(kernel(recurrence, inputs, states))
 
     def _finish(self, result: KernelResult) -> Any:

@@ -8,11 +8,12 @@ several times that on every call. A `SmallCall` keeps what depends only on the w
 configuration, prepared by one call that went the general way, and reruns it while nothing it
 depends on has changed:
 
-- the weights: each one's address, version counter (bumped by in-place changes such as
-  `set_weights`, `load_weights` and optimizer steps), dtype, device and `requires_grad`; a
-  weight replaced, moved or cast (`.to()`) has a new address. The packed weights are views of
-  the cell's own, so the old storage stays alive while a `SmallCall` refers to it and its
-  address cannot be reused by a new weight;
+- the weights, which the kernel packed (copied) once: each one's address, version counter
+  (bumped by in-place changes such as `set_weights`, `load_weights` and optimizer steps),
+  dtype, device and `requires_grad`; a weight replaced, moved or cast (`.to()`) has a new
+  address. A `SmallCall` keeps the weights it packed referenced, so their addresses cannot be
+  reused by new weights while it lives. Writes through a weight's `.data`, which torch does
+  not count in its version, are not seen (as autograd does not see them);
 - the call: the input's shape, dtype and device (a new batch size goes the general way, which
   checks it), the training mode, no mask, initial state or dropout, and no autograd graph;
 - the states: the carried states of a stateful layer (or zeros) of the prepared shape and dtype.
@@ -45,13 +46,16 @@ def _packed_tensors(recurrence: Recurrence) -> list[torch.Tensor]:
     return [tensor for tensor in tensors if tensor is not None]
 
 
-def qualifies(recurrence: Recurrence, inputs: torch.Tensor, initial_state: Any) -> bool:
+def qualifies(
+    recurrence: Recurrence, inputs: torch.Tensor, states: list[torch.Tensor], initial_state: Any
+) -> bool:
     """Whether a call that went the general way may be prepared as a `SmallCall` (where its
     kernel has a prepared form: `rnnkit.kernels.select.prepare_inference`).
 
     Args:
         recurrence: the call's recurrence.
         inputs: its checked inputs `(batch, timesteps, features)`.
+        states: its initial states, `(batch, units)` each.
         initial_state: the call's `initial_state` argument (prepared calls have none).
     """
     needs_graph = torch.is_grad_enabled() and (
@@ -64,7 +68,8 @@ def qualifies(recurrence: Recurrence, inputs: torch.Tensor, initial_state: Any) 
         and not needs_graph
         and inputs.dtype == recurrence.cell.dtype
         and inputs.is_contiguous()
-        # Packed by address: a weight the kernel would copy could change unseen.
+        and all(state.dtype == inputs.dtype and state.is_contiguous() for state in states)
+        # Weights are watched by address: a copy made for the kernel could change unseen.
         and all(tensor.is_contiguous() for tensor in _packed_tensors(recurrence))
     )
 
