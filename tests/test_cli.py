@@ -188,3 +188,24 @@ def test_python_dash_m_runs_the_cli():
         [sys.executable, "-m", "rnnkit", "train", "--help"], capture_output=True, text=True
     )
     assert completed.returncode == 0 and "charlm" in completed.stdout
+
+
+def test_a_binary_data_file_is_refused_before_training(tmp_path, capsys):
+    binary = tmp_path / "program"
+    binary.write_bytes(bytes(range(256)) * 64)
+    code = main(["train", "charlm", "--data", str(binary), "--out", str(tmp_path / "run")])
+    assert code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "is not a text file" in error and str(binary) in error
+    assert not (tmp_path / "run" / "model.rnnkit").exists()
+
+
+def test_a_second_run_into_the_same_folder_says_it_replaces_the_first(tmp_path):
+    from rnnkit.tasks.common import output_paths
+
+    first, second = io.StringIO(), io.StringIO()
+    paths = output_paths(str(tmp_path / "run"), first)
+    assert first.getvalue() == ""
+    (tmp_path / "run" / "model.rnnkit").write_bytes(b"an earlier model")
+    assert output_paths(str(tmp_path / "run"), second) == paths
+    assert "holds an earlier run's outputs; this run replaces them" in second.getvalue()

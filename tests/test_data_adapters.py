@@ -296,7 +296,7 @@ def test_data_without_an_end_needs_steps():
         model.evaluate(iter([]), verbose=0)
     with pytest.raises(ValueError, match="`x` yielded no batches: fit has nothing to train on"):
         model.fit(iter([]), verbose=0)
-    with pytest.raises(ValueError, match="steps for `x` must be a positive integer.*received 0"):
+    with pytest.raises(ValueError, match="`steps_per_epoch` must be a positive integer.*0"):
         model.fit(Endless(), steps_per_epoch=0, verbose=0)
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ import torch
 from torch import nn
 
 from rnnkit.training import Callback, LambdaCallback, loop, optimizers
+from rnnkit.training.finite import NonFiniteLossError
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
@@ -410,3 +415,181 @@ def test_validation_freq_validates_after_the_epochs_it_names():
             ValueError, match="`validation_freq` must be a positive integer or a list"
         ):
             loop.fit(model, x, y, validation_data=(x, y), validation_freq=bad, verbose=0)
+
+
+_INTERRUPTED_FIT = textwrap.dedent(
+    """
+    import signal
+    import numpy as np
+    import rnnkit as rk
+    from rnnkit import layers
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 5, 3)), rng.normal(size=(64, 1))
+
+    def new_model():  # no Input: the first step builds the weights, then the optimizer
+        model = rk.Sequential([layers.LSTM(4), layers.Dense(1)])
+        model.compile(optimizer="adam", loss="mse")
+        return model
+
+    model = new_model()
+    print("ready", flush=True)
+    try:
+        model.fit(x, y, epochs=50, batch_size=8, verbose=0)
+    except KeyboardInterrupt:
+        pass  # before fit's own handling began: what matters is what comes next
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    history = new_model().fit(x, y, epochs=1, batch_size=8, verbose=0)
+    print("trained", len(history.epoch), flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.4, 1.0])
+def test_ctrl_c_at_any_moment_of_the_first_fit_leaves_the_process_able_to_train(delay):
+    """Ctrl-C from the first 100 ms of a process's first fit on (while the first step builds
+    the weights, the optimizer and the modules torch imports for it) never breaks what comes
+    after: the interrupted model and a new one both train."""
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    process = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED_FIT],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+        text=True,
+    )
+    assert process.stdout.readline().strip() == "ready"
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "trained 1" in stdout
+
+
+class WeightsAtEachBatch(Callback):
+    """Records the weights and the optimizer's step count as each batch begins."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights, self.optimizer_steps = [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.weights.append(self.model.get_weights())
+        state = self.model.compiled.optimizer.state_dict()["state"]
+        self.optimizer_steps.append([float(s["step"]) for s in state.values()])
+
+
+def poisoned(where: str, value: float = np.nan):
+    x, y = separable(samples=32)
+    (x if where == "x" else y)[13] = value  # in the second batch of 8, without shuffling
+    return x, y
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        (
+            "x",
+            np.nan,
+            r"loss is NaN or inf at epoch 1, batch 2, .*the inputs \(x\) hold 2 NaN or inf values",
+        ),
+        ("y", np.inf, r"epoch 1, batch 2, .*the targets \(y\) hold 1 NaN or inf value\b"),
+    ],
+)
+def test_a_nan_batch_stops_fit_before_it_touches_the_weights(where, value, message):
+    x, y = poisoned(where, value)
+    model = compiled_model(optimizer="adam")
+    recorder = WeightsAtEachBatch()
+    with pytest.raises(NonFiniteLossError, match=message):
+        loop.fit(
+            model, x, y, epochs=2, batch_size=8, shuffle=False, callbacks=[recorder], verbose=0
+        )
+    after = model.get_weights()
+    assert len(recorder.weights) == 2  # stopped in the second batch
+    for got, before_bad_batch in zip(after, recorder.weights[1]):
+        np.testing.assert_array_equal(got, before_bad_batch)
+    state = model.compiled.optimizer.state_dict()["state"]
+    assert [float(s["step"]) for s in state.values()] == [1.0, 1.0]  # only the first batch
+
+
+def test_a_diverged_model_is_told_apart_from_bad_data():
+    x, y = separable(samples=16)
+    model = compiled_model(optimizer="sgd")
+    model.set_weights([np.full((1, 2), 1e30, "float32"), np.zeros(1, "float32")])
+    model.activation = lambda z: z  # no sigmoid: the squared error of 1e30 overflows
+    model.compiled = loop.compile(model, optimizer="sgd", loss="mse")
+    with pytest.raises(NonFiniteLossError, match="epoch 1, batch 1, .*the model diverged"):
+        loop.fit(model, x, y, epochs=1, batch_size=8, verbose=0)
+    np.testing.assert_array_equal(model.get_weights()[0], np.full((1, 2), 1e30, "float32"))
+
+
+def test_skip_nonfinite_batches_skips_and_counts_them():
+    x, y = poisoned("x")
+    model = compiled_model(optimizer="adam")
+    with pytest.warns(RuntimeWarning, match=r"skipped 2 batches .*NaN or inf.*epoch 1, batch 2"):
+        history = loop.fit(
+            model, x, y, epochs=2, batch_size=8, shuffle=False, verbose=0,
+            skip_nonfinite_batches=True,
+        )  # fmt: skip
+    assert history.epoch == [0, 1]
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert np.isfinite(history.history["loss"]).all()  # the skipped batches are not averaged in
+    state = model.compiled.optimizer.state_dict()["state"]
+    assert [float(s["step"]) for s in state.values()] == [6.0, 6.0]  # 8 batches, 2 skipped
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        ({"epochs": 2.5}, TypeError, "`epochs` must be an integer, received 2.5"),
+        ({"epochs": "2"}, TypeError, "`epochs` must be an integer, received '2'"),
+        ({"epochs": None}, TypeError, "`epochs` must be an integer, received None"),
+        ({"epochs": -1}, ValueError, "`epochs` must be >= 0, received -1"),
+        ({"epochs": 2, "initial_epoch": 3}, ValueError, r"`initial_epoch` \(3\) .*`epochs` \(2\)"),
+        ({"steps_per_epoch": -1}, ValueError, "`steps_per_epoch` must be a positive integer"),
+        ({"steps_per_epoch": 0}, ValueError, "`steps_per_epoch` must be a positive integer"),
+        ({"steps_per_epoch": 1.5}, TypeError, "`steps_per_epoch` must be an integer or None"),
+        ({"validation_split": "0.2"}, TypeError, "`validation_split` must be a float"),
+        ({"initial_epoch": 1.0}, TypeError, "`initial_epoch` must be an integer"),
+    ],
+)
+def test_bad_fit_arguments_name_the_argument(arguments, error, message):
+    x, y = separable(samples=16)
+    model = compiled_model()
+    before = model.get_weights()
+    with pytest.raises(error, match=message):
+        loop.fit(model, x, y, verbose=0, **arguments)
+    for got, want in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_numpy_integers_and_a_single_callback_are_accepted_as_in_keras():
+    x, y = separable(samples=16)
+    model = compiled_model()
+    seen = []
+    callback = LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    history = loop.fit(
+        model, x, y, epochs=np.int64(2), batch_size=np.int64(8), steps_per_epoch=np.int32(2),
+        callbacks=callback, verbose=0,
+    )  # fmt: skip
+    assert history.epoch == [0, 1] and seen == [0, 1]
+
+
+def test_a_dataframe_with_a_text_column_names_the_column():
+    pandas = pytest.importorskip("pandas")
+    frame = pandas.DataFrame({"a": [0.1, 0.2, 0.3, 0.4], "city": ["x", "y", "z", "w"]})
+    model = compiled_model()
+    with pytest.raises(
+        TypeError, match="`x` column 'city' holds (object|str) values; fit needs numbers"
+    ):
+        loop.fit(model, frame, np.zeros(4, "float32"), verbose=0)
+
+
+def test_a_numeric_dataframe_trains_as_arrays():
+    pandas = pytest.importorskip("pandas")
+    x, y = separable(samples=16)
+    frame = pandas.DataFrame({"a": x[:, 0], "b": x[:, 1]})
+    history = loop.fit(compiled_model(), frame, y, epochs=1, batch_size=8, verbose=0)
+    assert history.epoch == [0]

@@ -11,6 +11,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import zip_damage
 
 from rnnkit import datasets
 from rnnkit.data import imdb
@@ -349,3 +350,22 @@ def test_files_pickled_by_numpy_1_load(tmp_path):
     assert sorted(x_train.tolist()) == [[1, 4, 5], [1, 6]]
     assert x_test.tolist() == [[1, 7, 8, 9]]
     assert sorted(y_train.tolist()) == [0, 1]
+
+
+def test_lists_of_numpy_integers_load(tmp_path):
+    """A user-made file whose reviews are lists of np.int64 (NumPy pickles each as a scalar)."""
+    path = tmp_path / "mine.npz"
+    reviews = ragged([[np.int64(3), np.int64(4)], [np.int64(5)]])
+    labels = np.array([0, 1])
+    np.savez(path, x_train=reviews, y_train=labels, x_test=reviews, y_test=labels)
+    (x_train, _), _ = imdb.load_data(path=path, num_words=10, start_char=None, index_from=0)
+    assert sorted(list(review) for review in x_train) == [[3, 4], [5]]
+
+
+def test_a_corrupt_compressed_member_names_the_path(tmp_path, small_imdb):
+    path = tmp_path / "bad.npz"
+    with np.load(small_imdb[0], allow_pickle=True) as arrays:
+        np.savez_compressed(path, **{key: arrays[key] for key in arrays.files})
+    zip_damage.break_deflate_stream(path, "x_train.npy")
+    with pytest.raises(ValueError, match=r"bad\.npz'.*zlib\.error"):
+        imdb.load_data(path=path)

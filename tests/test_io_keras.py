@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import zip_damage
 
 import rnnkit
 import rnnkit.io
@@ -403,3 +404,51 @@ def test_keras_op_feeding_a_layer_is_named(tmp_path):
     write_archive(path, config)
     with pytest.raises(ValueError, match=r"'lstm' takes the output of the Keras op 'get_item'"):
         rnnkit.io.load_keras(path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: zip_damage.replace_member(p, "metadata.json", None), "has no metadata.json"),
+        (lambda p: zip_damage.replace_member(p, "config.json", b"{oops"), "config.json.*JSON"),
+        (lambda p: zip_damage.replace_member(p, "config.json", b"[]"), "must hold a JSON object"),
+        (
+            lambda p: zip_damage.replace_member(
+                p, "config.json", b'{"class_name": "Sequential", "config": {"name": "s"}}'
+            ),
+            "the field 'layers' is missing",
+        ),
+        (lambda p: zip_damage.break_deflate_stream(p, "config.json"), "zlib.error"),
+        (zip_damage.mark_strongly_encrypted, "strong encryption"),
+    ],
+    ids=["no_metadata", "bad_json", "not_an_object", "no_layers", "zlib", "encrypted"],
+)
+def test_damaged_or_hand_edited_keras_files_give_one_clear_error(tmp_path, damage, message):
+    path = tmp_path / "m.keras"
+    lstm = {"class_name": "LSTM", "config": {"name": "lstm", "units": 2}}
+    write_archive(path, sequential_config(lstm))
+    zip_damage.replace_member(path, "config.json", json.dumps(sequential_config(lstm)).encode())
+    damage(path)
+    with pytest.raises(ValueError, match=message) as caught:
+        rnnkit.io.load_keras(path)
+    assert str(path) in str(caught.value)
+
+
+def test_a_truncated_weights_member_names_the_keras_file(saved, tmp_path):
+    path = tmp_path / "cut.keras"
+    path.write_bytes(saved.path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        weights = archive.read("model.weights.h5")
+    zip_damage.replace_member(path, "model.weights.h5", weights[: len(weights) // 2])
+    with pytest.raises(ValueError, match=r"cut\.keras'.*model\.weights\.h5"):
+        rnnkit.io.load_keras(path)
+
+
+def test_a_damaged_weights_file_names_it(tmp_path):
+    model = small_model()
+    path = tmp_path / "m.weights.h5"
+    rnnkit.io.save_weights(model, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"m\.weights\.h5'.*truncated or corrupt"):
+        rnnkit.io.load_weights(model, path)

@@ -156,3 +156,40 @@ def test_unsupported_activation_is_named(tmp_path):
     layer = layers.SimpleRNN(2, activation="gelu")
     with pytest.raises(ValueError, match="activation .*gelu.* cannot be exported"):
         rnnkit.io.export_onnx(layer, tmp_path / "m.onnx", features(2, 5))
+
+
+@pytest.mark.parametrize(
+    ("make", "example", "options", "error", "message"),
+    [
+        (lambda: layers.GRU(2), None, {}, TypeError, "`example_input` must be one batch.*NoneType"),
+        (
+            lambda: layers.GRU(2),
+            features(2, 5),
+            {"opset_version": 100},
+            ValueError,
+            "from 13 to 20",
+        ),
+        (lambda: layers.GRU(2), features(2, 5), {"opset_version": 9}, ValueError, "received 9"),
+        (lambda: layers.GRU(2), features(2, 0), {}, ValueError, r"one timestep.*\(2, 0, 3\)"),
+        (
+            lambda: layers.LSTM(2, dtype="float64"),
+            features(2, 5).double(),
+            {},
+            ValueError,
+            "float64, and onnxruntime cannot run",
+        ),
+    ],
+    ids=["no_example", "opset_100", "opset_9", "no_timesteps", "float64"],
+)
+def test_what_cannot_export_or_run_is_refused_before_writing(
+    tmp_path, make, example, options, error, message
+):
+    with pytest.raises(error, match=message):
+        rnnkit.io.export_onnx(make(), tmp_path / "m.onnx", example, **options)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_folder_is_created(tmp_path):
+    path = tmp_path / "new" / "folder" / "m.onnx"
+    rnnkit.io.export_onnx(layers.GRU(2), path, features(2, 5))
+    assert path.exists() and [p.name for p in path.parent.iterdir()] == ["m.onnx"]

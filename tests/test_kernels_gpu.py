@@ -474,3 +474,17 @@ def test_kernels_compile_for_hopper(monkeypatch, kind, dtype):
         # bfloat16 products run on tensor cores; float32 ones in exact (IEEE) FMAs, not TF32.
         assert ("mma" in compiled.asm["ptx"]) == (dtype == "bf16")
         assert compiled.metadata.shared <= 227 * 1024
+
+
+@pytest.mark.parametrize("case", ["scattered_mask", "zero_output_backwards", "per_gate_dropout"])
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_nan_at_masked_steps_reaches_neither_outputs_nor_gradients(gpu, kind, case):
+    """Masked steps are selected away, so NaN there changes no output and no gradient."""
+    cell_kwargs, inputs, initial, run_kwargs, _ = case_arguments(kind, case, torch.float64)
+    cell = make_cell(kind, torch.float64, **cell_kwargs)
+    poisoned = inputs.masked_fill(~run_kwargs["mask"].unsqueeze(-1), float("nan"))
+    got = values_and_gradients(gpu.run_gpu, cell, poisoned, initial, run_kwargs)
+    want = values_and_gradients(gpu.run_gpu, cell, inputs, initial, run_kwargs)
+    assert all(torch.isfinite(t).all() for t in got[0] + got[1])
+    assert_all_close(got[0], want[0], 1e-12)
+    assert_all_close(got[1], want[1], 1e-12)

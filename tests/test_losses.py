@@ -137,3 +137,25 @@ def test_serialize_round_trip():
     assert isinstance(restored, losses.CategoricalCrossentropy)
     assert restored.config == {"from_logits": True}
     assert losses.serialize(lambda y_true, y_pred: y_pred.sum()) is None
+
+
+@pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error"])
+def test_regression_losses_refuse_to_broadcast_mismatched_shapes(name):
+    """(20, 5) targets against (20, 1) predictions would broadcast into a useless loss."""
+    with pytest.raises(
+        ValueError, match=r"same shape.*y_true.shape=\(20, 5\), y_pred.shape=\(20, 1\)"
+    ):
+        getattr(losses, name)(np.zeros((20, 5)), np.zeros((20, 1)))
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ([0, 1, 2, 1.5], r"whole numbers\), received values such as 1.5"),
+        ([0, 1, 3, 1], r"in \[0, 3\) .*received values from 0 to 3"),
+        ([-1, 0, 0, 0], r"in \[0, 3\) .*received values from -1 to 0"),
+    ],
+)
+def test_sparse_labels_must_be_class_indices(labels, message):
+    with pytest.raises(ValueError, match=message):
+        losses.sparse_categorical_crossentropy(np.array(labels), np.full((4, 3), 1 / 3))

@@ -7,6 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+import zip_damage
 
 import rnnkit as rk
 from rnnkit import layers
@@ -192,3 +193,69 @@ def test_bad_model_arguments():
     orphan = rk.Input(shape=(None, 2))
     with pytest.raises(ValueError, match="not in `inputs`"):
         rk.Model(rk.Input(shape=(None, 2)), layers.SimpleRNN(2)(orphan))
+
+
+def saved_model_file(tmp_path):
+    path = tmp_path / "model.rnnkit"
+    model = rk.Sequential([rk.Input(shape=(None, 3)), layers.GRU(4)])
+    model.compile(optimizer="adam", loss="mse")
+    model.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: zip_damage.break_deflate_stream(p, "config.json"), "zlib.error|BadZipFile"),
+        (zip_damage.mark_strongly_encrypted, "strong encryption"),
+        (lambda p: zip_damage.replace_member(p, "metadata.json", b"{"), "metadata.json.*JSON"),
+        (lambda p: zip_damage.replace_member(p, "metadata.json", b"[]"), "metadata.json must"),
+        (lambda p: zip_damage.replace_member(p, "config.json", b"{not json"), "config.json"),
+        (lambda p: zip_damage.replace_member(p, "config.json", b"7"), "config.json must hold"),
+        (
+            lambda p: zip_damage.replace_member(
+                p, "config.json", b'{"class_name": "Sequential", "config": {"name": "s"}}'
+            ),
+            r"field 'config.layers' is missing",
+        ),
+        (
+            lambda p: zip_damage.replace_member(
+                p,
+                "config.json",
+                b'{"class_name": "Sequential", "config": {"name": "s", "layers": [{"a": 1}]}}',
+            ),
+            r"field 'config.layers\[0\]' must be a layer config",
+        ),
+        (
+            lambda p: zip_damage.replace_member(p, "model.safetensors", b"\x08" + b"\0" * 20),
+            r"model.safetensors.*SafetensorError",
+        ),
+        (
+            lambda p: zip_damage.replace_member(p, "optimizer.pt", b"garbage"),
+            "optimizer.pt",
+        ),
+        (
+            lambda p: zip_damage.replace_member(p, "compile.json", b'{"optimizer": 3}'),
+            "compile.json is not valid",
+        ),
+    ],
+    ids=[
+        "zlib",
+        "encrypted",
+        "bad_metadata_json",
+        "metadata_not_an_object",
+        "bad_config_json",
+        "config_not_an_object",
+        "no_layers",
+        "bad_layer",
+        "safetensors",
+        "optimizer_pickle",
+        "compile_arguments",
+    ],
+)
+def test_damaged_or_hand_edited_model_files_give_one_clear_error(tmp_path, damage, message):
+    path = saved_model_file(tmp_path)
+    damage(path)
+    with pytest.raises(ValueError, match=message) as caught:
+        rk.load_model(path)
+    assert str(path) in str(caught.value)

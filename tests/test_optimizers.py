@@ -51,11 +51,14 @@ CASES = {  # name: (class, kwargs, gradient scale)
     "adagrad small gradients": ("Adagrad", {}, 1e-4),
     "rmsprop momentum centered": ("RMSprop", {"learning_rate": 0.01, "momentum": 0.9,
                                               "centered": True, "rho": 0.8}),
+    "rmsprop momentum": ("RMSprop", {"learning_rate": 0.01, "momentum": 0.5}),
+    "rmsprop centered": ("RMSprop", {"learning_rate": 0.01, "centered": True}),
     "adam": ("Adam", {"learning_rate": 0.01}),
     "adam amsgrad": ("Adam", {"learning_rate": 0.05, "beta_2": 0.9, "amsgrad": True}),
     "adamw": ("AdamW", {"learning_rate": 0.01, "weight_decay": 0.1}),
     "sgd": ("SGD", {}),
     "sgd nesterov": ("SGD", {"learning_rate": 0.02, "momentum": 0.9, "nesterov": True}),
+    "sgd momentum": ("SGD", {"learning_rate": 0.02, "momentum": 0.9}),
     "adagrad": ("Adagrad", {"learning_rate": 0.1}),
     "rmsprop clipnorm weight_decay": ("RMSprop", {"clipnorm": 1.0, "weight_decay": 0.05}),
     "adam global_clipnorm": ("Adam", {"global_clipnorm": 0.5}),
@@ -72,6 +75,40 @@ def test_steps_match_keras(case):
     actual = rnnkit_steps(getattr(optimizers, name)(**kwargs).build([weight]), weight, *scale)
     assert not np.allclose(actual, W0)  # the weights moved
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+def table_gradients(seed: int) -> list[np.ndarray]:
+    """STEPS gradients for a (64, 8) table as an Embedding's: rows of scales from 1e-6 to 1
+    (where epsilon matters and where it does not) and rows that no id touched (zero)."""
+    rng = np.random.default_rng(seed)
+    row_scales = 10.0 ** rng.uniform(-6, 0, size=(64, 1))
+    gradients = []
+    for _ in range(STEPS):
+        rows = rng.normal(size=(64, 8)) * row_scales * (rng.uniform(size=(64, 1)) < 0.7)
+        gradients.append(rows.astype("float32"))
+    return gradients
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_in_place_updates_match_keras_on_an_embedding_table(case):
+    """The rules run in place (no temporaries the size of the table); on a table with gradients
+    of every scale, and untouched rows, they still match Keras to float32 rounding and leave
+    each gradient as it was."""
+    keras = pytest.importorskip("keras", reason="Keras 3 is the reference for update rules")
+    name, kwargs, *_ = CASES[case]
+    table = np.random.default_rng(1).normal(size=(64, 8)).astype("float32")
+    gradients = table_gradients(seed=2)
+    variable = keras.Variable(table.copy())
+    reference = getattr(keras.optimizers, name)(**kwargs)
+    weight = torch.nn.Parameter(torch.from_numpy(table.copy()))
+    optimizer = getattr(optimizers, name)(**kwargs).build([weight])
+    for gradient_rows in gradients:
+        reference.apply_gradients([(keras.ops.convert_to_tensor(gradient_rows), variable)])
+        weight.grad = torch.from_numpy(gradient_rows.copy())
+        optimizer.step()
+        np.testing.assert_array_equal(weight.grad.numpy(), gradient_rows)
+    assert not np.allclose(weight.detach().numpy(), table)  # the weights moved
+    np.testing.assert_allclose(weight.detach().numpy(), np.asarray(variable), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize(

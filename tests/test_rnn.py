@@ -408,6 +408,42 @@ def test_config_round_trip_recreates_the_layer():
         ),
         (lambda: SimpleRNN(3), lambda layer: layer(np.zeros((2, 0, 4))), "at least one timestep"),
         (lambda: SimpleRNN(3), lambda layer: layer([[1.0]]), "torch.Tensor or NumPy array"),
+        (
+            lambda: SimpleRNN(3),
+            lambda layer: layer(np.full((2, 3, 4), "a")),
+            "`inputs` of numbers, received an array of <U1",
+        ),
+        (
+            lambda: SimpleRNN(3),
+            lambda layer: layer(np.array([[[1.0]], [[1.0, 2.0]]], dtype=object)),
+            "`inputs` of numbers, received an array of object",
+        ),
+        (
+            lambda: SimpleRNN(3),
+            lambda layer: layer(np.ones((2, 3, 4)) * (1 + 1j)),
+            "expects real `inputs`, received torch.complex128",
+        ),
+        (lambda: LSTM(3), lambda layer: layer(np.zeros((2, 3, 4)), mask="abc"), "received <U3"),
+        (
+            lambda: LSTM(3),
+            lambda layer: layer(np.zeros((2, 3, 4)), mask=[[1, 1, 1], [1]]),
+            "received ragged rows",
+        ),
+        (
+            lambda: LSTM(3),
+            lambda layer: layer(np.zeros((2, 3, 4)), mask=np.full((2, 3), 0.5)),
+            "values other than 0 and 1",
+        ),
+        (
+            lambda: LSTM(3),
+            lambda layer: layer(np.zeros((2, 3, 4)), initial_state=5),
+            "`initial_state` as a tensor or a list of tensors .*received int",
+        ),
+        (
+            lambda: LSTM(3),
+            lambda layer: layer(np.zeros((2, 3, 4)), initial_state={"h": np.zeros((2, 3))}),
+            "received dict",
+        ),
     ],
 )
 def test_bad_inputs_raise_clear_errors(build, call, message):
@@ -428,6 +464,11 @@ def test_bad_inputs_raise_clear_errors(build, call, message):
         (lambda: RNN(object()), "`cell` must be a torch.nn.Module"),
         (lambda: RNN(torch.nn.Linear(2, 2)), "`state_size`"),
         (lambda: SimpleRNN(3, activation="nope"), "nope"),
+        (lambda: LSTM(3, return_sequences="no"), "`return_sequences` must be True or False"),
+        (lambda: GRU(3, go_backwards=1), "`go_backwards` must be True or False, received 1"),
+        (lambda: LSTM(True), "`units` must be a positive integer, received True"),
+        # Caught before anything is allocated: the recurrent kernel would need 16 TB.
+        (lambda: LSTM(10**6), r"`recurrent_kernel` of shape \(1000000, 4000000\)"),
     ],
 )
 def test_bad_arguments_raise_clear_errors(make, message):
@@ -503,3 +544,51 @@ def test_fused_results_do_not_depend_on_the_thread_count(kind, options, batch):
         torch.set_num_threads(threads)
     for one, two in zip(*results):
         assert torch.equal(one, two)
+
+
+MASKED_STEP_CASES = {
+    "right_padded": ({}, right_padded_mask()),
+    "left_padded_backwards": ({"go_backwards": True}, left_padded_mask()),
+    "zero_output": ({"zero_output_for_mask": True}, left_padded_mask()),
+    "unroll": ({"unroll": True}, left_padded_mask()),
+    "dropout": ({"dropout": 0.3, "recurrent_dropout": 0.4}, right_padded_mask()),
+}
+
+
+@pytest.mark.parametrize("poison", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("case", sorted(MASKED_STEP_CASES))
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_what_masked_steps_hold_reaches_neither_outputs_nor_gradients(
+    kind, case, poison, use_fused
+):
+    """Masked steps are selected away: NaN or inf there changes no output and no gradient
+    (a mask that multiplies would give `0 * nan = nan` in every weight's gradient)."""
+    layer_kwargs, mask = MASKED_STEP_CASES[case]
+    layer, _ = make_layer(kind, use_fused=use_fused, **layer_kwargs)
+    if "dropout" in layer_kwargs:
+        gates = KINDS[kind].gates
+        input_mask, recurrent_mask = fixed_dropout_masks(layer, gates, per_gate=True)
+        layer.cell.make_dropout_masks = lambda batch: DropoutMasks(
+            torch.from_numpy(input_mask), torch.from_numpy(recurrent_mask)
+        )
+    clean = inputs()
+    poisoned = clean.copy()
+    poisoned[~mask] = poison
+    results = []
+    for x in (clean, poisoned):
+        layer.zero_grad()
+        x = torch.from_numpy(x).requires_grad_()
+        outputs = layer(x, mask=mask, training=True)
+        weights = torch.linspace(-1, 1, outputs[0].numel(), dtype=torch.float64)
+        (outputs[0].flatten() @ weights + sum(state.sum() for state in outputs[1:])).backward()
+        results.append([*outputs, x.grad, *[p.grad for p in layer.parameters()]])
+    for got, want in zip(results[1], results[0]):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+def test_numpy_integers_and_bools_are_accepted_as_keras_accepts_them():
+    layer = LSTM(np.int64(4), return_sequences=np.True_)
+    assert layer.units == 4 and type(layer.units) is int and layer.return_sequences is True
+    outputs = layer(np.zeros((2, 3, 5)), mask=np.array([[1, 1, 0], [1, 0, 0]]))
+    assert outputs.shape == (2, 3, 4)

@@ -112,3 +112,17 @@ def test_train_val_split():
             train_val_split("abc", bad)
     with pytest.raises(TypeError, match="fraction"):
         train_val_split("abc", "0.1")
+
+
+def test_binary_files_are_refused_and_a_stray_bad_byte_is_not(tmp_path):
+    binary = tmp_path / "ls"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 8)
+    with pytest.raises(ValueError, match="is not a text file.*NUL bytes"):
+        text_corpus.load_text(binary)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(bytes(range(128, 256)) * 4)
+    with pytest.raises(ValueError, match="is not a text file.*not UTF-8"):
+        text_corpus.load_text(latin)
+    mostly_text = tmp_path / "text.txt"
+    mostly_text.write_bytes(b"plain words " * 100 + b"\xff")
+    assert text_corpus.load_text(mostly_text).startswith("plain words")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnkit._files import decode_errors
 from rnnkit.data.download import get_file
 
 _ORIGIN_FOLDER = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -37,6 +38,9 @@ _ALLOWED_PICKLE_GLOBALS = frozenset(
         ("numpy", "dtype"),
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
+        # NumPy scalars (a user's lists of np.int64): rebuilt from a dtype and raw bytes.
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
     }
 )
 
@@ -221,11 +225,9 @@ def _read_npy(stream: io.BytesIO) -> np.ndarray:
 
 def _load_npz(path: str) -> dict[str, np.ndarray]:
     """The four arrays of an IMDB `.npz` file, or a ValueError naming the file and the fault."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as error:
-        raise ValueError(f"{path} is not a valid .npz file (not a zip archive).") from error
-    with archive:
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path!r} is not a valid .npz file (not a zip archive).")
+    with decode_errors(path, "the .npz archive"), zipfile.ZipFile(path) as archive:
         members = {
             name[: -len(".npy")]: name for name in archive.namelist() if name.endswith(".npy")
         }
@@ -239,8 +241,8 @@ def _load_npz(path: str) -> dict[str, np.ndarray]:
             arrays = {
                 key: _read_npy(io.BytesIO(archive.read(members[key]))) for key in _REQUIRED_KEYS
             }
-        except (ValueError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(f"{path} holds an array that cannot be read: {error}") from error
+        except ValueError as error:  # NumPy's word for a bad header or a short array
+            raise ValueError(f"{path!r} holds an array that cannot be read: {error}") from None
     for split in ("train", "test"):
         reviews, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if not isinstance(reviews, np.ndarray) or not isinstance(labels, np.ndarray):

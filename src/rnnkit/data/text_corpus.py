@@ -55,6 +55,18 @@ def stdlib_source_files() -> list[Path]:
     return files
 
 
+def _check_text(path: str, text: str) -> None:
+    """Raises a ValueError if `text` (read from `path`) looks like binary data: a NUL byte, or
+    more than 1% of its characters undecodable. A stray bad byte in real text is tolerated."""
+    undecodable = text.count("\ufffd")
+    if "\0" in text or undecodable > 0.01 * len(text):
+        raise ValueError(
+            f"{path!r} is not a text file (it holds binary data: "
+            f"{'NUL bytes' if chr(0) in text else f'{undecodable:,} bytes that are not UTF-8'}); "
+            "give a UTF-8 text file."
+        )
+
+
 def load_text(path: str | os.PathLike[str] | None = None, max_chars: int | None = None) -> str:
     """Returns a training text: a file's contents, or by default Python's standard library source.
 
@@ -69,7 +81,8 @@ def load_text(path: str | os.PathLike[str] | None = None, max_chars: int | None 
 
     Raises:
         FileNotFoundError: `path` does not exist.
-        ValueError: `max_chars` is not a positive int.
+        ValueError: `max_chars` is not a positive int, or `path` holds binary data (NUL bytes,
+            or more than 1% of it is not UTF-8), not text.
 
     Example:
         >>> text = load_text(max_chars=1000)
@@ -82,7 +95,9 @@ def load_text(path: str | os.PathLike[str] | None = None, max_chars: int | None 
         raise ValueError(f"`max_chars` must be a positive int or None; received {max_chars!r}.")
     if path is not None:
         with open(path, encoding="utf-8", errors="replace") as stream:
-            return stream.read() if max_chars is None else stream.read(max_chars)
+            text = stream.read() if max_chars is None else stream.read(max_chars)
+        _check_text(os.fspath(path), text)
+        return text
 
     limit = DEFAULT_MAX_CHARS if max_chars is None else max_chars
     pieces: list[str] = []

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 
 from rnnkit import layers
+from rnnkit._files import decode_errors
 from rnnkit.io import keras_weights
 from rnnkit.layers import serialization
 from rnnkit.layers.symbolic import Input, flatten
@@ -183,7 +184,7 @@ def _input_from_config(config: dict[str, Any]) -> Any:
 def _sequential_from_config(config: dict[str, Any]) -> tuple[Sequential, list[Any]]:
     model = serialization.model_class("Sequential")(name=config.get("name"))
     model_layers = []
-    for item in config.get("layers", []):
+    for item in config["layers"]:
         if item.get("class_name") == "InputLayer":
             model.add(_input_from_config(item))
         else:
@@ -360,27 +361,45 @@ def load_keras(path: str | os.PathLike) -> Model:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"No Keras model file at {path!r}.")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = {name: archive.read(name) for name in archive.namelist()}
-    except zipfile.BadZipFile:
+    if not zipfile.is_zipfile(path):
         hint = " (a Keras 2 HDF5 model? re-save it with Keras 3 as .keras)"
         raise ValueError(
             f"{path!r} is not a Keras 3 `.keras` archive{hint if h5py.is_hdf5(path) else ''}."
-        ) from None
-    if "config.json" not in members:
-        raise ValueError(f"{path!r} is not a Keras 3 `.keras` archive: it has no config.json.")
-    metadata = json.loads(members.get("metadata.json", b"{}"))
-    version = str(metadata.get("keras_version", "3"))
+        )
+    with decode_errors(path, "the Keras archive"):
+        with zipfile.ZipFile(path) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+    for name in ("metadata.json", "config.json"):
+        if name not in members:
+            raise ValueError(f"{path!r} is not a Keras 3 `.keras` archive: it has no {name}.")
+    metadata = _json_object(path, members, "metadata.json")
+    config = _json_object(path, members, "config.json")
+    version = str(metadata.get("keras_version", "3."))
     if not version.startswith("3."):
         raise ValueError(f"{path!r} was written by Keras {version}; rnnkit reads Keras 3 files.")
-    model, model_layers = model_from_config(json.loads(members["config.json"]))
+    try:
+        model, model_layers = model_from_config(config)
+    except (KeyError, IndexError, TypeError, AttributeError) as error:
+        detail = f"the field {error} is missing" if isinstance(error, KeyError) else str(error)
+        raise ValueError(
+            f"{path!r}: config.json is not a valid Keras model config: {detail}"
+        ) from None
     groups = keras_weights.layers_groups(model_layers)
     if "model.weights.h5" not in members:
         if any(group.weights for group in groups):
             raise ValueError(f"{path!r} has no model.weights.h5 for the model's weights.")
         return model
-    with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as file:
-        arrays = keras_weights.read_groups(file, groups, repr(path))
-    keras_weights.assign(groups, arrays)
+    with decode_errors(path, "model.weights.h5 (HDF5)"):
+        with h5py.File(io.BytesIO(members["model.weights.h5"]), "r") as file:
+            values = keras_weights.read_groups(file, groups, repr(path))
+    keras_weights.assign(groups, values)
     return model
+
+
+def _json_object(path: str, members: dict[str, bytes], name: str) -> dict[str, Any]:
+    """The JSON object in member `name` of the `.keras` archive at `path`."""
+    with decode_errors(path, name):
+        value = json.loads(members[name])
+    if not isinstance(value, dict):
+        raise ValueError(f"{path!r}: {name} must hold a JSON object, it holds {value!r:.80}.")
+    return value

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnkit._files import atomic_write, decode_errors
 from rnnkit.layers import graph, serialization
 from rnnkit.layers.base import Layer
 
@@ -154,14 +154,24 @@ def _datasets_below(file: h5py.File, root: str) -> set[str]:
     return found
 
 
-def read_groups(file: h5py.File, groups: Sequence[WeightGroup], source: str) -> list[np.ndarray]:
-    """The arrays for every weight of `groups`, in order, after checking them all.
+def _converted(item: h5py.Dataset, parameter: nn.Parameter, where: str) -> torch.Tensor:
+    """The dataset `item` as a tensor of `parameter`'s dtype, or a ValueError saying why not."""
+    array = np.asarray(item[()])
+    if array.dtype.kind not in "fiu":
+        raise ValueError(f"{where} holds {array.dtype} values, expected numbers (floats).")
+    return torch.as_tensor(array, dtype=parameter.dtype)
+
+
+def read_groups(file: h5py.File, groups: Sequence[WeightGroup], source: str) -> list[torch.Tensor]:
+    """The values for every weight of `groups`, in order, each read, converted to its weight's
+    dtype and checked before any is assigned.
 
     Raises:
-        ValueError: naming the layer and weight, when a weight is missing, has another shape,
-            or the file holds weights (under `layers/`) that the model has no place for.
+        ValueError: naming the layer and weight, when a weight is missing, has another shape or
+            a non-numeric dtype, or the file holds weights (under `layers/`) that the model has
+            no place for.
     """
-    arrays: list[np.ndarray] = []
+    values: list[torch.Tensor] = []
     used: set[str] = set()
     for group in groups:
         name = getattr(group.layer, "name", type(group.layer).__name__)
@@ -178,7 +188,8 @@ def read_groups(file: h5py.File, groups: Sequence[WeightGroup], source: str) -> 
                     f"{source}: layer '{name}' weight `{weight_name}` ('{key}') should have shape "
                     f"{tuple(parameter.shape)}, the file has {tuple(item.shape)}."
                 )
-            arrays.append(np.asarray(item[()]))
+            where = f"{source}: layer '{name}' weight `{weight_name}` ('{key}')"
+            values.append(_converted(item, parameter, where))
             used.add(key)
     extra = sorted(_datasets_below(file, "layers") - used)
     if extra:
@@ -187,15 +198,16 @@ def read_groups(file: h5py.File, groups: Sequence[WeightGroup], source: str) -> 
             f"{source}: the file holds {len(extra)} weight(s) the model has no place for "
             f"({shown}{', ...' if len(extra) > 5 else ''}); was it saved from another model?"
         )
-    return arrays
+    return values
 
 
-def assign(groups: Sequence[WeightGroup], arrays: Sequence[np.ndarray]) -> None:
-    """Copies `arrays` (from `read_groups`) into the weights of `groups`."""
+def assign(groups: Sequence[WeightGroup], values: Sequence[torch.Tensor]) -> None:
+    """Copies `values` (from `read_groups`, already checked and converted) into the weights of
+    `groups`."""
     parameters = [parameter for group in groups for _, parameter in group.weights]
     with torch.no_grad():
-        for parameter, array in zip(parameters, arrays):
-            parameter.copy_(torch.as_tensor(np.array(array), dtype=parameter.dtype))
+        for parameter, value in zip(parameters, values):
+            parameter.copy_(value)
 
 
 def _require_built(model: nn.Module) -> None:
@@ -228,9 +240,10 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
     """
     _require_built(model)
     groups = model_groups(model)
-    with _open(path) as file:
-        arrays = read_groups(file, groups, repr(os.fspath(path)))
-    assign(groups, arrays)
+    path = os.fspath(path)
+    with decode_errors(path, "the weights (HDF5)"), _open(path) as file:
+        values = read_groups(file, groups, repr(path))
+    assign(groups, values)
 
 
 def _write_input_groups(file: h5py.File, model: nn.Module) -> None:
@@ -248,7 +261,8 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
     """Writes the weights of `model` in Keras 3's layout, so `keras_model.load_weights(path)`
     loads them into the same architecture built with Keras.
 
-    The file is written to a temporary file beside `path` and moved over it when complete.
+    The file is written to a temporary file beside `path` and moved over it when complete;
+    its structure and each weight carry checksums, so damage is detected on loading.
 
     Args:
         model: a built rnnkit `Sequential`, functional `Model`, or a single layer.
@@ -261,19 +275,19 @@ def save_weights(model: nn.Module, path: str | os.PathLike) -> None:
     _require_built(model)
     path = os.fspath(path)
     groups = model_groups(model)
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".rnnkit-", suffix=".h5")
-    os.close(handle)
-    try:
-        with h5py.File(temporary, "w") as file:
-            _write_input_groups(file, model)
-            for group in groups:
-                entry = file.require_group(group.vars_path)
-                entry.attrs["name"] = getattr(group.layer, "name", type(group.layer).__name__)
-                for index, (_, parameter) in enumerate(group.weights):
-                    entry.create_dataset(str(index), data=parameter.detach().cpu().numpy())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    # HDF5 1.10's format checksums the file's structure, and Fletcher-32 (on chunked data)
+    # each weight's values, so a damaged file fails to load instead of loading other weights.
+    # Keras (any h5py on HDF5 >= 1.10) reads both.
+    with (
+        atomic_write(path) as temporary,
+        h5py.File(temporary, "w", libver=("v110", "v110")) as file,
+    ):
+        _write_input_groups(file, model)
+        for group in groups:
+            entry = file.require_group(group.vars_path)
+            entry.attrs["name"] = getattr(group.layer, "name", type(group.layer).__name__)
+            for index, (_, parameter) in enumerate(group.weights):
+                values = parameter.detach().cpu().numpy()
+                entry.create_dataset(
+                    str(index), data=values, chunks=values.shape or None, fletcher32=True
+                )

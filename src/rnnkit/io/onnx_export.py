@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnkit._files import atomic_write
 from rnnkit.io.onnx_recurrent import RecurrentForExport, quiet_torchscript
 from rnnkit.layers import (
     RNN,
@@ -130,13 +131,46 @@ def _inside_bidirectional(module: nn.Module, model: nn.Module) -> bool:
 # ------------------------------------------------------------------------------ export
 def _as_tensors(example_input: Any) -> list[torch.Tensor]:
     items = list(example_input) if isinstance(example_input, (list, tuple)) else [example_input]
+    if not items or any(not isinstance(item, (torch.Tensor, np.ndarray)) for item in items):
+        raise TypeError(
+            "export_onnx: `example_input` must be one batch the model accepts (a tensor or NumPy "
+            f"array, or a list of them), received {type(example_input).__name__}."
+        )
     tensors = [torch.as_tensor(item) for item in items]
     for tensor in tensors:
         if tensor.dim() < 1:
             raise ValueError(
                 "export_onnx: `example_input` needs a batch axis, received a scalar tensor."
             )
+        if 0 in tensor.shape[:2]:
+            raise ValueError(
+                "export_onnx: `example_input` needs at least one sample and one timestep, "
+                f"received shape {tuple(tensor.shape)}."
+            )
     return tensors
+
+
+# The opsets whose files onnxruntime runs: from 13 (the first in which the loops' sequence
+# outputs are valid) to 20 (the newest that torch's TorchScript exporter writes).
+OPSETS = range(13, 21)
+
+
+def _check_opset(opset_version: Any) -> None:
+    if isinstance(opset_version, bool) or opset_version not in OPSETS:
+        raise ValueError(
+            f"export_onnx: `opset_version` must be an integer from {OPSETS.start} to "
+            f"{OPSETS.stop - 1}, received {opset_version!r}."
+        )
+
+
+def _check_runnable(model: nn.Module) -> None:
+    """Refuses a built model whose file onnxruntime could not run."""
+    if any(parameter.dtype == torch.float64 for parameter in model.parameters()):
+        raise ValueError(
+            "export_onnx: the model's weights are float64, and onnxruntime cannot run float64 "
+            "recurrent layers (its LSTM, GRU and RNN ops have no double kernels): build the "
+            "model in float32 (the default dtype) to export it."
+        )
 
 
 def _flat(outputs: Any) -> list[torch.Tensor]:
@@ -181,12 +215,15 @@ def export_onnx(
         example_input: one batch the model accepts (tensor or NumPy array, or a list of them
             for several inputs), e.g. `(batch, timesteps, features)` or integer ids
             `(batch, timesteps)`.
-        opset_version: the ONNX opset (default 17).
+        opset_version: the ONNX opset, 13 to 20 (default 17).
 
     Raises:
         ImportError: the `onnx` package is not installed.
         ValueError: a layer or option cannot be exported (the message names it): stateful
-            layers, custom cells, layer calls with extra arguments, unsupported activations.
+            layers, custom cells, layer calls with extra arguments, unsupported activations,
+            float64 weights (onnxruntime cannot run them), an opset outside 13-20, an
+            `example_input` without samples or timesteps.
+        TypeError: `example_input` is not a tensor or array (or a list of them).
 
     Example:
         >>> rnnkit.io.export_onnx(model, "model.onnx", x_test[:2])
@@ -198,12 +235,14 @@ def export_onnx(
             "export_onnx needs the `onnx` package (torch's exporter writes the file with it): "
             "pip install onnx (onnxruntime too, to run the file)."
         )
+    _check_opset(opset_version)
     inputs = _as_tensors(example_input)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             model(inputs[0] if len(inputs) == 1 else inputs)  # builds a lazy model
+        _check_runnable(model)
         graph = _ExportGraph(model).eval()
         axes = _time_axes(graph, inputs)
         with torch.no_grad():
@@ -226,26 +265,17 @@ def export_onnx(
 
 
 def _write(graph, inputs, path, input_names, output_names, dynamic, opset_version) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".rnnkit-", suffix=".onnx")
-    os.close(handle)
-    try:
-        with quiet_torchscript():
-            # Tracing first keeps the scripted loops as loops (the exporter's own tracing
-            # rejects scripted submodules).
-            traced = torch.jit.trace(graph, inputs)
-            torch.onnx.export(
-                traced,
-                inputs,
-                temporary,
-                dynamo=False,
-                input_names=input_names,
-                output_names=output_names,
-                dynamic_axes=dynamic,
-                opset_version=opset_version,
-            )
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    with atomic_write(path) as temporary, quiet_torchscript():
+        # Tracing first keeps the scripted loops as loops (the exporter's own tracing
+        # rejects scripted submodules).
+        traced = torch.jit.trace(graph, inputs)
+        torch.onnx.export(
+            traced,
+            inputs,
+            temporary,
+            dynamo=False,
+            input_names=input_names,
+            output_names=output_names,
+            dynamic_axes=dynamic,
+            opset_version=opset_version,
+        )

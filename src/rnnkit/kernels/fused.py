@@ -18,6 +18,7 @@ import torch
 
 from rnnkit.activations import ActivationCode
 from rnnkit.kernels import buffers, cpu
+from rnnkit.kernels.loop import zero_masked_steps
 from rnnkit.kernels.spec import (
     CellKind,
     CellSpec,
@@ -236,7 +237,7 @@ def _operands(
         mask = torch.ones(inputs.shape[:2], dtype=torch.bool)
     h0 = initial_states[0]
     c0 = initial_states[1] if kind == CellKind.LSTM else torch.zeros_like(h0)
-    inputs = inputs.to(dtype)
+    inputs = zero_masked_steps(inputs.to(dtype), recurrence.mask)
     differentiable = (
         inputs,
         spec.kernel,

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from rnnkit.kernels.dropout import masked_matmul
+from rnnkit.kernels.loop import zero_masked_steps
 from rnnkit.kernels.spec import (
     CellKind,
     KernelResult,
@@ -283,6 +284,7 @@ def run_gpu(
         )
     kind, units = spec.kind, spec.units
     recurrent_mask = recurrent_dropout(recurrence)
+    inputs = zero_masked_steps(inputs, mask)
     xproj = masked_matmul(inputs, spec.kernel, input_dropout(recurrence))  # (B, T, G*U)
     if spec.input_bias is not None:
         xproj = xproj + spec.input_bias

@@ -14,6 +14,9 @@ form). The rules, named so that each kernel's docstring can say which it reprodu
   zero with `zero_output_for_mask`;
 - (unroll) with `unroll`, masked steps before the first real one output zeros, as Keras's
   unrolled loop does;
+- (select) masked steps are selected away, never multiplied: their inputs are replaced by zeros
+  before any product (`zero_masked_steps`), so a NaN or inf there reaches neither the outputs
+  nor the gradients (`0 * nan` is nan: a multiplied mask would let it into `inputs^T @ d_pre`);
 - (last) the last output is the output of the last processed step, after masking; without
   `return_sequences` only it is kept.
 """
@@ -23,6 +26,15 @@ from __future__ import annotations
 import torch
 
 from rnnkit.kernels.spec import KernelResult, Recurrence, StepCell
+
+
+def zero_masked_steps(inputs: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """`inputs` (batch, timesteps, features) with the steps where `mask` (batch, timesteps) is
+    False replaced by zeros, by selection: every kernel runs on these, so whatever a padded
+    step held (NaN, inf) never enters a product. The gradient at those steps stays zero."""
+    if mask is None:
+        return inputs
+    return torch.where(mask.unsqueeze(-1), inputs, inputs.new_zeros(()))
 
 
 def _previous_output(cell: StepCell, states: list[torch.Tensor], output_size: int):
@@ -49,6 +61,7 @@ def run_loop(
     """
     cell = recurrence.cell.cell
     mask, dropout_masks = recurrence.mask, recurrence.dropout_masks
+    inputs = zero_masked_steps(inputs, mask)
     return_sequences = recurrence.return_sequences
     timesteps = inputs.shape[1]
     order = range(timesteps - 1, -1, -1) if recurrence.go_backwards else range(timesteps)

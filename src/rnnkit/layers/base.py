@@ -15,6 +15,7 @@ Every rnnkit layer (and cell) derives from `Layer`. What it adds to `torch.nn.Mo
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from contextvars import ContextVar
@@ -25,6 +26,7 @@ import torch
 from torch import nn
 
 from rnnkit import initializers, regularizers
+from rnnkit._interrupts import uninterruptible
 from rnnkit.layers import symbolic
 
 _name_counts: dict[str, int] = {}
@@ -52,6 +54,25 @@ def _to_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if isinstance(dtype, str) and isinstance(getattr(torch, dtype, None), torch.dtype):
         return getattr(torch, dtype)
     raise TypeError(f"Argument `dtype` must be a torch.dtype or its name, received {dtype!r}.")
+
+
+# No weight may hold more than 2**31 - 1 values (8 GiB in float32): past that, sizes no longer
+# fit the 32-bit indices of many kernels, and such a size is nearly always a mistyped argument
+# (`LSTM(10**6)` would need a 16 TB recurrent kernel).
+MAX_WEIGHT_VALUES = 2**31 - 1
+
+
+def check_weight_size(owner: str, name: str, shape: Sequence[int], dtype: torch.dtype) -> None:
+    """Raises a ValueError naming `owner`'s weight `name` if `shape` holds more than
+    `MAX_WEIGHT_VALUES` values."""
+    count = math.prod(int(size) for size in shape)
+    if count > MAX_WEIGHT_VALUES:
+        size = count * torch.empty((), dtype=dtype).element_size()
+        raise ValueError(
+            f"{owner}: weight `{name}` of shape {tuple(int(s) for s in shape)} would hold "
+            f"{count:,} values ({size / 2**30:,.0f} GiB); rnnkit allows at most "
+            f"{MAX_WEIGHT_VALUES:,} values per weight. Is a size argument too large?"
+        )
 
 
 class Layer(nn.Module):
@@ -131,7 +152,13 @@ class Layer(nn.Module):
         trainable: bool = True,
         device: torch.device | str | None = None,
     ) -> nn.Parameter:
-        """Creates, registers and returns a weight `name` of `shape` (Keras's `add_weight`)."""
+        """Creates, registers and returns a weight `name` of `shape` (Keras's `add_weight`).
+
+        Raises:
+            ValueError: the weight would hold more than `MAX_WEIGHT_VALUES` values (checked
+                before anything is allocated).
+        """
+        check_weight_size(f"Layer '{self.name}'", name, shape, self.dtype)
         device = device or _build_device.get()
         values = initializers.get(initializer)(tuple(shape), dtype=self.dtype, device=device)
         parameter = nn.Parameter(values, requires_grad=trainable and self._trainable)
@@ -147,7 +174,8 @@ class Layer(nn.Module):
         """Builds the layer for `inputs` on their device (called once, by the first call)."""
         token = _build_device.set(inputs.device)
         try:
-            self.build(tuple(inputs.shape))
+            with uninterruptible():  # a Ctrl-C here would leave the layer half built
+                self.build(tuple(inputs.shape))
         finally:
             _build_device.reset(token)
         self.built = True
@@ -165,11 +193,22 @@ class Layer(nn.Module):
         """NumPy arrays and Python numbers become tensors on the layer's device; floating
         inputs are cast to the layer's dtype, as Keras autocasts."""
         if isinstance(inputs, np.ndarray) or np.isscalar(inputs):
+            if np.asarray(inputs).dtype.kind not in "biufc":
+                raise TypeError(
+                    f"Layer '{self.name}' expects `{argument}` of numbers, received an array of "
+                    f"{np.asarray(inputs).dtype} (strings or objects): convert them to numbers "
+                    "first (a tokenizer, `pad_sequences`)."
+                )
             inputs = torch.as_tensor(_writable(inputs))
         if not isinstance(inputs, torch.Tensor):
             raise TypeError(
                 f"Layer '{self.name}' expects `{argument}` as a torch.Tensor or NumPy array, "
                 f"received {type(inputs).__name__}."
+            )
+        if inputs.is_complex():
+            raise TypeError(
+                f"Layer '{self.name}' expects real `{argument}`, received {inputs.dtype} (the "
+                "imaginary part would be dropped): pass `x.real`, or `abs(x)`, as you intend."
             )
         if inputs.is_floating_point() and inputs.dtype != self.dtype:
             inputs = inputs.to(self.dtype)

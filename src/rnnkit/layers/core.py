@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.layers import serialization
 from rnnkit.layers.base import Layer
+from rnnkit.layers.embedding_lookup import embedding_lookup
 from rnnkit.layers.validation import check_positive_int, check_rate
 
 
@@ -242,7 +242,7 @@ class Embedding(Layer):
                     f"Layer '{self.name}' expects ids in [0, input_dim) = [0, {self.input_dim}), "
                     f"received ids from {low} (min) to {high} (max)."
                 )
-        return F.embedding(inputs.long(), self.embeddings)  # (*inputs.shape, output_dim)
+        return embedding_lookup(inputs, self.embeddings)  # (*inputs.shape, output_dim)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

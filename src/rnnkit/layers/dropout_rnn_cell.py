@@ -33,7 +33,7 @@ from torch import nn
 from rnnkit import activations, constraints, initializers, regularizers
 from rnnkit.kernels.dropout import masked_matmul
 from rnnkit.kernels.spec import CellKind, CellSpec, DropoutMasks
-from rnnkit.layers.base import Layer
+from rnnkit.layers.base import Layer, check_weight_size
 from rnnkit.layers.validation import check_positive_int, check_rate
 
 
@@ -65,6 +65,11 @@ class DropoutRNNCell(Layer):
         super().__init__(**kwargs)
         owner = type(self).__name__
         self.units = check_positive_int(owner, "units", units)
+        # The recurrent kernel's size is known now: an absurd `units` fails here, not at the
+        # first call with an allocator's error.
+        check_weight_size(
+            owner, "recurrent_kernel", (self.units, self.gates * self.units), self.dtype
+        )
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -97,12 +98,13 @@ class RNN(Layer):
             )
         check_use_fused(type(self).__name__, use_fused)
         self.cell = cell
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.stateful = bool(stateful)
-        self.unroll = bool(unroll)
-        self.zero_output_for_mask = bool(zero_output_for_mask)
+        owner = type(self).__name__
+        self.return_sequences = _check_flag(owner, "return_sequences", return_sequences)
+        self.return_state = _check_flag(owner, "return_state", return_state)
+        self.go_backwards = _check_flag(owner, "go_backwards", go_backwards)
+        self.stateful = _check_flag(owner, "stateful", stateful)
+        self.unroll = _check_flag(owner, "unroll", unroll)
+        self.zero_output_for_mask = _check_flag(owner, "zero_output_for_mask", zero_output_for_mask)
         self.use_fused = use_fused
         self.supports_masking = True
         self._input_features: int | None = None
@@ -176,17 +178,38 @@ class RNN(Layer):
     def _check_mask(self, mask: Any, batch: int, timesteps: int) -> torch.Tensor | None:
         if mask is None:
             return None
-        mask = torch.as_tensor(mask, device=self.device)
+        expected = f"`mask` of shape (batch, timesteps) = ({batch}, {timesteps})"
+        if not isinstance(mask, torch.Tensor):
+            try:
+                mask = np.asarray(mask)
+            except ValueError:  # NumPy's word for rows of different lengths
+                raise ValueError(
+                    f"Layer '{self.name}' expects {expected}, received ragged rows."
+                ) from None
+            if mask.dtype.kind not in "biuf":
+                raise TypeError(
+                    f"Layer '{self.name}' expects {expected} of bools, received {mask.dtype}."
+                )
+            mask = torch.from_numpy(mask)
         if tuple(mask.shape) != (batch, timesteps):
             raise ValueError(
-                f"Layer '{self.name}' expects `mask` of shape (batch, timesteps) = "
-                f"({batch}, {timesteps}), received shape {tuple(mask.shape)}."
+                f"Layer '{self.name}' expects {expected}, received shape {tuple(mask.shape)}."
             )
-        return mask.bool()
+        if mask.dtype != torch.bool and ((mask != 0) & (mask != 1)).any():
+            raise ValueError(
+                f"Layer '{self.name}' expects {expected} of bools (or 0/1), received values "
+                "other than 0 and 1."
+            )
+        return mask.to(device=self.device, dtype=torch.bool)
 
     def _check_initial_state(self, initial_state: Any, batch: int) -> list[torch.Tensor]:
         if isinstance(initial_state, (torch.Tensor,)) or hasattr(initial_state, "__array__"):
             initial_state = [initial_state]
+        if not isinstance(initial_state, (list, tuple)):
+            raise TypeError(
+                f"Layer '{self.name}' expects `initial_state` as a tensor or a list of tensors "
+                f"(one per state), received {type(initial_state).__name__}."
+            )
         states = list(initial_state)
         sizes = self.state_size
         if len(states) != len(sizes):
@@ -337,6 +360,16 @@ class RNN(Layer):
             if getattr(self, name)
         ]
         return ", ".join([f"name={self.name!r}", *flags])
+
+
+def _check_flag(owner: str, argument: str, value: Any) -> bool:
+    """`value` if it is a bool (NumPy's too), else a TypeError: a string such as "no" would
+    silently count as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"{owner}: argument `{argument}` must be True or False, received {value!r}."
+        )
+    return bool(value)
 
 
 def _is_state_size(size: Any) -> bool:

@@ -3,16 +3,18 @@ ValueError that names the argument, what was expected and what was received."""
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 
 def check_positive_int(owner: str, argument: str, value: Any) -> int:
-    """Returns `value` if it is a positive int, else raises a ValueError naming `argument`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    """Returns `value` as an int if it is a positive integer (NumPy's integers too, as in Keras;
+    not a bool), else raises a ValueError naming `argument`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
         raise ValueError(
             f"{owner}: argument `{argument}` must be a positive integer, received {value!r}."
         )
-    return value
+    return int(value)
 
 
 def check_rate(owner: str, argument: str, value: Any) -> float:

@@ -202,7 +202,8 @@ class Model(Layer):
         Keyword arguments as Keras's `fit`: `batch_size=32, epochs=1, verbose="auto",
         callbacks=None, validation_split=0.0, validation_data=None, shuffle=True,
         class_weight=None, sample_weight=None, initial_epoch=0, steps_per_epoch=None,
-        validation_steps=None, validation_batch_size=None, validation_freq=1`."""
+        validation_steps=None, validation_batch_size=None, validation_freq=1`; and rnnkit's
+        `skip_nonfinite_batches=False` (see `rnnkit.training.loop.fit`)."""
         from rnnkit.training import loop
 
         self._require_compiled("fit")

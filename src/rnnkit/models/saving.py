@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import zipfile
 from typing import Any
 
@@ -25,6 +24,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from rnnkit._files import atomic_write, decode_errors
 from rnnkit.layers import serialization
 from rnnkit.layers.symbolic import Input, SymbolicTensor
 
@@ -133,23 +133,6 @@ def model_from_config(config: dict[str, Any], custom_objects: dict | None = None
 
 
 # ----------------------------------------------------------------------------- files
-def _atomic_write(path: str, write: Any) -> None:
-    """Calls `write(file)` on a temporary file beside `path`, then moves it over `path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".rnnkit-", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def save_model(model: Any, path: str | os.PathLike) -> None:
     """Saves `model` (architecture, weights, compile arguments, optimizer state) to `path`."""
     path = os.fspath(path)
@@ -174,37 +157,71 @@ def save_model(model: Any, path: str | os.PathLike) -> None:
             torch.save(compiled.optimizer.state_dict(), buffer)
             members["optimizer.pt"] = buffer.getvalue()
 
-    def write(file: Any) -> None:
-        with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    with atomic_write(path) as temporary:
+        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, data in members.items():
                 archive.writestr(name, data)
-
-    _atomic_write(path, write)
 
 
 def _read_members(path: str) -> dict[str, bytes]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"No model file at {path!r}.")
-    try:
+    with decode_errors(path, "the model archive"):
         with zipfile.ZipFile(path) as archive:
             members = {name: archive.read(name) for name in archive.namelist()}
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
-        raise ValueError(
-            f"{path!r} is not a readable rnnkit model file (truncated or corrupt?): {error}"
-        ) from None
-    metadata = json.loads(members.get("metadata.json", b"{}"))
+    metadata = _json_member(path, members, "metadata.json", default=b"{}")
     missing = {"config.json", "model.safetensors"} - set(members)
     if metadata.get("format") != FORMAT or missing:
         raise ValueError(
             f"{path!r} is not an rnnkit model file (format {metadata.get('format')!r}, "
             f"missing {sorted(missing)})."
         )
-    if metadata.get("version", 0) > FORMAT_VERSION:
+    version = metadata.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{path!r}: metadata.json field 'version' must be an integer.")
+    if version > FORMAT_VERSION:
         raise ValueError(
-            f"{path!r} was written by a newer rnnkit (format version {metadata['version']}); "
+            f"{path!r} was written by a newer rnnkit (format version {version}); "
             f"this version reads up to {FORMAT_VERSION}."
         )
     return members
+
+
+def _json_member(path: str, members: dict[str, bytes], name: str, default: bytes) -> dict:
+    """The JSON object in member `name` of the archive at `path`."""
+    with decode_errors(path, name):
+        value = json.loads(members.get(name, default))
+    if not isinstance(value, dict):
+        raise ValueError(f"{path!r}: {name} must hold a JSON object, it holds {value!r:.80}.")
+    return value
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Checks the structure of a model config (`{"class_name", "config"}`) before it is used, so
+    a hand-edited file fails with the name of the field that is wrong.
+
+    Raises:
+        ValueError: naming the field that is missing or of the wrong type.
+    """
+    kind = config.get("class_name")
+    if kind not in ("Sequential", "Model"):
+        raise ValueError(f"field 'class_name' must be 'Sequential' or 'Model', it is {kind!r}")
+    inner = config.get("config")
+    if not isinstance(inner, dict):
+        raise ValueError("field 'config' must be an object")
+    fields = {"layers": list, "name": str}
+    if kind == "Model":
+        fields.update(inputs=list, nodes=list, outputs=list, single_output=bool)
+    for field, expected in fields.items():
+        if field not in inner:
+            raise ValueError(f"field 'config.{field}' is missing")
+        if not isinstance(inner[field], expected):
+            raise ValueError(f"field 'config.{field}' must be a {expected.__name__}")
+    for index, layer in enumerate(inner["layers"]):
+        if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str):
+            raise ValueError(f"field 'config.layers[{index}]' must be a layer config")
+        if not isinstance(layer.get("config", {}), dict):
+            raise ValueError(f"field 'config.layers[{index}].config' must be an object")
 
 
 def load_model(path: str | os.PathLike, custom_objects: dict | None = None) -> Any:
@@ -213,19 +230,37 @@ def load_model(path: str | os.PathLike, custom_objects: dict | None = None) -> A
 
     Raises:
         FileNotFoundError: no file at `path`.
-        ValueError: the file is truncated, corrupt, or not an rnnkit model file.
+        ValueError: the file is truncated, corrupt, hand-edited into something invalid, or not
+            an rnnkit model file (the message names the file and what is wrong).
     """
     path = os.fspath(path)
     members = _read_members(path)
-    model = model_from_config(json.loads(members["config.json"]), custom_objects)
+    config = _json_member(path, members, "config.json", default=b"")
     try:
+        check_config(config)
+        model = model_from_config(config, custom_objects)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
+        detail = f"field {error} is missing" if isinstance(error, KeyError) else str(error)
+        raise ValueError(f"{path!r}: config.json does not describe a model: {detail}") from None
+    with decode_errors(path, "the weights (model.safetensors)"):
         weights = load_safetensors(members["model.safetensors"])
+    try:
         model.load_state_dict(weights, strict=True)
     except (RuntimeError, ValueError) as error:
         raise ValueError(f"{path!r}: the weights do not fit the architecture: {error}") from None
     if "compile.json" in members:
-        model.compile(**json.loads(members["compile.json"]))
+        compile_config = _json_member(path, members, "compile.json", default=b"")
+        try:
+            model.compile(**compile_config)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path!r}: compile.json is not valid: {error}") from None
         if "optimizer.pt" in members:
-            state = torch.load(io.BytesIO(members["optimizer.pt"]), weights_only=True)
-            model.compiled.optimizer.load_state_dict(state)
+            with decode_errors(path, "the optimizer state (optimizer.pt)"):
+                state = torch.load(io.BytesIO(members["optimizer.pt"]), weights_only=True)
+            try:
+                model.compiled.optimizer.load_state_dict(state)
+            except (KeyError, TypeError, ValueError) as error:
+                raise ValueError(
+                    f"{path!r}: optimizer.pt does not fit the model's optimizer: {error}"
+                ) from None
     return model

@@ -296,7 +296,7 @@ def run(options: Any, stream: Any) -> dict[str, Any]:
     )
     model = build_model(len(chars), options.layer, options.units)
     model.compile(optimizer="rmsprop", loss="sparse_categorical_crossentropy", metrics=["acc"])
-    paths = output_paths(options.out)
+    paths = output_paths(options.out, stream)
     history = fit_and_save(
         model,
         paths,

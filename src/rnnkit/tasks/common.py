@@ -19,14 +19,25 @@ def recurrent_layer(name: str, units: int, **kwargs: Any) -> layers.RNN:
     return RECURRENT_LAYERS[name](units, **kwargs)
 
 
-def output_paths(out_dir: str) -> dict[str, str]:
-    """Where a task writes: the model, the per-epoch history CSV and the curves PNG."""
+def output_paths(out_dir: str, stream: Any = None) -> dict[str, str]:
+    """Where a task writes: the model, the per-epoch history CSV and the curves PNG.
+
+    A second run into the same folder replaces the first one's files (as `model.save` replaces
+    a file), after a note on `stream` that says so, so that no model is lost without a word.
+    """
     os.makedirs(out_dir, exist_ok=True)
-    return {
+    paths = {
         "model": os.path.join(out_dir, "model.rnnkit"),
         "history": os.path.join(out_dir, "history.csv"),
         "curves": os.path.join(out_dir, "curves.png"),
     }
+    if stream is not None and os.path.exists(paths["model"]):
+        print(
+            f"note: {out_dir} holds an earlier run's outputs; this run replaces them "
+            "(give another --out to keep both)",
+            file=stream,
+        )
+    return paths
 
 
 def fit_and_save(model: Any, paths: dict[str, str], *args: Any, **kwargs: Any) -> Any:

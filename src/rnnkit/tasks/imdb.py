@@ -30,7 +30,7 @@ def run(options: Any, stream: Any) -> dict[str, Any]:
         ]
     )
     model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["acc"])
-    paths = output_paths(options.out)
+    paths = output_paths(options.out, stream)
     fit_and_save(
         model,
         paths,

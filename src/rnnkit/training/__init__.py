@@ -19,6 +19,7 @@ from rnnkit.training.callbacks import (
     ReduceLROnPlateau,
     TerminateOnNaN,
 )
+from rnnkit.training.finite import NonFiniteLossError
 from rnnkit.training.history import History
 from rnnkit.training.loop import Compiled, compile, evaluate, fit, predict
 from rnnkit.training.progress import Progbar, ProgbarLogger
@@ -34,6 +35,7 @@ __all__ = [
     "LambdaCallback",
     "LearningRateScheduler",
     "ModelCheckpoint",
+    "NonFiniteLossError",
     "Progbar",
     "ProgbarLogger",
     "ReduceLROnPlateau",

@@ -39,6 +39,20 @@ def _ragged_error(argument: str, value: Any) -> ValueError:
     )
 
 
+def _check_table_columns(value: Any, argument: str) -> None:
+    """A table (a pandas DataFrame: `columns` and `dtypes`) with a column that is not numbers
+    is refused naming the column, instead of becoming an object array reported as ragged."""
+    columns, dtypes = getattr(value, "columns", None), getattr(value, "dtypes", None)
+    if columns is None or dtypes is None:
+        return
+    for column, dtype in zip(columns, dtypes):
+        if getattr(dtype, "kind", "O") not in "biuf":
+            raise TypeError(
+                f"`{argument}` column {column!r} holds {dtype} values; fit needs numbers: "
+                "encode it first (e.g. pandas.get_dummies, or a category's codes)."
+            )
+
+
 def to_tensor(value: Any, argument: str, float_dtype: torch.dtype) -> torch.Tensor:
     """One array-like as a tensor: floats in `float_dtype`, integers kept (int64 if unusual).
 
@@ -46,6 +60,7 @@ def to_tensor(value: Any, argument: str, float_dtype: torch.dtype) -> torch.Tens
     """
     if isinstance(value, torch.Tensor):
         return value
+    _check_table_columns(value, argument)
     if isinstance(value, np.ndarray) and value.dtype != object:
         array = value
     else:
@@ -55,6 +70,8 @@ def to_tensor(value: Any, argument: str, float_dtype: torch.dtype) -> torch.Tens
             raise _ragged_error(argument, value) from None
         if array.dtype == object:
             raise _ragged_error(argument, value)
+    if not array.flags.writeable:  # a read-only view (pandas' copy-on-write): torch warns
+        array = array.copy()
     if array.dtype.kind in "fb":
         return torch.as_tensor(array, dtype=float_dtype)
     if array.dtype.kind in "iu":

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from rnnkit._interrupts import uninterruptible
 from rnnkit.training import losses as losses_module
 from rnnkit.training import metrics as metrics_module
 from rnnkit.training import optimizers
@@ -72,7 +73,10 @@ class Compiled:
                     "build on their first call. Call the model on data (fit does) or give it "
                     "an Input first."
                 )
-            self._optimizer = optimizers.get(self._optimizer_spec, parameters)
+            # Building the first optimizer imports torch._dynamo (and sympy): a Ctrl-C in the
+            # middle would leave those modules broken for the rest of the process.
+            with uninterruptible():
+                self._optimizer = optimizers.get(self._optimizer_spec, parameters)
         return self._optimizer
 
     def get_config(self) -> dict[str, Any]:

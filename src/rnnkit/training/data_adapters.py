@@ -261,6 +261,8 @@ def _is_batch_iterable(x: Any) -> bool:
     list/tuple of `(x, y[, sample_weight])` tuples."""
     if isinstance(x, (np.ndarray, torch.Tensor, str, bytes, dict)) or is_several(x):
         return False
+    if hasattr(x, "__array__"):  # array-likes (a pandas DataFrame): arrays, as in Keras
+        return False
     if isinstance(x, (list, tuple)):
         return bool(x) and all(isinstance(item, tuple) and is_several(item) for item in x)
     return isinstance(x, Iterable)

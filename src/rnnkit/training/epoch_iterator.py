@@ -13,6 +13,7 @@ so that each process weighs its loss by its share of the global batch.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Iterator
 
@@ -51,7 +52,7 @@ class EpochIterator:
         training: bool = True,
     ) -> None:
         if steps is not None and (
-            isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
+            isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1
         ):
             raise ValueError(
                 f"The number of steps for `{argument}` must be a positive integer or None; "
@@ -64,7 +65,7 @@ class EpochIterator:
                 "validation_steps or steps)."
             )
         self.adapter = adapter
-        self.steps = steps
+        self.steps = None if steps is None else int(steps)  # NumPy integers too
         self.group = group
         self.argument = argument
         self.training = training

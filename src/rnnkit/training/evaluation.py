@@ -9,6 +9,7 @@ processes instead.
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,9 +39,10 @@ def check_verbose(verbose: Any) -> int:
 def check_batch_size(batch_size: Any, argument: str = "batch_size") -> int:
     if batch_size is None:
         return 32
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    integer = isinstance(batch_size, numbers.Integral) and not isinstance(batch_size, bool)
+    if not integer or batch_size < 1:
         raise ValueError(f"`{argument}` must be a positive integer; received {batch_size!r}.")
-    return batch_size
+    return int(batch_size)  # NumPy's integers too, as Keras takes them
 
 
 def make_callback_list(

@@ -22,12 +22,15 @@ class History(Callback):
         epoch: the 0-based indices of the epochs recorded.
         params: `{"verbose", "epochs", "steps"}` of the `fit` call.
         model: the model trained.
+        skipped_batches: `(epoch, batch)` (0-based) of each batch that
+            `fit(..., skip_nonfinite_batches=True)` skipped for a NaN or inf loss or gradient.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.history: dict[str, list[Any]] = {}
         self.epoch: list[int] = []
+        self.skipped_batches: list[tuple[int, int]] = []
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self.epoch = []

@@ -40,9 +40,11 @@ Launched by `torchrun` (several processes), `fit` trains data-parallel with no c
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from rnnkit.training import distributed
@@ -73,8 +75,10 @@ from rnnkit.training.evaluation import (
     predict,
     run_test,
 )
+from rnnkit.training.finite import NonFiniteLossError, describe_nonfinite_batch
+from rnnkit.training.fit_arguments import check_fit_arguments
 from rnnkit.training.history import History
-from rnnkit.training.step import reset_trackers, train_step
+from rnnkit.training.step import NonFiniteStep, reset_trackers, results, train_step
 
 __all__ = ["Compiled", "compile", "evaluate", "fit", "predict"]
 
@@ -129,6 +133,7 @@ def fit(
     validation_steps: int | None = None,
     validation_batch_size: int | None = None,
     validation_freq: int | Sequence[int] = 1,
+    skip_nonfinite_batches: bool = False,
 ) -> History:
     """Trains `model` for `epochs` epochs on `x`, as Keras's `Model.fit`.
 
@@ -160,6 +165,11 @@ def fit(
         validation_steps: batches per validation, or None for one pass.
         validation_batch_size: batch size for array validation data (default `batch_size`).
         validation_freq: validate every this many epochs, or after the (1-based) epochs listed.
+        skip_nonfinite_batches: (rnnkit's own) a batch whose loss or gradients hold NaN or inf
+            is never applied. False (default): fit stops with `NonFiniteLossError` naming the
+            epoch, the batch and whether the inputs or targets held NaN/inf. True: such
+            batches are skipped, listed in `History.skipped_batches` and counted in a
+            RuntimeWarning at the end.
 
     Under `torchrun` (`WORLD_SIZE` > 1) the processes train the model together, each on its
     part of every batch, and all log the same global results: see `distributed.py`.
@@ -170,8 +180,22 @@ def fit(
     Raises:
         ValueError: not compiled with a loss; `x`/`y` of different lengths; ragged sequences;
             malformed batches; bad arguments.
+        TypeError: an argument of the wrong type (`epochs=2.5`, `validation_split="0.2"`).
+        NonFiniteLossError: (a ValueError) a batch's loss or gradients held NaN or inf.
     """
     compiled = compiled_with_loss(model, "fit")
+    epochs, initial_epoch, steps_per_epoch, validation_split, callbacks = check_fit_arguments(
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps_per_epoch,
+        validation_split=validation_split,
+        callbacks=callbacks,
+    )
+    if not isinstance(skip_nonfinite_batches, (bool, np.bool_)):
+        raise TypeError(
+            "fit: `skip_nonfinite_batches` must be True or False, received "
+            f"{skip_nonfinite_batches!r}."
+        )
     verbose = check_verbose(verbose)
     batch_size = check_batch_size(batch_size)
     validation_batch_size = check_batch_size(
@@ -257,7 +281,20 @@ def fit(
             callbacks=callbacks,
             initial_epoch=initial_epoch,
             validation_freq=validation_freq,
+            skip_nonfinite_batches=bool(skip_nonfinite_batches),
         )
+
+
+def _warn_skipped(skipped: list[tuple[int, int]]) -> None:
+    shown = ", ".join(f"epoch {epoch + 1}, batch {batch + 1}" for epoch, batch in skipped[:5])
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    warnings.warn(
+        f"fit skipped {len(skipped)} batch{'es' * (len(skipped) != 1)} whose loss or gradients "
+        f"held NaN or inf ({shown}{more}); they were not applied. History.skipped_batches lists "
+        "them.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def _fit(
@@ -272,6 +309,7 @@ def _fit(
     callbacks: Sequence[Callback] | None,
     initial_epoch: int,
     validation_freq: Any,
+    skip_nonfinite_batches: bool,
 ) -> History:
     """`fit` once its data is adapted, on the processes of `group`."""
     history = History()
@@ -300,9 +338,19 @@ def _fit(
                     if replica is None:
                         replica = group.replicate(model, batch.x)
                     x, y, sample_weight, share = on_device(batch, model_device(model))
-                    logs = train_step(
-                        model, compiled, loss_tracker, x, y, sample_weight, replica, share, group
-                    )
+                    try:
+                        logs = train_step(
+                            model, compiled, loss_tracker, x, y, sample_weight, replica, share,
+                            group,
+                        )  # fmt: skip
+                    except NonFiniteStep as failed:
+                        if not skip_nonfinite_batches:
+                            message = describe_nonfinite_batch(
+                                failed.loss, x, y, sample_weight, epoch, step
+                            )
+                            raise NonFiniteLossError(message) from None
+                        history.skipped_batches.append((epoch, step))
+                        logs = results(loss_tracker, compiled, group)
                     callback_list.on_train_batch_end(step, logs)
                     steps_done += 1
                     model.stop_training = group.any(model.stop_training)
@@ -327,6 +375,8 @@ def _fit(
         model.train(was_training)
     callback_list.on_train_end(epoch_logs)
     group.barrier()  # the files process 0 wrote are complete when fit returns anywhere
+    if history.skipped_batches:
+        _warn_skipped(history.skipped_batches)
     if interrupted_epoch is not None:
         completed = len(history.epoch)
         print(

@@ -130,19 +130,44 @@ def sparse_categorical_crossentropy(
             f"its last (class) axis; received y_true.shape={tuple(y_true.shape)}, "
             f"y_pred.shape={tuple(y_pred.shape)}."
         )
+    _check_class_indices(y_true, y_pred.shape[-1])
     log_probabilities = _log_probabilities(y_pred, from_logits)
     return -log_probabilities.gather(-1, y_true.long().unsqueeze(-1)).squeeze(-1)
+
+
+def _check_class_indices(y_true: torch.Tensor, classes: int) -> None:
+    """Raises a ValueError unless `y_true` holds whole numbers in [0, classes) (one sync, so
+    a label 1.5 is not truncated to 1 and a label 7 of 5 classes is not an indexing error)."""
+    if y_true.numel() == 0:
+        return
+    if y_true.is_floating_point() or y_true.is_complex():
+        if not bool((y_true == y_true.round()).all()):
+            raise ValueError(
+                "sparse_categorical_crossentropy: `y_true` must hold class indices (whole "
+                f"numbers), received values such as {y_true[y_true != y_true.round()][0].item()}."
+            )
+    low, high = torch.aminmax(y_true.detach().reshape(-1).double())
+    if low < 0 or high >= classes:
+        raise ValueError(
+            f"sparse_categorical_crossentropy: `y_true` must hold class indices in [0, {classes}) "
+            f"(y_pred has {classes} classes), received values from {low.item():g} to "
+            f"{high.item():g}."
+        )
 
 
 def mean_squared_error(y_true: Any, y_pred: Any) -> torch.Tensor:
     """Per-sample ``mean((y_true - y_pred) ** 2, axis=-1)``; returns shape `y_pred.shape[:-1]`."""
     y_true, y_pred = same_rank(*_as_tensors(y_true, y_pred))
+    # Keras would broadcast (20, 5) against (20, 1) into a loss that trains nothing useful;
+    # refused, as Keras's own binary_crossentropy refuses it.
+    _check_same_shape("mean_squared_error", y_true, y_pred)
     return (y_true.to(y_pred.dtype) - y_pred).square().mean(dim=-1)
 
 
 def mean_absolute_error(y_true: Any, y_pred: Any) -> torch.Tensor:
     """Per-sample ``mean(|y_true - y_pred|, axis=-1)``; returns shape `y_pred.shape[:-1]`."""
     y_true, y_pred = same_rank(*_as_tensors(y_true, y_pred))
+    _check_same_shape("mean_absolute_error", y_true, y_pred)
     return (y_true.to(y_pred.dtype) - y_pred).abs().mean(dim=-1)
 
 

@@ -138,7 +138,7 @@ class KerasOptimizer(torch.optim.Optimizer):
             gradients = clip_gradients(gradients, rule)
             for parameter, gradient in zip(parameters, gradients):
                 if rule.weight_decay:
-                    parameter.sub_(parameter * rule.weight_decay * learning_rate)
+                    parameter.add_(parameter, alpha=-rule.weight_decay * learning_rate)
                 rule.update_step(parameter, gradient, self.state[parameter], learning_rate)
         return loss
 

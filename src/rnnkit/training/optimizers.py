@@ -95,14 +95,14 @@ class SGD(Optimizer):
         learning_rate: float,
     ) -> None:
         if self.momentum == 0:
-            parameter.sub_(gradient * learning_rate)
+            parameter.add_(gradient, alpha=-learning_rate)
             return
         if "momentum" not in state:
             state["momentum"] = torch.zeros_like(parameter)
         velocity = state["momentum"]
-        velocity.mul_(self.momentum).sub_(gradient * learning_rate)
+        velocity.mul_(self.momentum).add_(gradient, alpha=-learning_rate)
         if self.nesterov:
-            parameter.add_(velocity * self.momentum - gradient * learning_rate)
+            parameter.add_(torch.mul(velocity, self.momentum).add_(gradient, alpha=-learning_rate))
         else:
             parameter.add_(velocity)
 
@@ -153,21 +153,22 @@ class RMSprop(Optimizer):
                 state["momentum"] = torch.zeros_like(parameter)
             if self.centered:
                 state["average_gradient"] = torch.zeros_like(parameter)
+        # In place: one temporary (the denominator) instead of eight, for embedding tables.
         velocity = state["velocity"]
-        velocity.copy_(self.rho * velocity + (1 - self.rho) * gradient.square())
+        velocity.mul_(self.rho).addcmul_(gradient, gradient, value=1 - self.rho)
         if self.centered:
             average = state["average_gradient"]
-            average.copy_(self.rho * average + (1 - self.rho) * gradient)
-            denominator = velocity - average.square() + self.epsilon
+            average.mul_(self.rho).add_(gradient, alpha=1 - self.rho)
+            denominator = torch.addcmul(velocity, average, average, value=-1).add_(self.epsilon)
         else:
-            denominator = velocity + self.epsilon
-        increment = learning_rate * gradient / torch.sqrt(denominator)
+            denominator = velocity.add(self.epsilon)
+        denominator.sqrt_()
         if self.momentum > 0:
             momentum = state["momentum"]
-            momentum.copy_(self.momentum * momentum + increment)
+            momentum.mul_(self.momentum).addcdiv_(gradient, denominator, value=learning_rate)
             parameter.sub_(momentum)
         else:
-            parameter.sub_(increment)
+            parameter.addcdiv_(gradient, denominator, value=-learning_rate)
 
     def get_config(self) -> dict[str, Any]:
         config = {**super().get_config(), "rho": self.rho, "momentum": self.momentum}
@@ -221,12 +222,13 @@ class Adam(Optimizer):
         step = state["step"]
         alpha = learning_rate * math.sqrt(1 - self.beta_2**step) / (1 - self.beta_1**step)
         momentum, velocity = state["momentum"], state["velocity"]
-        momentum.add_((gradient - momentum) * (1 - self.beta_1))
-        velocity.add_((gradient.square() - velocity) * (1 - self.beta_2))
+        # lerp_ is Keras's `m += (g - m) * (1 - beta_1)`, in place.
+        momentum.lerp_(gradient, 1 - self.beta_1)
+        velocity.lerp_(gradient.square(), 1 - self.beta_2)
         if self.amsgrad:
             torch.maximum(state["velocity_hat"], velocity, out=state["velocity_hat"])
             velocity = state["velocity_hat"]
-        parameter.sub_(momentum * alpha / (torch.sqrt(velocity) + self.epsilon))
+        parameter.addcdiv_(momentum, velocity.sqrt().add_(self.epsilon), value=-alpha)
 
     def get_config(self) -> dict[str, Any]:
         config = {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}
@@ -281,8 +283,8 @@ class Adagrad(Optimizer):
         if not state:
             state["accumulator"] = torch.full_like(parameter, self.initial_accumulator_value)
         accumulator = state["accumulator"]
-        accumulator.add_(gradient.square())
-        parameter.sub_(learning_rate * gradient / torch.sqrt(accumulator + self.epsilon))
+        accumulator.addcmul_(gradient, gradient)
+        parameter.addcdiv_(gradient, accumulator.add(self.epsilon).sqrt_(), value=-learning_rate)
 
     def get_config(self) -> dict[str, Any]:
         config = {**super().get_config(), "epsilon": self.epsilon}

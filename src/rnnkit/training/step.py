@@ -9,19 +9,17 @@ regularization terms. The logged loss is the mean of the batch losses weighted b
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 
+from rnnkit._interrupts import uninterruptible
 from rnnkit.training import distributed
 from rnnkit.training import losses as losses_module
 from rnnkit.training import metrics as metrics_module
 from rnnkit.training.array_data import Data
 from rnnkit.training.compile import Compiled
+from rnnkit.training.finite import step_is_finite
 
 
 def single_output(outputs: Any, method: str) -> torch.Tensor:
@@ -106,21 +104,13 @@ def reset_trackers(loss_tracker: metrics_module.Mean, compiled: Compiled) -> Non
         metric.reset()
 
 
-@contextlib.contextmanager
-def uninterruptible() -> Iterator[None]:
-    """Holds back Ctrl-C until the block ends, so an optimizer step is applied whole."""
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is None or threading.current_thread() is not threading.main_thread():
-        yield  # no Python handler to defer to, or signals cannot be handled in this thread
-        return
-    received: list[Any] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: received.append(frame))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if received and callable(previous):
-            previous(signal.SIGINT, received[0])
+class NonFiniteStep(Exception):
+    """A training step whose loss or gradients are not finite, stopped before the optimizer
+    (`fit` reports it, with where and why, or skips the batch)."""
+
+    def __init__(self, loss: torch.Tensor) -> None:
+        super().__init__("the loss or the gradients hold NaN or inf")
+        self.loss = loss.detach()
 
 
 def train_step(
@@ -140,6 +130,10 @@ def train_step(
     In a distributed run `replica` is the model's DistributedDataParallel wrapper and `share`
     this process's share of the global batch (see `Group.shard`); the compiled loss is weighted
     by it so that the gradients averaged over processes are those of the whole batch.
+
+    Raises:
+        NonFiniteStep: the loss or a gradient holds NaN or inf; nothing was applied (weights,
+            optimizer state and metrics are as before the batch).
     """
     outputs = single_output((model if replica is None else replica)(x), "fit")
     loss, compiled_loss = batch_loss(model, compiled, y, outputs, sample_weight)
@@ -147,6 +141,11 @@ def train_step(
     optimizer = compiled.optimizer  # built here on the first step, once the model has weights
     optimizer.zero_grad(set_to_none=True)
     objective.backward()
+    weights = [p for param_group in optimizer.param_groups for p in param_group["params"]]
+    # Every process decides alike: a NaN loss on one process makes every process's averaged
+    # gradients NaN, and all must skip (or stop at) the same step.
+    if group.any(not step_is_finite(loss, weights)):
+        raise NonFiniteStep(loss)
     with uninterruptible():
         optimizer.step()
         apply_constraints = getattr(model, "apply_constraints", None)
