@@ -370,7 +370,9 @@ class Orthogonal(_RandomInitializer):
         q = q * torch.sign(torch.diagonal(r))
         if rows < cols:
             q = q.T
-        return self.gain * q.reshape(shape)
+        # QR's factor comes column-major: row-major like every other weight, so that kernels can
+        # use it where it is (a one-step call reruns its packed weights by address).
+        return (self.gain * q.reshape(shape)).contiguous()
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "gain": self.gain}

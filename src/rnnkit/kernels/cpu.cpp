@@ -945,11 +945,15 @@ template <typename T> void long_product(const LongProduct& q) {
 
 // Runs Pass<T, ACT, RACT> over the batch: compile-time activations for the common pairs (tanh
 // or relu with sigmoid gates), run-time codes otherwise; double when `precise`.
+// `packed`: the pass's weights packed beforehand (`rnnkit_pack_forward`), or null to pack them.
 template <template <typename, int64_t, int64_t> class Pass>
-void run_chunks(const Problem& p, bool precise) {
+void run_chunks(const Problem& p, bool precise, const void* packed = nullptr) {
   const bool sigmoid_gates = p.cell == SIMPLE_RNN || p.recurrent_activation == SIGMOID;
   auto body = [&](auto pass) {
-    const auto weights = pass.pack(p);
+    using Weights = decltype(pass.pack(p));
+    Weights own;
+    if (!packed) own = pass.pack(p);
+    const Weights& weights = packed ? *static_cast<const Weights*>(packed) : own;
     for_each_chunk(p.batch, p.threads, chunk_rows(p), [&](int64_t b0, int64_t rows) {
       pass.run(p, weights, b0, rows);
     });
@@ -1013,6 +1017,23 @@ extern "C" {
 
 // Runs the recurrence over all timesteps (double when `precise`, else float).
 void rnnkit_forward(const Problem* p, int64_t precise) { run_chunks<Forward>(*p, precise); }
+
+// The forward pass's weights packed once, for calls that share the weights and the
+// configuration (a stateful layer's one-step calls): `rnnkit_forward_packed` runs with them,
+// `rnnkit_free_forward_weights` frees them. Packing does not depend on the activations.
+void* rnnkit_pack_forward(const Problem* p, int64_t precise) {
+  if (precise) return new PackedWeights<double>(Forward<double, -1, -1>::pack(*p));
+  return new PackedWeights<float>(Forward<float, -1, -1>::pack(*p));
+}
+
+void rnnkit_forward_packed(const Problem* p, int64_t precise, const void* packed) {
+  run_chunks<Forward>(*p, precise, packed);
+}
+
+void rnnkit_free_forward_weights(void* packed, int64_t precise) {
+  if (precise) return delete static_cast<PackedWeights<double>*>(packed);
+  delete static_cast<PackedWeights<float>*>(packed);
+}
 
 // Backpropagates through `rnnkit_forward`: the gradients of the inputs, the initial states and
 // the pre-activations; the weight gradients are `rnnkit_long_product`s of what this fills.

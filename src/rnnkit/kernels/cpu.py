@@ -66,6 +66,7 @@ import sys
 import tempfile
 import time
 import warnings
+import weakref
 from pathlib import Path
 from typing import NamedTuple
 
@@ -217,6 +218,12 @@ def library() -> ctypes.CDLL:
     for name in ("rnnkit_forward", "rnnkit_backward"):
         getattr(lib, name).argtypes = [ctypes.POINTER(_Problem), ctypes.c_int64]
         getattr(lib, name).restype = None
+    lib.rnnkit_pack_forward.argtypes = [ctypes.POINTER(_Problem), ctypes.c_int64]
+    lib.rnnkit_pack_forward.restype = ctypes.c_void_p
+    lib.rnnkit_forward_packed.argtypes = [ctypes.POINTER(_Problem), ctypes.c_int64, ctypes.c_void_p]
+    lib.rnnkit_forward_packed.restype = None
+    lib.rnnkit_free_forward_weights.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    lib.rnnkit_free_forward_weights.restype = None
     lib.rnnkit_long_product.argtypes = [ctypes.POINTER(_LongProduct), ctypes.c_int64]
     lib.rnnkit_long_product.restype = None
     return lib
@@ -254,6 +261,52 @@ def forward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> None:
     forward arrays of the module doc (contiguous tensors of one dtype; `keep` bool)."""
     problem = _problem(options, arrays)
     library().rnnkit_forward(ctypes.byref(problem), arrays["inputs"].dtype == torch.float64)
+
+
+class PreparedForward:
+    """A forward call packed once, run many times: each run sets only the arrays that change
+    (a one-step call's inputs, states and outputs) and the thread count, instead of packing
+    every option, array and weight again.
+
+    The weights are packed (copied into the kernels' panels) here: a run computes with their
+    values at construction, so the owner must prepare a new call when they change.
+
+    Args:
+        options: as `forward`'s.
+        arrays: as `forward`'s, for the first run.
+        changing: the names of the arrays every run gives anew; the others are kept referenced
+            (their pointers are packed) while this object lives.
+    """
+
+    def __init__(
+        self, options: dict[str, int], arrays: dict[str, torch.Tensor], changing: tuple[str, ...]
+    ) -> None:
+        lib = library()
+        self._problem = _problem(options, arrays)
+        self._changing = frozenset(changing)
+        # The packed pointers must stay valid; the changing arrays need not be kept (a call's
+        # inputs may be large).
+        self._kept = {name: array for name, array in arrays.items() if name not in changing}
+        self._run = lib.rnnkit_forward_packed
+        self._double = arrays["inputs"].dtype == torch.float64
+        self._weights = lib.rnnkit_pack_forward(ctypes.byref(self._problem), self._double)
+        weakref.finalize(self, lib.rnnkit_free_forward_weights, self._weights, self._double)
+
+    def run(self, changed: dict[str, torch.Tensor]) -> None:
+        """Runs the forward recurrence with `changed` (contiguous; every name of `changing`)
+        in place of the packed arrays of the same names."""
+        if changed.keys() != self._changing:
+            raise ValueError(f"internal: a prepared forward call needs {sorted(self._changing)}")
+        # A copy per run: calls from two threads must not share the pointers they set.
+        problem = _Problem.from_buffer_copy(self._problem)
+        problem.threads = torch.get_num_threads()
+        for name, tensor in changed.items():
+            if not tensor.is_contiguous():
+                raise ValueError(
+                    f"internal: array `{name}` passed to the kernels is not contiguous"
+                )
+            setattr(problem, name, tensor.data_ptr())
+        self._run(ctypes.byref(problem), self._double, self._weights)
 
 
 def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> None:

@@ -76,6 +76,44 @@ def _per_gate(mask: torch.Tensor | None, gates: int, like: torch.Tensor) -> torc
     return mask.to(like.dtype).contiguous()
 
 
+def _forward_arrays(inputs, kernel, input_bias, recurrent_kernel, recurrent_bias, h0, c0,
+                    mask, input_dropout_mask, recurrent_dropout_mask, options):  # fmt: skip
+    """The kernels' options and arrays for one forward call (the outputs freshly allocated)."""
+    batch, timesteps, features = inputs.shape
+    units, width = recurrent_kernel.shape
+    n_gates = width // units
+    dtype = inputs.dtype
+    kernel_options = dict(options, batch=batch, timesteps=timesteps, features=features,
+                          units=units, gates=n_gates)  # fmt: skip
+    save, cell = kernel_options["save"], kernel_options["cell"]
+    arrays = {
+        "inputs": _contiguous(inputs),
+        "kernel": _contiguous(kernel),
+        "input_bias": _contiguous(input_bias),
+        "input_dropout_mask": input_dropout_mask,
+        "recurrent_kernel": _contiguous(recurrent_kernel),
+        "recurrent_bias": _contiguous(recurrent_bias),
+        "h0": _contiguous(h0),
+        "c0": _contiguous(c0),
+        "recurrent_dropout_mask": recurrent_dropout_mask,
+        "mask": mask.contiguous(),
+        "out": _buffer(
+            True, (batch, timesteps if options["return_sequences"] else 1, units), dtype
+        ),
+        "h_last": torch.empty(batch, units, dtype=dtype),
+        "c_last": torch.empty(batch, units, dtype=dtype),
+        # Saved for the backward pass, time-major (see cpu.py).
+        "hs": _scratch(save, (timesteps, batch, units), dtype),
+        "cs": _scratch(save and cell == CellKind.LSTM, (timesteps, batch, units), dtype),
+        "gate_values": _scratch(save, (timesteps, batch, n_gates, units), dtype),
+        "pre": _scratch(
+            save and options["save_preactivations"], (timesteps, batch, n_gates, units), dtype
+        ),
+        "inner_h": _scratch(save and cell in _GRU, (timesteps, batch, units), dtype),
+    }
+    return kernel_options, arrays
+
+
 class _FusedRecurrence(torch.autograd.Function):
     """Autograd wrapper around the compiled forward and backward recurrences.
 
@@ -87,38 +125,10 @@ class _FusedRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs, kernel, input_bias, recurrent_kernel, recurrent_bias, h0, c0,
                 mask, input_dropout_mask, recurrent_dropout_mask, options):  # fmt: skip
-        batch, timesteps, features = inputs.shape
-        units, width = recurrent_kernel.shape
-        n_gates = width // units
-        dtype = inputs.dtype
-        kernel_options = dict(options, batch=batch, timesteps=timesteps, features=features,
-                              units=units, gates=n_gates)  # fmt: skip
-        save, cell = kernel_options["save"], kernel_options["cell"]
-        arrays = {
-            "inputs": _contiguous(inputs),
-            "kernel": _contiguous(kernel),
-            "input_bias": _contiguous(input_bias),
-            "input_dropout_mask": input_dropout_mask,
-            "recurrent_kernel": _contiguous(recurrent_kernel),
-            "recurrent_bias": _contiguous(recurrent_bias),
-            "h0": _contiguous(h0),
-            "c0": _contiguous(c0),
-            "recurrent_dropout_mask": recurrent_dropout_mask,
-            "mask": mask.contiguous(),
-            "out": _buffer(
-                True, (batch, timesteps if options["return_sequences"] else 1, units), dtype
-            ),
-            "h_last": torch.empty(batch, units, dtype=dtype),
-            "c_last": torch.empty(batch, units, dtype=dtype),
-            # Saved for the backward pass, time-major (see cpu.py).
-            "hs": _scratch(save, (timesteps, batch, units), dtype),
-            "cs": _scratch(save and cell == CellKind.LSTM, (timesteps, batch, units), dtype),
-            "gate_values": _scratch(save, (timesteps, batch, n_gates, units), dtype),
-            "pre": _scratch(
-                save and options["save_preactivations"], (timesteps, batch, n_gates, units), dtype
-            ),
-            "inner_h": _scratch(save and cell in _GRU, (timesteps, batch, units), dtype),
-        }
+        kernel_options, arrays = _forward_arrays(
+            inputs, kernel, input_bias, recurrent_kernel, recurrent_bias, h0, c0,
+            mask, input_dropout_mask, recurrent_dropout_mask, options,
+        )  # fmt: skip
         cpu.forward(kernel_options, arrays)
         ctx.save_for_backward(*(arrays[name] for name in _SAVED))
         ctx.kernel_options = kernel_options
@@ -210,11 +220,11 @@ def _weight_gradients(
     return dkernel, dinput_bias, drecurrent, drecurrent_bias
 
 
-def run_fused(
+def _operands(
     recurrence: Recurrence, inputs: torch.Tensor, initial_states: list[torch.Tensor]
-) -> KernelResult:
-    """Runs a built-in cell over `inputs` with the compiled kernels, for the calls `blocker`
-    accepts; same contract as `rnnkit.kernels.loop.run_loop`."""
+) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], dict[str, int]]:
+    """`_FusedRecurrence`'s arguments for a call: the differentiable ones, the others (mask
+    and the dropout masks per gate) and the options (all but `save`)."""
     spec = recurrence.cell
     kind, gates, units, dtype = spec.kind, spec.gates, spec.units, spec.dtype
     input_mask = input_dropout(recurrence)
@@ -247,19 +257,69 @@ def run_fused(
         "recurrent_activation": recurrent_activation,
         "input_dropout": input_mask is not None,
         "recurrent_dropout": recurrent_mask is not None,
-        # What the backward pass reads is kept only when there will be one.
-        "save": torch.is_grad_enabled() and any(t.requires_grad for t in differentiable),
         "save_preactivations": ActivationCode.SILU in (activation, recurrent_activation),
         # Without return_sequences only the last output is written (out is (B, 1, U)).
         "return_sequences": recurrence.return_sequences,
     }
-    input_dropout_mask = _per_gate(input_mask, gates, zeros)
-    recurrent_dropout_mask = _per_gate(recurrent_mask, gates, zeros)
-    out, h, c = _FusedRecurrence.apply(
-        *differentiable, mask, input_dropout_mask, recurrent_dropout_mask, options
-    )
-    states = [h, c] if kind == CellKind.LSTM else [h]
-    return (out if recurrence.return_sequences else None), out[:, -1], states
+    others = (mask, _per_gate(input_mask, gates, zeros), _per_gate(recurrent_mask, gates, zeros))
+    return differentiable, others, options
+
+
+def _result(
+    recurrence: Recurrence, out: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+) -> KernelResult:
+    states = [h, c] if recurrence.cell.kind == CellKind.LSTM else [h]
+    return (out if recurrence.return_sequences else None), out.select(1, -1), states
+
+
+def run_fused(
+    recurrence: Recurrence, inputs: torch.Tensor, initial_states: list[torch.Tensor]
+) -> KernelResult:
+    """Runs a built-in cell over `inputs` with the compiled kernels, for the calls `blocker`
+    accepts; same contract as `rnnkit.kernels.loop.run_loop`."""
+    differentiable, others, options = _operands(recurrence, inputs, initial_states)
+    # What the backward pass reads is kept only when there will be one.
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in differentiable)
+    out, h, c = _FusedRecurrence.apply(*differentiable, *others, dict(options, save=save))
+    return _result(recurrence, out, h, c)
+
+
+# What each run of an `InferenceCall` gives anew.
+_CHANGING = ("inputs", "h0", "c0", "out", "h_last", "c_last")
+
+
+class InferenceCall:
+    """A fused call without autograd, packed once for one recurrence and input shape and then
+    run on new inputs and initial states (a stateful layer's one-step calls). It runs the same
+    compiled forward pass on the same arrays as `run_fused`, so its results are the same.
+
+    The weights are packed once (`cpu.PreparedForward`): the caller must prepare a new call
+    when one changes, in place or not.
+    """
+
+    def __init__(
+        self, recurrence: Recurrence, inputs: torch.Tensor, initial_states: list[torch.Tensor]
+    ) -> None:
+        differentiable, others, options = _operands(recurrence, inputs, initial_states)
+        self.recurrence = recurrence
+        self._options, arrays = _forward_arrays(*differentiable, *others, dict(options, save=False))
+        self._prepared = cpu.PreparedForward(self._options, arrays, _CHANGING)
+        self._lstm = recurrence.cell.kind == CellKind.LSTM
+        self._c0 = None if self._lstm else arrays["c0"]  # zeros: no second state
+        self._out_shape = tuple(arrays["out"].shape)
+
+    def __call__(self, inputs: torch.Tensor, initial_states: list[torch.Tensor]) -> KernelResult:
+        """Runs the prepared call; `inputs` and `initial_states` contiguous, of the prepared
+        shapes and dtype (the caller checks)."""
+        h0 = initial_states[0]
+        batch, units = h0.shape
+        out = _buffer(True, self._out_shape, h0.dtype)
+        h = torch.empty(batch, units, dtype=h0.dtype)
+        c = torch.empty(batch, units, dtype=h0.dtype)
+        c0 = initial_states[1] if self._lstm else self._c0
+        changed = dict(zip(_CHANGING, (inputs, h0, c0, out, h, c)))
+        self._prepared.run(changed)
+        return _result(self.recurrence, out, h, c)
 
 
 def compile_kernels() -> None:

@@ -17,11 +17,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from rnnkit.kernels import fused, torch_ops
 from rnnkit.kernels.loop import run_loop
-from rnnkit.kernels.spec import Kernel, Recurrence
+from rnnkit.kernels.spec import Kernel, KernelResult, Recurrence
+
+# A call prepared once and run again on new inputs and initial states of the same shapes.
+PreparedCall = Callable[[torch.Tensor, list[torch.Tensor]], KernelResult]
 
 
 def check_use_fused(owner: str, use_fused: object) -> None:
@@ -59,3 +64,21 @@ def select(recurrence: Recurrence, inputs: torch.Tensor, *, use_fused: str | boo
     if use_fused is True:
         raise ValueError(f"use_fused=True, but {path}: {reason}.")
     return run_loop
+
+
+def prepare_inference(
+    kernel: Kernel, recurrence: Recurrence, inputs: torch.Tensor, states: list[torch.Tensor]
+) -> PreparedCall | None:
+    """`kernel`'s call of `recurrence` without autograd, packed once to be rerun on new inputs
+    and initial states of the same shapes and dtype (see `rnnkit.layers.small_call`), where
+    the kernel has such a form (the fused CPU kernel); else None.
+
+    Args:
+        kernel: what `select` chose for the call.
+        recurrence: the call; its weights contiguous and needing no gradient.
+        inputs: `(batch, timesteps, features)`, contiguous, of the weights' dtype.
+        states: the initial states, `(batch, units)` each.
+    """
+    if kernel is not fused.run_fused:
+        return None
+    return fused.InferenceCall(recurrence, inputs, states)

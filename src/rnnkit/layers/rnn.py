@@ -8,6 +8,10 @@ A recurrent layer runs a cell over time. One call:
     → `kernels.select` → the kernel runs the sequence
     → shape the result (`return_sequences`, `return_state`) → carry states if stateful
 
+Where a call qualifies (inference, no mask or initial state: a stateful layer's one-step calls
+in streaming or generation), the kernel's call is also prepared as a `SmallCall` and the next
+calls of the same shape, weights and mode rerun it without the steps above (`small_call.py`).
+
 Inputs are batch-first `(batch, timesteps, features)`. The call takes `mask (batch, timesteps)`
 (True marks real steps) and `initial_state` (one `(batch, size)` tensor per state). Training vs
 inference follows `module.train()` / `module.eval()`, or an explicit `training=` argument.
@@ -22,10 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.kernels.select import check_use_fused, select
-from rnnkit.kernels.spec import CellSpec, Recurrence
+from rnnkit.kernels.select import check_use_fused, prepare_inference, select
+from rnnkit.kernels.spec import CellSpec, KernelResult, Recurrence
 from rnnkit.layers import converters, serialization
 from rnnkit.layers.base import Layer
+from rnnkit.layers.small_call import SmallCall, qualifies
 from rnnkit.layers.stacked_rnn_cells import StackedRNNCells
 
 
@@ -104,6 +109,7 @@ class RNN(Layer):
         self.supports_masking = True
         self._input_features: int | None = None
         self._states: list[torch.Tensor] | None = None
+        self._small_call: SmallCall | None = None
 
     # ------------------------------------------------------------------------------ shapes
     @property
@@ -239,9 +245,25 @@ class RNN(Layer):
                 f"Stateful layer '{self.name}' keeps one state per sample, so every call needs "
                 f"the same batch size: expected a batch of {carried}, received {batch}."
             )
-        return [state.to(self.device) for state in self._states]
+        # `.to(dtype)` casts the weights, not the carried states: cast them here.
+        return [state.to(self.device, self.dtype) for state in self._states]
 
     # ---------------------------------------------------------------------------- calling
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        small = self._small_call
+        if (
+            small is not None
+            and not args
+            and not kwargs
+            and small.takes(inputs)
+            and self.activity_regularizer is None
+        ):
+            # `Layer.__call__` would convert nothing and record no activity loss.
+            if self._activity_losses:
+                self._activity_losses = []
+            return nn.Module.__call__(self, inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
     def forward(
         self,
         inputs: torch.Tensor,
@@ -249,6 +271,11 @@ class RNN(Layer):
         initial_state: Any = None,
         training: bool | None = None,
     ) -> Any:
+        small = self._small_call
+        if small is not None and mask is None and initial_state is None:
+            states = small.states(self._states, self.stateful)
+            if small.accepts(inputs, states, self.is_training(training)):
+                return self._finish(small(inputs, states))
         inputs = self._check_inputs(inputs)
         batch, timesteps = inputs.shape[0], inputs.shape[1]
         mask = self._check_mask(mask, batch, timesteps)
@@ -266,7 +293,18 @@ class RNN(Layer):
             dropout_masks=dropout_masks,
         )
         kernel = select(recurrence, inputs, use_fused=self.use_fused)
-        outputs, last_output, states = kernel(recurrence, inputs, states)
+        self._small_call = None
+        if qualifies(recurrence, inputs, states, initial_state):
+            run = prepare_inference(kernel, recurrence, inputs, states)
+            if run is not None:  # it computes this call too, with the weights packed once
+                training = self.is_training(training)
+                self._small_call = SmallCall(run, self, recurrence, inputs, states, training)
+                return self._finish(run(inputs, states))
+        return self._finish(kernel(recurrence, inputs, states))
+
+    def _finish(self, result: KernelResult) -> Any:
+        """Carries the final states if stateful and shapes the kernel's result as the call's."""
+        outputs, last_output, states = result
         if self.stateful:
             self._states = [state.detach() for state in states]
         output = outputs if self.return_sequences else last_output
@@ -278,6 +316,12 @@ class RNN(Layer):
         describe = getattr(self.cell, "spec", None)
         return describe() if describe is not None else CellSpec(self.cell)
 
+    def _apply(self, fn: Any, recurse: bool = True) -> RNN:
+        # `.to()`, `.double()`, `.cuda()`...: the prepared call packed the old weights (their new
+        # addresses would send it the general way too; this drops it at once).
+        self._small_call = None
+        return super()._apply(fn, recurse)
+
     def to_torch(self) -> nn.Module:
         """The batch-first torch.nn.RNN/LSTM/GRU with this layer's weights (where the
         configuration exists in torch.nn; otherwise a ValueError names the option)."""
@@ -285,6 +329,7 @@ class RNN(Layer):
 
     def reset_state(self) -> None:
         """Zeroes the carried states of a stateful layer (keeping their batch size)."""
+        self._small_call = None
         if self._states is not None:
             self._states = [torch.zeros_like(state) for state in self._states]
 

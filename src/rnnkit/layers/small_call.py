@@ -1,0 +1,142 @@
+"""A recurrent layer's small-call path: what an inference call costs beyond its arithmetic,
+paid once.
+
+A one-step call at batch 1 (streaming, text generation) does a few microseconds of arithmetic,
+and the layer's general call path around it (checking the input, describing the cell as a
+`CellSpec`, choosing the kernel, packing every option and array for the compiled kernel) cost
+several times that on every call. A `SmallCall` keeps what depends only on the weights and the
+configuration, prepared by one call that went the general way, and reruns it while nothing it
+depends on has changed:
+
+- the weights, which the kernel packed (copied) once: each one's address, version counter
+  (bumped by in-place changes such as `set_weights`, `load_weights` and optimizer steps),
+  dtype, device and `requires_grad`; a weight replaced, moved or cast (`.to()`) has a new
+  address. A `SmallCall` keeps the weights it packed referenced, so their addresses cannot be
+  reused by new weights while it lives. Writes through a weight's `.data`, which torch does
+  not count in its version, are not seen (as autograd does not see them);
+- the call: the input's shape, dtype and device (a new batch size goes the general way, which
+  checks it), the training mode, no mask, initial state or dropout, and no autograd graph;
+- the states: the carried states of a stateful layer (or zeros) of the prepared shape and dtype.
+
+Anything else goes the general way, which checks everything and prepares a new `SmallCall`
+where the call qualifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from rnnkit.kernels.select import PreparedCall
+from rnnkit.kernels.spec import Recurrence
+
+
+def _weights_key(weights: Sequence[torch.Tensor]) -> tuple[Any, ...]:
+    return tuple(
+        (weight.data_ptr(), weight._version, weight.dtype, weight.device, weight.requires_grad)
+        for weight in weights
+    )
+
+
+def _packed_tensors(recurrence: Recurrence) -> list[torch.Tensor]:
+    spec = recurrence.cell
+    tensors = [spec.kernel, spec.recurrent_kernel, spec.input_bias, spec.recurrent_bias]
+    return [tensor for tensor in tensors if tensor is not None]
+
+
+def qualifies(
+    recurrence: Recurrence, inputs: torch.Tensor, states: list[torch.Tensor], initial_state: Any
+) -> bool:
+    """Whether a call that went the general way may be prepared as a `SmallCall` (where its
+    kernel has a prepared form: `rnnkit.kernels.select.prepare_inference`).
+
+    Args:
+        recurrence: the call's recurrence.
+        inputs: its checked inputs `(batch, timesteps, features)`.
+        states: its initial states, `(batch, units)` each.
+        initial_state: the call's `initial_state` argument (prepared calls have none).
+    """
+    needs_graph = torch.is_grad_enabled() and (
+        inputs.requires_grad or any(w.requires_grad for w in _packed_tensors(recurrence))
+    )
+    return (
+        initial_state is None
+        and recurrence.mask is None
+        and recurrence.dropout_masks is None
+        and not needs_graph
+        and inputs.dtype == recurrence.cell.dtype
+        and inputs.is_contiguous()
+        and all(state.dtype == inputs.dtype and state.is_contiguous() for state in states)
+        # Weights are watched by address: a copy made for the kernel could change unseen.
+        and all(tensor.is_contiguous() for tensor in _packed_tensors(recurrence))
+    )
+
+
+class SmallCall:
+    """One inference call of a layer, prepared by a call that went the general way.
+
+    Args:
+        run: the prepared kernel call (`rnnkit.kernels.select.prepare_inference`).
+        layer: the recurrent layer (its cell's weights are watched).
+        recurrence: the preparing call's recurrence (see `qualifies`).
+        inputs: the preparing call's inputs.
+        states: the preparing call's initial states.
+        training: the preparing call's training mode.
+    """
+
+    def __init__(
+        self,
+        run: PreparedCall,
+        layer: torch.nn.Module,
+        recurrence: Recurrence,
+        inputs: torch.Tensor,
+        states: list[torch.Tensor],
+        training: bool,
+    ) -> None:
+        self._run = run
+        self._weights = layer.cell._parameters
+        self._weights_key = _weights_key(list(self._weights.values()))
+        self._shape = inputs.shape
+        self.dtype = inputs.dtype
+        self._state_shape = states[0].shape
+        self._zero_states = [torch.zeros_like(state) for state in states]
+        self._training = training
+        self._weights_need_grad = any(w.requires_grad for w in _packed_tensors(recurrence))
+        self.return_sequences = recurrence.return_sequences
+
+    def takes(self, inputs: Any) -> bool:
+        """Whether `inputs` need no conversion: a CPU tensor of the weights' dtype."""
+        return (
+            isinstance(inputs, torch.Tensor)
+            and inputs.dtype == self.dtype
+            and inputs.device.type == "cpu"
+        )
+
+    def states(self, carried: list[torch.Tensor] | None, stateful: bool) -> list[torch.Tensor]:
+        """The initial states of a call: the carried ones if stateful, else zeros."""
+        return carried if stateful and carried is not None else self._zero_states
+
+    def accepts(self, inputs: Any, states: list[torch.Tensor], training: bool) -> bool:
+        """Whether the prepared call computes this call: the same input shape and dtype,
+        training mode and weights, states of the prepared shape, and no autograd graph."""
+        return (
+            self.takes(inputs)
+            and inputs.shape == self._shape
+            and inputs.is_contiguous()
+            and training == self._training
+            and not (torch.is_grad_enabled() and (inputs.requires_grad or self._weights_need_grad))
+            and all(
+                state.shape == self._state_shape
+                and state.dtype == self.dtype
+                and state.device.type == "cpu"
+                and state.is_contiguous()
+                for state in states
+            )
+            and _weights_key(list(self._weights.values())) == self._weights_key
+        )
+
+    def __call__(self, inputs: torch.Tensor, states: list[torch.Tensor]) -> Any:
+        """Runs the prepared call: `(outputs or None, last_output, final_states)`."""
+        return self._run(inputs, states)

@@ -1,0 +1,194 @@
+"""The small-call path (`rnnkit.layers.small_call`): a prepared inference call is rerun only
+while it computes what the general path would, each time checked against the plain loop
+(`use_fused=False`) holding the same weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rnnkit as rk
+from rnnkit.layers import GRU, LSTM, SimpleRNN, rnn
+
+FEATURES, UNITS = 5, 6
+LAYERS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
+
+
+def twins(kind="lstm", **kwargs):
+    """The layer under test (fused, eval mode) and the loop with the same weights."""
+    torch.manual_seed(0)
+    fused = LAYERS[kind](UNITS, use_fused=True, **kwargs).eval()
+    loop = LAYERS[kind](UNITS, use_fused=False, **kwargs).eval()
+    with torch.no_grad():
+        fused(torch.zeros(1, 1, FEATURES))
+        loop(torch.zeros(1, 1, FEATURES))
+    loop.set_weights(fused.get_weights())
+    fused.reset_state()
+    loop.reset_state()
+    return fused, loop
+
+
+def steps(fused, loop, count=3, batch=1, seed=1, dtype=torch.float32):
+    """Runs `count` one-step calls on both layers and checks each output against the loop's."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _ in range(count):
+            x = torch.randn(batch, 1, FEATURES, generator=generator, dtype=dtype)
+            expected = loop(x)
+            torch.testing.assert_close(fused(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def change_weights(layer, seed):
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(w.shape, generator=generator).numpy() for w in layer.get_weights()]
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("stateful", [False, True])
+def test_repeated_calls_rerun_the_prepared_call(kind, stateful, monkeypatch):
+    fused, loop = twins(kind, stateful=stateful)
+    steps(fused, loop, count=2)
+    assert fused._small_call is not None
+
+    general_select = rnn.select
+
+    def no_general_path(recurrence, inputs, *, use_fused):
+        if use_fused is True:  # the layer under test (the loop's twin chooses every call)
+            raise AssertionError("a prepared call went the general way")
+        return general_select(recurrence, inputs, use_fused=use_fused)
+
+    monkeypatch.setattr(rnn, "select", no_general_path)
+    steps(fused, loop, count=2, seed=2)
+
+
+def test_set_weights_is_seen():
+    fused, loop = twins(stateful=True)
+    steps(fused, loop)
+    weights = change_weights(fused, seed=5)
+    fused.set_weights(weights)
+    loop.set_weights(weights)
+    steps(fused, loop, seed=2)
+
+
+def test_an_optimizer_step_is_seen():
+    fused, loop = twins(stateful=True)
+    steps(fused, loop)
+    for layer in (fused, loop):
+        optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
+        for weight in layer.parameters():
+            weight.grad = torch.full_like(weight, 0.3)
+        optimizer.step()
+    steps(fused, loop, seed=2)
+
+
+def test_a_replaced_weight_is_seen():
+    fused, loop = twins()
+    steps(fused, loop)
+    new_kernel = torch.randn(FEATURES, 4 * UNITS)
+    fused.cell.kernel = torch.nn.Parameter(new_kernel.clone())
+    loop.cell.kernel = torch.nn.Parameter(new_kernel.clone())
+    steps(fused, loop, seed=2)
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+def test_to_dtype_is_seen(stateful):
+    fused, loop = twins(stateful=stateful)
+    steps(fused, loop)
+    fused.double()
+    loop.double()
+    steps(fused, loop, seed=2, dtype=torch.float64)
+    steps(fused, loop, seed=3)  # float32 inputs, cast to the weights' float64 as Keras does
+    assert fused(torch.zeros(1, 1, FEATURES)).dtype == torch.float64
+
+
+def test_load_weights_is_seen(tmp_path):
+    models = {}
+    for name, use_fused in (("fused", True), ("loop", False)):
+        torch.manual_seed(0)
+        models[name] = rk.Sequential(
+            [
+                rk.Input(batch_shape=(1, 1, FEATURES)),
+                LSTM(UNITS, stateful=True, use_fused=use_fused),
+            ]
+        ).eval()
+    fused, loop = (models[name].layers[0] for name in ("fused", "loop"))
+    loop.set_weights(fused.get_weights())
+    steps(fused, loop)
+    source = rk.Sequential([rk.Input(batch_shape=(1, 1, FEATURES)), LSTM(UNITS)])
+    source.layers[0].set_weights(change_weights(fused, seed=7))
+    path = str(tmp_path / "new.weights.h5")
+    source.save_weights(path)
+    models["fused"].load_weights(path)
+    models["loop"].load_weights(path)
+    steps(fused, loop, seed=2)
+
+
+def test_reset_state_is_seen():
+    fused, loop = twins(stateful=True)
+    steps(fused, loop)
+    fused.reset_state()
+    loop.reset_state()
+    assert fused._small_call is None
+    steps(fused, loop, seed=2)
+    assert all(torch.count_nonzero(state) > 0 for state in fused.states)
+
+
+def test_a_new_batch_size_goes_the_general_way():
+    fused, loop = twins()
+    steps(fused, loop, batch=1)
+    steps(fused, loop, batch=3, seed=2)
+    steps(fused, loop, batch=1, seed=3)
+
+
+def test_a_stateful_layer_still_refuses_a_new_batch_size():
+    fused, loop = twins(stateful=True)
+    steps(fused, loop)
+    with torch.no_grad(), pytest.raises(ValueError, match="expected a batch of 1, received 2"):
+        fused(torch.zeros(2, 1, FEATURES))
+
+
+def test_bad_inputs_are_still_checked():
+    fused, loop = twins(stateful=True)
+    steps(fused, loop)
+    with torch.no_grad():
+        with pytest.raises(ValueError, match="built for inputs with 5 features"):
+            fused(torch.zeros(1, 1, FEATURES + 1))
+        with pytest.raises(ValueError, match="expects inputs of rank 3"):
+            fused(torch.zeros(1, FEATURES))
+        with pytest.raises(TypeError, match="torch.Tensor or NumPy array"):
+            fused(None)
+
+
+def test_calls_the_prepared_one_does_not_compute_go_the_general_way():
+    fused, loop = twins(stateful=True)
+    steps(fused, loop)
+    x = torch.randn(1, 1, FEATURES)
+    mask = torch.zeros(1, 1, dtype=torch.bool)
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x, mask=mask), loop(x, mask=mask))
+        states = [torch.randn(1, UNITS), torch.randn(1, UNITS)]
+        torch.testing.assert_close(
+            fused(x, initial_state=states), loop(x, initial_state=states), rtol=1e-5, atol=1e-6
+        )
+    steps(fused, loop, seed=2)
+    with torch.enable_grad():
+        assert fused(x).grad_fn is not None  # a graph for training: the autograd kernel
+
+
+def test_training_mode_goes_the_general_way(monkeypatch):
+    fused, _ = twins(stateful=True, dropout=0.5)
+    x = torch.randn(1, 1, FEATURES)
+    with torch.no_grad():
+        fused(x)
+        fused(x)
+        general_select = rnn.select
+        chosen = []
+
+        def counting(recurrence, inputs, *, use_fused):
+            chosen.append(recurrence.dropout_masks)
+            return general_select(recurrence, inputs, use_fused=use_fused)
+
+        monkeypatch.setattr(rnn, "select", counting)
+        fused.train()
+        fused(x)
+    assert len(chosen) == 1 and chosen[0] is not None  # with this call's dropout masks
