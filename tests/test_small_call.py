@@ -61,6 +61,13 @@ def test_repeated_calls_rerun_the_prepared_call(kind, stateful, monkeypatch):
     steps(fused, loop, count=2, seed=2)
 
 
+@pytest.mark.parametrize("kind", LAYERS)
+def test_a_layer_without_bias_is_prepared(kind):
+    fused, loop = twins(kind, stateful=True, use_bias=False)
+    steps(fused, loop, count=3)
+    assert fused._small_call is not None
+
+
 def test_set_weights_is_seen():
     fused, loop = twins(stateful=True)
     steps(fused, loop)

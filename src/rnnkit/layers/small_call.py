@@ -33,9 +33,12 @@ from rnnkit.kernels.select import PreparedCall
 from rnnkit.kernels.spec import Recurrence
 
 
-def _weights_key(weights: Sequence[torch.Tensor]) -> tuple[Any, ...]:
+def _weights_key(weights: Sequence[torch.Tensor | None]) -> tuple[Any, ...]:
+    # A cell without a bias registers it as None (torch.nn's convention for `bias=False`).
     return tuple(
-        (weight.data_ptr(), weight._version, weight.dtype, weight.device, weight.requires_grad)
+        None
+        if weight is None
+        else (weight.data_ptr(), weight._version, weight.dtype, weight.device, weight.requires_grad)
         for weight in weights
     )
 
