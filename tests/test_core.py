@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from rnnkit import initializers, regularizers
-from rnnkit.layers import SimpleRNN
-from rnnkit.layers.core import Dense, Dropout, Embedding, Flatten, Masking, TimeDistributed
+from rnnkit.layers import (
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    Masking,
+    SimpleRNN,
+    TimeDistributed,
+)
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnkit.layers.core import Embedding
+from rnnkit.layers.embedding import Embedding
 from rnnkit.layers.embedding_lookup import embedding_lookup
 
 

@@ -295,9 +295,6 @@ def test_stacked_cells(mask):
 
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_embedding_mask_zero_into_lstm(return_sequences):
-    core = pytest.importorskip(
-        "rnnkit.layers.core", reason="rnnkit.layers.core (Embedding) is not written yet"
-    )
     ids = np.array(
         [
             [3, 1, 4, 1, 5, 9],
@@ -314,7 +311,7 @@ def test_embedding_mask_zero_into_lstm(return_sequences):
             keras.layers.LSTM(UNITS, return_sequences=return_sequences),
         ]
     )
-    embedding = core.Embedding(VOCABULARY, FEATURES, mask_zero=True)
+    embedding = rnnkit.layers.Embedding(VOCABULARY, FEATURES, mask_zero=True)
     lstm = rnnkit.layers.LSTM(UNITS, return_sequences=return_sequences)
     embedding.build((None, TIMESTEPS))
     lstm.build((None, TIMESTEPS, FEATURES))

@@ -20,6 +20,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from rnnkit import __version__
+from rnnkit.cli_options import (
+    Parser,
+    data_file,
+    fraction,
+    integer,
+    one_line,
+    output_folder,
+    positive_float,
+    positive_int,
+    sequence_length,
+)
 
 # The recurrent layers by their command-line names (`train --layer`, `bench --cells`).
 CELLS = ("simple_rnn", "lstm", "gru")
@@ -64,107 +75,10 @@ TASKS = {
 VANISHING_DEFAULTS = {"lengths": [25, 50, 100, 200], "steps": 1000, "units": 32, "batch_size": 64}
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Each option's help ends with its default (lists as typed on the command line); flags
-    and options whose default depends on the task say so in their own help."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, argparse.SUPPRESS) or action.nargs == 0 or not action.help:
-            return action.help
-        default = action.default
-        if isinstance(default, list):
-            default = " ".join(map(str, default))
-        return f"{action.help} (default: {str(default).replace('%', '%%')})"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (and exit code 2) instead of the usage dump, and the
-    defaults in `--help`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {_one_line(message)}\n")
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, received {text!r}") from None
-
-
-def _positive_int(text: str) -> int:
-    value = _integer(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, received {text}")
-    return value
-
-
-def _sequence_length(text: str) -> int:
-    value = _integer(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2, received {text}")
-    return value
-
-
-def _output_folder(text: str) -> str:
-    """`--out`: a folder, created when the command writes; a file in its place (or on the way
-    to it), or a folder the user cannot write in, is an error now, before any training."""
-    wanted = os.path.abspath(os.path.expanduser(text))
-    existing = wanted
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        where = "is" if existing == wanted else f"lies under {existing!r}, which is"
-        raise argparse.ArgumentTypeError(
-            f"{text!r} {where} a file; --out takes a folder (created if missing)"
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"cannot write in {existing!r} (received {text!r})")
-    return text
-
-
-def _data_file(text: str) -> str:
-    """`--data`: an existing file."""
-    path = os.path.expanduser(text)
-    if os.path.isdir(path):
-        raise argparse.ArgumentTypeError(f"{text!r} is a folder; --data takes a file")
-    if not os.path.isfile(path):
-        raise argparse.ArgumentTypeError(f"no file at {text!r}")
-    return path
-
-
 def _per_task(key: str) -> str:
     return "default: " + ", ".join(
         f"{name} {task.defaults[key]}" for name, task in TASKS.items() if key in task.defaults
     )
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), received {text}")
-    return value
 
 
 def _add_train(commands: Any) -> None:
@@ -176,31 +90,31 @@ def _add_train(commands: Any) -> None:
     )
     train.add_argument("--layer", choices=CELLS, default="lstm", help="the recurrent layer")
     train.add_argument(
-        "--units", type=_positive_int, help=f"units of the recurrent layer ({_per_task('units')})"
+        "--units", type=positive_int, help=f"units of the recurrent layer ({_per_task('units')})"
     )
     train.add_argument(
-        "--epochs", type=_positive_int, help=f"passes over the data ({_per_task('epochs')})"
+        "--epochs", type=positive_int, help=f"passes over the data ({_per_task('epochs')})"
     )
     train.add_argument(
-        "--batch-size", type=_positive_int, help=f"samples per step ({_per_task('batch_size')})"
+        "--batch-size", type=positive_int, help=f"samples per step ({_per_task('batch_size')})"
     )
     train.add_argument(
-        "--maxlen", type=_positive_int, help=f"timesteps per sample ({_per_task('maxlen')})"
+        "--maxlen", type=positive_int, help=f"timesteps per sample ({_per_task('maxlen')})"
     )
     train.add_argument(
         "--data",
-        type=_data_file,
+        type=data_file,
         help="local data file: imdb.npz in Keras's format for imdb, any text file for charlm, "
         "Jena's jena_climate_2009_2016.csv (or its zip) for forecast (default: imdb downloads "
         "its file once; charlm reads Python's standard library; forecast uses the built-in "
         "Mauna Loa CO2 series)",
     )
-    train.add_argument("--num-words", type=_positive_int, default=10000, help="imdb vocabulary")
+    train.add_argument("--num-words", type=positive_int, default=10000, help="imdb vocabulary")
     train.add_argument(
-        "--max-chars", type=_positive_int, default=120_000, help="charlm: characters of text"
+        "--max-chars", type=positive_int, default=120_000, help="charlm: characters of text"
     )
     train.add_argument(
-        "--sample-length", type=_positive_int, default=200, help="charlm: characters generated"
+        "--sample-length", type=positive_int, default=200, help="charlm: characters generated"
     )
     train.add_argument(
         "--sampler",
@@ -210,29 +124,29 @@ def _add_train(commands: Any) -> None:
         "the last --maxlen characters for each new one",
     )
     train.add_argument(
-        "--temperature", type=_positive_float, default=0.5, help="charlm: sampling temperature"
+        "--temperature", type=positive_float, default=0.5, help="charlm: sampling temperature"
     )
     train.add_argument(
-        "--recurrent-dropout", type=_fraction, default=0.0, help="forecast: the layer's"
+        "--recurrent-dropout", type=fraction, default=0.0, help="forecast: the layer's"
     )
     train.add_argument(
-        "--sequence-length", type=_positive_int, help="forecast: steps a window (Jena 120, CO2 52)"
+        "--sequence-length", type=positive_int, help="forecast: steps a window (Jena 120, CO2 52)"
     )
     train.add_argument(
-        "--sampling-rate", type=_positive_int, help="forecast: raw steps a step (Jena 6, CO2 1)"
+        "--sampling-rate", type=positive_int, help="forecast: raw steps a step (Jena 6, CO2 1)"
     )
     train.add_argument(
         "--delay",
-        type=_positive_int,
+        type=positive_int,
         help="forecast: raw steps from a window's start to its target (default: 24 sampled "
         "steps after the window for Jena, 4 for CO2)",
     )
-    train.add_argument("--seed", type=_integer, default=0, help="weights and data order")
+    train.add_argument("--seed", type=integer, default=0, help="weights and data order")
     train.add_argument(
         "--verbose", type=int, choices=[0, 1, 2], default=1, help="0 silent, 1 bar, 2 one line"
     )
     train.add_argument(
-        "--out", type=_output_folder, default="out", help="output folder (created if missing)"
+        "--out", type=output_folder, default="out", help="output folder (created if missing)"
     )
 
 
@@ -244,26 +158,26 @@ def _add_explain(commands: Any) -> None:
     defaults = VANISHING_DEFAULTS
     explain.add_argument(
         "--lengths",
-        type=_sequence_length,
+        type=sequence_length,
         nargs="+",
         default=defaults["lengths"],
         help="sequence lengths T of the adding problem",
     )
     explain.add_argument(
         "--steps",
-        type=_positive_int,
+        type=positive_int,
         default=defaults["steps"],
         help="Adam steps per model (more: models that can learn have time to)",
     )
     explain.add_argument(
-        "--units", type=_positive_int, default=defaults["units"], help="units of each layer"
+        "--units", type=positive_int, default=defaults["units"], help="units of each layer"
     )
     explain.add_argument(
-        "--batch-size", type=_positive_int, default=defaults["batch_size"], help="samples per step"
+        "--batch-size", type=positive_int, default=defaults["batch_size"], help="samples per step"
     )
-    explain.add_argument("--seed", type=_integer, default=0, help="weights and data")
+    explain.add_argument("--seed", type=integer, default=0, help="weights and data")
     explain.add_argument(
-        "--out", type=_output_folder, default="out", help="output folder (created if missing)"
+        "--out", type=output_folder, default="out", help="output folder (created if missing)"
     )
 
 
@@ -280,7 +194,7 @@ def _add_bench(commands: Any) -> None:
     )
     parser.add_argument("--no-options", action="store_true", help="skip the option variants")
     parser.add_argument(
-        "--repeats", type=_positive_int, help="timed repeats (default: CPU 5, CUDA 20)"
+        "--repeats", type=positive_int, help="timed repeats (default: CPU 5, CUDA 20)"
     )
     parser.add_argument(
         "--dtype", choices=["float32", "bfloat16", "float16"], default="float32", help="CUDA only"
@@ -296,7 +210,7 @@ def _add_bench(commands: Any) -> None:
         "--data-path", action="store_true", help="only: fit on lazy windows against arrays"
     )
     parser.add_argument(
-        "--out", type=_output_folder, default="out", help="output folder (created if missing)"
+        "--out", type=output_folder, default="out", help="output folder (created if missing)"
     )
 
 
@@ -376,9 +290,9 @@ def _bench(options: argparse.Namespace, stream: Any) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `rnnkit` parser; building it imports nothing heavy."""
-    parser = _Parser(prog="rnnkit", description="Recurrent networks, Keras-style, on PyTorch.")
+    parser = Parser(prog="rnnkit", description="Recurrent networks, Keras-style, on PyTorch.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     _add_train(commands)
     _add_explain(commands)
     _add_bench(commands)
@@ -463,5 +377,5 @@ def _train(options: argparse.Namespace, stream: Any) -> int:
 
 
 def _fail(message: object) -> int:
-    print(f"rnnkit: error: {_one_line(message)}", file=sys.stderr)
+    print(f"rnnkit: error: {one_line(message)}", file=sys.stderr)
     return 2
