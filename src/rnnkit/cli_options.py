@@ -58,12 +58,17 @@ def positive_int(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
-    """A number option > 0 (`--temperature`)."""
+def _number(text: str) -> float:
+    """A number option's value, or argparse's error naming what was typed."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    """A number option > 0 (`--temperature`)."""
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, received {text}")
     return value
@@ -106,10 +111,7 @@ def data_file(text: str) -> str:
 
 def fraction(text: str) -> float:
     """A rate in [0, 1) (`--recurrent-dropout`)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, received {text!r}") from None
+    value = _number(text)
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in [0, 1), received {text}")
     return value

@@ -27,6 +27,21 @@ def _figure(columns: int, size: tuple[float, float], show: bool) -> tuple[Any, A
     return figure, figure.subplots(1, columns, squeeze=False)[0]
 
 
+def _finish(figure: Any, path: Any, show: bool) -> Any:
+    """Lays the figure out, writes it to `path` (folders created) if given, shows it if asked;
+    returns it."""
+    figure.tight_layout()
+    if path is not None:
+        path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        figure.savefig(path, dpi=100)
+    if show:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+    return figure
+
+
 def history(
     history: Any,
     path: str | os.PathLike | None = None,
@@ -71,16 +86,7 @@ def history(
         axis.set_xlabel("Epochs")
         axis.set_ylabel(name)
         axis.legend()
-    figure.tight_layout()
-    if path is not None:
-        path = os.fspath(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        figure.savefig(path, dpi=100)
-    if show:
-        import matplotlib.pyplot as plt
-
-        plt.show()
-    return figure
+    return _finish(figure, path, show)
 
 
 def forecast(
@@ -125,16 +131,7 @@ def forecast(
     axes[0].set_xlabel("Test window")
     axes[0].set_ylabel(unit or "value")
     axes[0].legend()
-    figure.tight_layout()
-    if path is not None:
-        path = os.fspath(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        figure.savefig(path, dpi=100)
-    if show:
-        import matplotlib.pyplot as plt
-
-        plt.show()
-    return figure
+    return _finish(figure, path, show)
 
 
 def _flow_curves(flows: Any) -> list[tuple[str, Any]]:
@@ -216,13 +213,4 @@ def gradient_flow(
     axis.set_ylabel(r"$\Vert \partial L / \partial h_t \Vert$ (log scale)")
     axis.grid(True, which="major", alpha=0.3)
     axis.legend()
-    figure.tight_layout()
-    if path is not None:
-        path = os.fspath(path)
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        figure.savefig(path, dpi=100)
-    if show:
-        import matplotlib.pyplot as plt
-
-        plt.show()
-    return figure
+    return _finish(figure, path, show)
