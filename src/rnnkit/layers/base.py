@@ -48,6 +48,21 @@ def _writable(array: Any) -> np.ndarray:
     return array if array.flags.writeable else array.copy()
 
 
+def _first_parameter(module: nn.Module) -> nn.Parameter | None:
+    """`next(module.parameters(), None)` without its generators (a layer reads it on every
+    call): the module's own parameters first, then each submodule's, depth-first, in
+    registration order, as `parameters()` lists them."""
+    for parameter in module._parameters.values():
+        if parameter is not None:
+            return parameter
+    for child in module._modules.values():
+        if child is not None:
+            parameter = _first_parameter(child)
+            if parameter is not None:
+                return parameter
+    return None
+
+
 def _to_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
@@ -116,7 +131,8 @@ class Layer(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         """The dtype of the weights (after `.double()` etc. too), else the configured dtype."""
-        for parameter in self.parameters():
+        parameter = _first_parameter(self)
+        if parameter is not None:
             return parameter.dtype
         return self._configured_dtype() or torch.get_default_dtype()
 
@@ -133,9 +149,8 @@ class Layer(nn.Module):
     @property
     def device(self) -> torch.device:
         """The device of the weights (CPU before the layer is built)."""
-        for parameter in self.parameters():
-            return parameter.device
-        return torch.device("cpu")
+        parameter = _first_parameter(self)
+        return torch.device("cpu") if parameter is None else parameter.device
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         """Creates the weights for inputs of `input_shape` (batch axis first, may be None)."""
@@ -192,19 +207,20 @@ class Layer(nn.Module):
     def convert_input(self, inputs: Any, *, argument: str = "inputs") -> torch.Tensor:
         """NumPy arrays and Python numbers become tensors on the layer's device; floating
         inputs are cast to the layer's dtype, as Keras autocasts."""
-        if isinstance(inputs, np.ndarray) or np.isscalar(inputs):
-            if np.asarray(inputs).dtype.kind not in "biufc":
-                raise TypeError(
-                    f"Layer '{self.name}' expects `{argument}` of numbers, received an array of "
-                    f"{np.asarray(inputs).dtype} (strings or objects): convert them to numbers "
-                    "first (a tokenizer, `pad_sequences`)."
-                )
-            inputs = torch.as_tensor(_writable(inputs))
         if not isinstance(inputs, torch.Tensor):
-            raise TypeError(
-                f"Layer '{self.name}' expects `{argument}` as a torch.Tensor or NumPy array, "
-                f"received {type(inputs).__name__}."
-            )
+            if isinstance(inputs, np.ndarray) or np.isscalar(inputs):
+                if np.asarray(inputs).dtype.kind not in "biufc":
+                    raise TypeError(
+                        f"Layer '{self.name}' expects `{argument}` of numbers, received an array "
+                        f"of {np.asarray(inputs).dtype} (strings or objects): convert them to "
+                        "numbers first (a tokenizer, `pad_sequences`)."
+                    )
+                inputs = torch.as_tensor(_writable(inputs))
+            else:
+                raise TypeError(
+                    f"Layer '{self.name}' expects `{argument}` as a torch.Tensor or NumPy array, "
+                    f"received {type(inputs).__name__}."
+                )
         if inputs.is_complex():
             raise TypeError(
                 f"Layer '{self.name}' expects real `{argument}`, received {inputs.dtype} (the "
@@ -217,7 +233,10 @@ class Layer(nn.Module):
         return inputs
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        if symbolic.is_symbolic(inputs, args, kwargs):
+        # A lone tensor or array, the common call, is not symbolic: no walk through the
+        # arguments.
+        lone_input = isinstance(inputs, (torch.Tensor, np.ndarray)) and not args and not kwargs
+        if not lone_input and symbolic.is_symbolic(inputs, args, kwargs):
             return symbolic.call_symbolic(self, inputs, args, kwargs)
         inputs = self.convert_input(inputs)
         if not self.built:
@@ -227,9 +246,11 @@ class Layer(nn.Module):
         return outputs
 
     def _record_activity_losses(self, outputs: Any) -> None:
-        self._activity_losses = []
         if self.activity_regularizer is None:
+            if self._activity_losses:  # `Module.__setattr__` costs a few microseconds a call
+                self._activity_losses = []
             return
+        self._activity_losses = []
         tensors = outputs if isinstance(outputs, (tuple, list)) else [outputs]
         for output in tensors:
             if isinstance(output, torch.Tensor):
