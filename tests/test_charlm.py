@@ -258,3 +258,24 @@ def test_probabilities_that_are_not_finite_are_refused(bad):
     probabilities[2] = bad
     with pytest.raises(ValueError, match="not finite"):
         charlm._draw(probabilities, 0.5, np.random.default_rng(0))
+
+
+def test_stateful_generation_runs_on_one_thread_and_restores_the_count(monkeypatch):
+    model = trained_looking_model()
+    threads = torch.get_num_threads()
+    seen = []
+    draw = charlm._draw
+    monkeypatch.setattr(
+        charlm, "_draw", lambda *a: seen.append(torch.get_num_threads()) or draw(*a)
+    )
+    torch.set_num_threads(2)
+    try:
+        charlm.generate(model, "abc", 5, vocabulary=CHARS)
+        assert seen == [1] * 5 and torch.get_num_threads() == 2
+        with torch.no_grad():
+            model.layers[-1].bias.fill_(float("nan"))
+        with pytest.raises(ValueError, match="not finite"):
+            charlm.generate(model, "abc", 5, vocabulary=CHARS)
+        assert torch.get_num_threads() == 2  # restored after an error too
+    finally:
+        torch.set_num_threads(threads)

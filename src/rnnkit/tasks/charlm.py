@@ -10,8 +10,9 @@ a model both ways on held-out text (benchmarks/charlm_generation.py).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,24 @@ def stateful_copy(model: Any) -> Any:
         if isinstance(module, layers.RNN):
             module.stateful = True
     return copy.eval()
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Runs the block on one torch thread, then restores the thread count.
+
+    At batch 1 threads have nothing to share, and they cost: torch's BLAS runs even the Dense
+    layer's tiny product on every thread, whose workers then spin between characters. On a
+    2-core machine with `OMP_NUM_THREADS=2`, stateful generation took from 1.3x to 5x the CPU
+    time it takes on one thread (benchmarks/README.md). The count is the process's: other
+    Python threads running torch meanwhile run on one thread too.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class StatefulPredictor:
@@ -213,9 +232,10 @@ def generate(
 
     With `stateful=True` a stateful copy of the model (`StatefulPredictor`) reads the seed once,
     then one character per step, so each new character costs one step of the recurrent layers
-    and the model sees everything generated so far. With `stateful=False` it samples the book's
-    way (`sample`): the last `len(seed_text)` characters go through the model again for each
-    new character (a window's steps per character, and no memory beyond the window).
+    and the model sees everything generated so far (on one torch thread: `_one_thread`). With
+    `stateful=False` it samples the book's way (`sample`): the last `len(seed_text)` characters
+    go through the model again for each new character (a window's steps per character, and no
+    memory beyond the window).
 
     Args:
         model: a model from ids `(batch, timesteps)` to next-character probabilities
@@ -247,7 +267,7 @@ def generate(
     generator = np.random.default_rng(seed)
     predictor = StatefulPredictor(model)
     generated = []
-    with torch.no_grad():  # once, not a context per character
+    with torch.no_grad(), _one_thread():  # once, not a context per character
         probabilities = predictor._predict([index[char] for char in seed_text])
         for position in range(length):
             choice = _draw(probabilities, temperature, generator)
@@ -304,8 +324,9 @@ def bits_per_character(
     if stateful:
         predictor = StatefulPredictor(model)
         ids = [index[char] for char in text]
-        rows = [predictor.feed(ids[:window])]
-        rows += [predictor.feed([ids[position]]) for position in range(window, len(ids) - 1)]
+        with _one_thread():
+            rows = [predictor.feed(ids[:window])]
+            rows += [predictor.feed([ids[position]]) for position in range(window, len(ids) - 1)]
         probabilities = np.stack(rows)
     else:
         probabilities = windowed_probabilities(model, x)
