@@ -264,14 +264,17 @@ def test_stateful_generation_runs_on_one_thread_and_restores_the_count(monkeypat
     model = trained_looking_model()
     threads = torch.get_num_threads()
     seen = []
-    draw = charlm._draw
+    draw, copy = charlm._draw, charlm.stateful_copy
     monkeypatch.setattr(
         charlm, "_draw", lambda *a: seen.append(torch.get_num_threads()) or draw(*a)
+    )
+    monkeypatch.setattr(  # the copy too: threads it used would spin on through the loop
+        charlm, "stateful_copy", lambda m: seen.append(torch.get_num_threads()) or copy(m)
     )
     torch.set_num_threads(2)
     try:
         charlm.generate(model, "abc", 5, vocabulary=CHARS)
-        assert seen == [1] * 5 and torch.get_num_threads() == 2
+        assert seen == [1] * 6 and torch.get_num_threads() == 2
         with torch.no_grad():
             model.layers[-1].bias.fill_(float("nan"))
         with pytest.raises(ValueError, match="not finite"):

@@ -104,11 +104,12 @@ def stateful_copy(model: Any) -> Any:
 def _one_thread() -> Iterator[None]:
     """Runs the block on one torch thread, then restores the thread count.
 
-    At batch 1 threads have nothing to share, and they cost: torch's BLAS runs even the Dense
-    layer's tiny product on every thread, whose workers then spin between characters. On a
-    2-core machine with `OMP_NUM_THREADS=2`, stateful generation took from 1.3x to 5x the CPU
-    time it takes on one thread (benchmarks/README.md). The count is the process's: other
-    Python threads running torch meanwhile run on one thread too.
+    At batch 1 threads have nothing to share, and they cost: MKL runs even the Dense layer's
+    tiny product on every thread, and threads used by work just before (the stateful copy's
+    initializers) spin on through the characters. On a 2-core machine with
+    `OMP_NUM_THREADS=2`, stateful generation took from 1.3x to 5x the CPU time it takes on one
+    thread (benchmarks/README.md). The count is the process's: other Python threads running
+    torch meanwhile run on one thread too.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -265,9 +266,9 @@ def generate(
         return sample(model, seed_text, list(vocabulary), length, temperature, seed=seed)
     index = _check_generation(seed_text, length, vocabulary, temperature)
     generator = np.random.default_rng(seed)
-    predictor = StatefulPredictor(model)
     generated = []
     with torch.no_grad(), _one_thread():  # once, not a context per character
+        predictor = StatefulPredictor(model)  # on one thread too (see `_one_thread`)
         probabilities = predictor._predict([index[char] for char in seed_text])
         for position in range(length):
             choice = _draw(probabilities, temperature, generator)
@@ -322,9 +323,9 @@ def bits_per_character(
     index = {char: i for i, char in enumerate(vocabulary)}
     x, targets = text_corpus.make_char_dataset(text, window, 1, index)  # (n, window), (n,)
     if stateful:
-        predictor = StatefulPredictor(model)
         ids = [index[char] for char in text]
         with _one_thread():
+            predictor = StatefulPredictor(model)
             rows = [predictor.feed(ids[:window])]
             rows += [predictor.feed([ids[position]]) for position in range(window, len(ids) - 1)]
         probabilities = np.stack(rows)
