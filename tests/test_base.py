@@ -11,7 +11,7 @@ from torch import nn
 
 import rnnkit as rk
 from rnnkit import layers, regularizers
-from rnnkit.layers.base import _first_parameter
+from rnnkit.layers.base import _first_parameter, uninitialized_weights
 
 
 def built(layer, shape, dtype=torch.float32):
@@ -101,3 +101,19 @@ def test_activity_losses_are_those_of_the_last_call():
     assert layer.losses == []
     layer(torch.ones(4, 3))
     assert layer.losses == []
+
+
+def test_weights_built_in_uninitialized_weights_skip_their_initializers():
+    calls = []
+
+    def counting(shape, dtype=None, device=None):
+        calls.append(shape)
+        return torch.ones(shape, dtype=dtype, device=device)
+
+    with uninitialized_weights():
+        inside = built(layers.Dense(3, kernel_initializer=counting), (2, 4))
+    assert calls == [] and inside.kernel.shape == (4, 3)
+    with pytest.raises(RuntimeError, match="inside"), uninitialized_weights():
+        raise RuntimeError("inside")
+    outside = built(layers.Dense(3, kernel_initializer=counting), (2, 4))  # the block is over
+    assert calls == [(4, 3)] and torch.equal(outside.kernel, torch.ones(4, 3))

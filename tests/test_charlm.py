@@ -48,7 +48,9 @@ def test_fed_a_window_from_zero_states_the_stateful_predictor_gives_one_windowed
 
 def test_the_stateful_copy_has_the_weights_and_leaves_the_model_alone():
     model = trained_looking_model()
+    random_state = torch.get_rng_state()
     copy = charlm.stateful_copy(model)
+    assert torch.equal(torch.get_rng_state(), random_state)  # no initializer ran
     assert copy.layers[1].stateful and not model.layers[1].stateful
     for (name, original), (_, copied) in zip(model.state_dict().items(),
                                              copy.state_dict().items()):  # fmt: skip

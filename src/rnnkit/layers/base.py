@@ -15,9 +15,10 @@ Every rnnkit layer (and cell) derives from `Layer`. What it adds to `torch.nn.Mo
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -32,6 +33,27 @@ from rnnkit.layers import symbolic
 _name_counts: dict[str, int] = {}
 # The device of the input that triggered a lazy build; sublayers built inside inherit it.
 _build_device: ContextVar[torch.device | None] = ContextVar("rnnkit_build_device", default=None)
+# Set by `uninitialized_weights`: weights built meanwhile skip their initializers.
+_skip_initializers: ContextVar[bool] = ContextVar("rnnkit_skip_initializers", default=False)
+
+
+@contextlib.contextmanager
+def uninitialized_weights() -> Iterator[None]:
+    """Layers built in the block get uninitialized weights (`torch.empty`), for weights that
+    are overwritten at once, as a copy's are by `load_state_dict`: the initializers (an
+    orthogonal one takes a QR decomposition) cost milliseconds, and advance torch's random
+    generator for nothing.
+
+    Example:
+        >>> with uninitialized_weights():
+        ...     copy = Sequential.from_config(model.get_config())
+        >>> copy.load_state_dict(model.state_dict())
+    """
+    token = _skip_initializers.set(True)
+    try:
+        yield
+    finally:
+        _skip_initializers.reset(token)
 
 
 def _default_name(cls: type) -> str:
@@ -175,7 +197,10 @@ class Layer(nn.Module):
         """
         check_weight_size(f"Layer '{self.name}'", name, shape, self.dtype)
         device = device or _build_device.get()
-        values = initializers.get(initializer)(tuple(shape), dtype=self.dtype, device=device)
+        if _skip_initializers.get():
+            values = torch.empty(tuple(shape), dtype=self.dtype, device=device)
+        else:
+            values = initializers.get(initializer)(tuple(shape), dtype=self.dtype, device=device)
         parameter = nn.Parameter(values, requires_grad=trainable and self._trainable)
         self.register_parameter(name, parameter)
         self._own_weight_names.append(name)

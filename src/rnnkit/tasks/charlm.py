@@ -21,6 +21,7 @@ import torch
 import rnnkit as rk
 from rnnkit import layers
 from rnnkit.data import text_corpus
+from rnnkit.layers.base import uninitialized_weights
 from rnnkit.models import saving
 from rnnkit.tasks.common import fit_and_save, output_paths, recurrent_layer, report
 
@@ -87,7 +88,8 @@ def stateful_copy(model: Any) -> Any:
         raise ValueError(f"Model '{model.name}' has no weights yet: train it (or call it) first.")
     config = {"class_name": type(model).__name__, "config": model.get_config()}
     first = next(model.parameters())
-    copy = saving.model_from_config(config).to(device=first.device, dtype=first.dtype)
+    with uninitialized_weights():  # every weight is loaded next
+        copy = saving.model_from_config(config).to(device=first.device, dtype=first.dtype)
     copy.load_state_dict(model.state_dict())
     for module in copy.modules():
         if isinstance(module, layers.Bidirectional) or getattr(module, "go_backwards", False):
