@@ -107,8 +107,8 @@ def _one_thread() -> Iterator[None]:
     """Runs the block on one torch thread, then restores the thread count.
 
     At batch 1 threads have nothing to share, and they cost: MKL runs even the Dense layer's
-    tiny product on every thread, and threads used by work just before (the stateful copy's
-    initializers) spin on through the characters. On a 2-core machine with
+    tiny product on every thread, and threads used by work just before (building the stateful
+    copy, for one) spin on through the characters. On a 2-core machine with
     `OMP_NUM_THREADS=2`, stateful generation took from 1.3x to 5x the CPU time it takes on one
     thread (benchmarks/README.md). The count is the process's: other Python threads running
     torch meanwhile run on one thread too.
