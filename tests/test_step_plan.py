@@ -38,6 +38,8 @@ def charlm_model(
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.mul_(3.0)
+            if parameter.dim() == 1:  # biases start at zero: the ones of this model do not
+                parameter.add_(torch.rand_like(parameter) - 0.5)
     return model
 
 
