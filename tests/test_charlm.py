@@ -341,15 +341,18 @@ def test_a_logit_of_minus_infinity_is_never_drawn():
     assert draws == {0, 3}
 
 
-@pytest.mark.parametrize("layer", ["simple_rnn", "lstm", "gru"])
+@pytest.mark.parametrize("layer", ["simple_rnn", "lstm", "gru", "linear_lstm"])
 def test_generation_with_and_without_the_step_plan_gives_the_same_text(layer, monkeypatch):
     """The plan draws from the logits and the copy from its probabilities: the same uniform
     numbers give the same characters unless one falls within rounding (about 1e-7) of a
     boundary between two characters' cumulative weights, or a character has a probability
     below the copy's floor of 1e-12 (`charlm._draw_from_logits`): neither happens here."""
-    model = trained_looking_model(layer)
+    linear = layer == "linear_lstm"  # outputs drawn from as probabilities, as the copy's are
+    model = trained_looking_model("lstm" if linear else layer)
+    if linear:
+        model.layers[-1].activation = rk.activations.linear
     predictor = charlm.StatefulPredictor(model)
-    assert predictor.plan is not None and predictor.plan.softmax
+    assert predictor.plan is not None and predictor.plan.softmax != linear
 
     def generate(seed):
         return charlm.generate(model, "abcdefgh" * 5, 300, vocabulary=CHARS, temperature=0.7,

@@ -325,7 +325,7 @@ def generate(
         predictor = StatefulPredictor(model)  # on one thread too (see `_one_thread`)
         plan = predictor.plan
         seed_ids = [index[char] for char in seed_text]
-        if plan is not None and plan.softmax:
+        if plan is not None:
             return _generate_with_plan(plan, seed_ids, length, vocabulary, temperature, generator)
         probabilities = predictor._predict(seed_ids)
         for position in range(length):
@@ -344,14 +344,16 @@ def _generate_with_plan(
     temperature: float,
     generator: np.random.Generator,
 ) -> str:
-    """`generate`'s loop on a softmax model's `StepPlan`: each character is drawn from the
-    logits (`_draw_from_logits`) and stepped through the plan."""
+    """`generate`'s loop on a `StepPlan`: each character is drawn from the logits of a
+    softmax model (`_draw_from_logits`), or from a linear model's outputs as from the copy's
+    (`_draw`), and stepped through the plan."""
     for char_id in seed_ids:
         plan.step(char_id)
     logits = plan.logits  # rewritten in place by each step
+    draw = _draw_from_logits if plan.softmax else _draw
     generated = []
     for position in range(length):
-        choice = _draw_from_logits(logits, temperature, generator)
+        choice = draw(logits, temperature, generator)
         generated.append(vocabulary[choice])
         if position + 1 < length:
             plan.step(choice)
