@@ -114,6 +114,11 @@ class StepPlan:
 
     Raises:
         ValueError: `blocker` finds a reason.
+
+    Example:
+        >>> plan = StepPlan(charlm.stateful_copy(model))  # or None from `prepare(copy)`
+        >>> probabilities = plan.feed([4, 8, 15])  # (vocabulary_size,) float64
+        >>> plan.step(16)                          # plan.logits: the next character's
     """
 
     def __init__(self, model: Any) -> None:
