@@ -243,10 +243,13 @@ def _draw_from_logits(
 
     One uniform number looked up in the cumulative weights, as `_draw` (a seed gives the same
     characters). It differs from `_draw` of the probabilities in two ways only: rounding (the
-    softmax is not computed first), and `_draw`'s floor of 1e-12 on each probability, which
-    gives a character less likely than that the weight of a 1e-12 probability; here it keeps
-    its own, smaller weight. Either way such a character is drawn with a probability of at
-    most about `vocabulary_size * 1e-12 ** (1 / temperature)`.
+    softmax is not computed first: a uniform number within about 1e-7 of a boundary between
+    two characters may fall on the other side), and `_draw`'s floor of 1e-12 on each
+    probability, which gives a character less likely than that the weight of a 1e-12
+    probability, where here it keeps its own, smaller weight. Either way such a character is
+    drawn with a probability below `(vocabulary_size * 1e-12) ** (1 / temperature)` (the
+    largest probability is at least `1 / vocabulary_size`): 1e-10 at temperature 1 with 93
+    characters, 1e-20 at 0.5.
 
     Args:
         logits: `(vocabulary_size,)`, the Dense's output before its softmax.
