@@ -76,6 +76,35 @@ def test_a_failed_build_reports_the_compiler_error(fresh_library, tmp_path, monk
     assert not list((tmp_path / "kernels").glob("*.so"))
 
 
+def _cpu_has(*flags: str) -> bool:
+    return set(flags) <= set(cpu._cpu_features().split())
+
+
+@pytest.mark.skipif(not _cpu_has("avx2", "fma"), reason="this CPU has no AVX2 and FMA")
+def test_the_avx2_build_is_cached_apart_and_agrees_with_the_loop(fresh_library, monkeypatch):
+    """`RNNKIT_CPU_ISA=avx2` builds the AVX2 code path (on an AVX-512 machine too) into a build
+    of its own, and its products and gate arithmetic agree with the loop."""
+    native = cpu.library()._name
+    monkeypatch.setenv(cpu.ISA_ENV_VAR, "avx2")
+    cpu.library.cache_clear()
+    assert cpu.kernel_isa() == "avx2"
+    assert cpu.library()._name != native
+    for kind in ("lstm", "gru_reset_after"):
+        for dtype in (torch.float32, torch.float64):
+            _assert_the_fused_layer_agrees_with_the_loop(kind, dtype, dropout=False)
+
+
+def test_an_unknown_instruction_set_is_named(fresh_library, monkeypatch):
+    monkeypatch.setenv(cpu.ISA_ENV_VAR, "avx9000")
+    with pytest.raises(cpu.KernelBuildError, match="RNNKIT_CPU_ISA must be one of.*'avx9000'"):
+        cpu.library()
+
+
+@pytest.mark.skipif(not _cpu_has("avx512f"), reason="this CPU has no AVX-512")
+def test_the_native_build_uses_avx512_where_the_cpu_has_it(fresh_library):
+    assert cpu.kernel_isa() == "avx512"
+
+
 FAILING_COMPILER = """#!/bin/sh
 echo "cpu.cpp:1:1: error: the first line of the reason" >&2
 echo "cpu.cpp:2:1: note: and the last line of it" >&2
@@ -322,6 +351,11 @@ def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype, dro
     strip and single columns (float32 and float64 lanes); 13 rows = six-row blocks, a four-row
     block and padded rows; masks, go_backwards; recurrent and input dropout per gate, or none
     (then the products over all gates: x_t @ K and h @ R in one, the backward's stacked)."""
+    _assert_the_fused_layer_agrees_with_the_loop(kind, dtype, dropout)
+
+
+def _assert_the_fused_layer_agrees_with_the_loop(kind, dtype, dropout):
+    """`test_every_block_shape_of_the_products_agrees_with_the_loop` on the loaded build."""
     make = partial(KINDS[kind].layer, **KINDS[kind].options)
     torch.manual_seed(0)
     options = dict(go_backwards=True, dtype=dtype)

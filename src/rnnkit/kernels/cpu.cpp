@@ -1039,6 +1039,23 @@ void rnnkit_free_forward_weights(void* packed, int64_t precise) {
 // the pre-activations; the weight gradients are `rnnkit_long_product`s of what this fills.
 void rnnkit_backward(const Problem* p, int64_t precise) { run_chunks<Backward>(*p, precise); }
 
+// The widest vector instructions this build was compiled for (`rnnkit.kernels.cpu.kernel_isa`).
+const char* rnnkit_isa() {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "avx2";
+#elif defined(__AVX__)
+  return "avx";
+#elif defined(__SSE2__)
+  return "sse2";
+#elif defined(__ARM_NEON)
+  return "neon";
+#else
+  return "generic";
+#endif
+}
+
 // The weight gradient `long_product` computes (double when `precise`); see there.
 void rnnkit_long_product(const LongProduct* q, int64_t precise) {
   if (precise) return long_product<double>(*q);

@@ -16,6 +16,11 @@ build as used; a new build removes the others not used for `STALE_BUILD_DAYS` (e
 the source, the compiler or the CPU leaves one behind). `blocker()` says why the kernels
 cannot run (no compiler, a failed build), and the fused path then falls back.
 
+`$RNNKIT_CPU_ISA` picks the vector instructions of the build: `native` (the default: all this
+CPU has) or `avx2` (`-march=native -mno-avx512f`: AVX2 and FMA without AVX-512, to run and
+time the AVX2 code path on an AVX-512 machine). Each has its own cached build;
+`kernel_isa()` says which instructions the loaded build was compiled for.
+
 Layout (C-contiguous). What the layer passes in and gets back is batch-major, as the layers
 use; what the kernels save for the backward pass is time-major, so that each step's rows of a
 chunk of the batch lie together (one stream per array for the hardware prefetchers, instead of
@@ -80,6 +85,9 @@ _SOURCE = Path(__file__).with_name("cpu.cpp")
 # No -ffast-math: linked into a shared library it would flush denormals for the whole process.
 _FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno",
           "-fno-trapping-math", "-ffp-contract=fast"]  # fmt: skip
+# `$RNNKIT_CPU_ISA` → the target flags tried first (see the module docstring).
+ISA_ENV_VAR = "RNNKIT_CPU_ISA"
+_ISA_TARGETS = {"native": ["-march=native"], "avx2": ["-march=native", "-mno-avx512f"]}
 # The C++ enums' values, from the one Python definition of each.
 _CODES = [
     f"-D{macro}={','.join(f'{code.name}={code.value}' for code in codes)}"
@@ -143,16 +151,30 @@ def _cpu_features() -> str:
     return platform.processor() or platform.machine()
 
 
-def _compile(compiler: str, library: Path) -> None:
+def _isa_target() -> list[str]:
+    """The target flags `$RNNKIT_CPU_ISA` asks for.
+
+    Raises:
+        KernelBuildError: when it names no known instruction set.
+    """
+    isa = os.environ.get(ISA_ENV_VAR, "native")
+    if isa not in _ISA_TARGETS:
+        raise KernelBuildError(
+            f"${ISA_ENV_VAR} must be one of {sorted(_ISA_TARGETS)} (or unset), got {isa!r}"
+        )
+    return _ISA_TARGETS[isa]
+
+
+def _compile(compiler: str, library: Path, target: list[str]) -> None:
     """Builds cpu.cpp into `library` (atomically: a temporary file, then a rename); tries
-    -march=native with OpenMP first, then OpenMP on the compiler's default target, then
-    neither (the kernels then run on one thread)."""
+    `target` (e.g. -march=native) with OpenMP first, then OpenMP on the compiler's default
+    target, then neither (the kernels then run on one thread)."""
     library.parent.mkdir(parents=True, exist_ok=True)
     errors = []
-    for target in (["-march=native", "-fopenmp"], ["-fopenmp"], []):
+    for flags in ([*target, "-fopenmp"], ["-fopenmp"], []):
         with tempfile.NamedTemporaryFile(dir=library.parent, suffix=".so", delete=False) as file:
             partial = Path(file.name)
-        command = [compiler, *_FLAGS, *_CODES, *target, str(_SOURCE), "-o", str(partial)]
+        command = [compiler, *_FLAGS, *_CODES, *flags, str(_SOURCE), "-o", str(partial)]
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
         if completed.returncode == 0:
             os.replace(partial, library)
@@ -192,8 +214,9 @@ def library() -> ctypes.CDLL:
         ).stdout
     except OSError as error:
         raise KernelBuildError(f"the C++ compiler {compiler} cannot be run: {error}") from None
+    target = _isa_target()
     key = hashlib.sha256(
-        "\0".join([_SOURCE.read_text(), compiler, version, " ".join(_FLAGS + _CODES),
+        "\0".join([_SOURCE.read_text(), compiler, version, " ".join(_FLAGS + _CODES + target),
                    _cpu_features()])
         .encode()
     ).hexdigest()[:16]  # fmt: skip
@@ -202,7 +225,7 @@ def library() -> ctypes.CDLL:
         # The one slow first call a user would otherwise wait through without a word.
         print("compiling rnnkit's CPU kernels (once, about 15 s)...", file=sys.stderr, flush=True)
         try:
-            _compile(compiler, path)
+            _compile(compiler, path, target)
         except OSError as error:  # an unwritable cache, a compiler that cannot be run
             raise KernelBuildError(f"building the fused CPU kernels failed: {error}") from None
         remove_stale_builds(path.parent, path, time.time())
@@ -226,7 +249,19 @@ def library() -> ctypes.CDLL:
     lib.rnnkit_free_forward_weights.restype = None
     lib.rnnkit_long_product.argtypes = [ctypes.POINTER(_LongProduct), ctypes.c_int64]
     lib.rnnkit_long_product.restype = None
+    lib.rnnkit_isa.argtypes = []
+    lib.rnnkit_isa.restype = ctypes.c_char_p
     return lib
+
+
+def kernel_isa() -> str:
+    """The widest vector instructions the loaded build was compiled for: "avx512", "avx2",
+    "avx", "sse2", "neon" or "generic".
+
+    Raises:
+        KernelBuildError: as `library()`.
+    """
+    return library().rnnkit_isa().decode()
 
 
 @functools.cache
