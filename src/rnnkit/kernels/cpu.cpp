@@ -34,7 +34,7 @@ struct Problem {
   int64_t cell, batch, timesteps, features, units, gates;
   int64_t go_backwards, zero_output_for_mask, unroll, activation, recurrent_activation;
   int64_t input_dropout, recurrent_dropout, save, save_preactivations, input_gradient;
-  int64_t return_sequences, threads;
+  int64_t return_sequences, threads, weight_gradients;
   const void *inputs, *kernel, *kernel_t, *input_bias, *input_dropout_mask;
   const void *recurrent_kernel, *recurrent_kernel_t, *recurrent_bias, *h0, *c0;
   const void* recurrent_dropout_mask;
@@ -42,6 +42,7 @@ struct Problem {
   void *out, *h_last, *c_last, *hs, *cs, *gate_values, *pre, *inner_h;
   const void *dout, *dh_last, *dc_last;
   void *dxproj, *dinner, *dinputs, *dh0, *dc0;
+  void *dkernel, *drecurrent, *dbias;  // the weight gradients, where the backward forms them
 };
 
 // A weight's gradient as one long product over every row and step (`long_product`). Mirrored
@@ -383,11 +384,14 @@ template <int64_t ACT, int64_t RACT> struct Activations {
 // bounds fall on multiples of the height of `matmul`'s row blocks: four where that makes the
 // shares equal or they are under 24 rows, else six (six-row blocks do more per load, but at a
 // few rows a share one block taller than the others would cost more than that: equal shares
-// are what the slowest thread's time depends on).
+// are what the slowest thread's time depends on). With a `granule`, on multiples of it instead
+// (then max_rows must be one too).
 template <typename Body>
-void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body) {
+void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body,
+                    int64_t granule = 0) {
   threads = std::max<int64_t>(1, std::min(threads, batch));
-  const int64_t block = batch % (4 * threads) == 0 || batch / threads < 24 ? 4 : 6;
+  const int64_t block = granule ? granule
+                        : batch % (4 * threads) == 0 || batch / threads < 24 ? 4 : 6;
   auto bound = [&](int64_t t) {  // the first row of thread t's share
     if (t == threads) return batch;
     return std::min(batch, (t * batch / threads + block / 2) / block * block);
@@ -470,7 +474,78 @@ template <typename T> struct PackedWeights {
   bool kernel_stacked = false, recurrent_stacked = false;  // see `gate_products_transposed`
   // Forward, SimpleRNN and LSTM without dropout masks: [K; R] ((F + U) x G*U) packed as one.
   std::vector<T> both;
+  // Backward, where it forms the weight gradients (`forms_weight_gradients`): each row group's
+  // sums, written by the thread that runs the group.
+  mutable std::vector<T> gradient_sums;
 };
+
+// Where the backward pass forms the weight gradients itself, each group of GRADIENT_GROUP rows
+// sums its steps' products into sums of its own, [K; R]'s gradient transposed (G*U x (F + U))
+// and the bias's (G*U), and the groups are added in order at the end: the sums' order depends
+// on the sizes alone, not on the number of threads. Each step's pre-activation gradient is then
+// still in L1 when the products read it, instead of being written to memory by this pass and
+// read back by the long products after it (benchmarks/README.md has the measurements). For
+// SimpleRNN and LSTM without dropout masks, at batches of whole pairs of groups (so that two
+// threads take equal shares), where a group's sums fit 64 KiB.
+constexpr int64_t GRADIENT_GROUP = 64;
+
+template <typename T> bool forms_weight_gradients(const Problem& p) {
+  const int64_t W = p.gates * p.units;
+  const int64_t sums_bytes = (p.features + p.units + 1) * W * int64_t(sizeof(T));
+  return p.weight_gradients && (p.cell == SIMPLE_RNN || p.cell == LSTM) && !p.input_dropout &&
+         !p.recurrent_dropout && p.batch % (2 * GRADIENT_GROUP) == 0 && sums_bytes <= 64 << 10;
+}
+
+// One step's part of the row groups' sums (`GRADIENT_GROUP`), for the chunk's rows from b0:
+// sums (W x (F + U)) += DX_group^T @ [x_t | h]_group, and the bias's (W) += DX_group's column
+// sums, in each group's own sums. XH (unless F and U are whole panels) and P: (GRADIENT_GROUP x
+// (F + U)) scratch.
+template <typename T>
+void add_step_weight_gradients(const Problem& p, const T* DX, int64_t b0, int64_t rows,
+                               int64_t t, T* sums, T* XH, T* P) {
+  const int64_t F = p.features, U = p.units, W = p.gates * U, S = F + U;
+  const T* inputs = static_cast<const T*>(p.inputs);
+  const T* hs = static_cast<const T*>(p.hs);
+  // Where F and U are whole two-vector panels, x_t's and h's panels are packed straight from
+  // where they lie (the panel of column j starts at P + GRADIENT_GROUP * j either way).
+  constexpr int64_t PANEL = 2 * VECTOR_BYTES / sizeof(T);
+  const bool whole_panels = F % PANEL == 0 && U % PANEL == 0;
+  for (int64_t g0 = 0; g0 < rows; g0 += GRADIENT_GROUP) {
+    T* group_sums = sums + g0 / GRADIENT_GROUP * (S + 1) * W;
+    const int64_t b = b0 + g0;
+    if (whole_panels) {
+      pack(inputs + (b * p.timesteps + t) * F, p.timesteps * F, GRADIENT_GROUP, F, P);
+      pack(hs + (t * p.batch + b) * U, U, GRADIENT_GROUP, U, P + GRADIENT_GROUP * F);
+    } else {
+      for (int64_t i = 0; i < GRADIENT_GROUP; ++i) {
+        copy_row(inputs + ((b + i) * p.timesteps + t) * F, F, XH + i * S);
+        copy_row(hs + (t * p.batch + b + i) * U, U, XH + i * S + F);
+      }
+      pack(XH, S, GRADIENT_GROUP, S, P);
+    }
+    const T* D = DX + g0 * W;
+    matmul_strided(D, 1, W, P, group_sums, S, W, GRADIENT_GROUP, S, true);
+    T* bias_sums = group_sums + S * W;
+    for (int64_t i = 0; i < GRADIENT_GROUP; ++i)
+#pragma GCC ivdep
+      for (int64_t j = 0; j < W; ++j) bias_sums[j] += D[i * W + j];
+  }
+}
+
+// The row groups' sums added in order, into dkernel (F x W), drecurrent (U x W) and dbias (W).
+template <typename T> void finish_weight_gradients(const Problem& p, T* sums) {
+  const int64_t F = p.features, U = p.units, W = p.gates * U, S = F + U, size = (S + 1) * W;
+  for (int64_t group = 1; group < p.batch / GRADIENT_GROUP; ++group)
+#pragma GCC ivdep
+    for (int64_t n = 0; n < size; ++n) sums[n] += sums[group * size + n];
+  T* dkernel = static_cast<T*>(p.dkernel);
+  T* drecurrent = static_cast<T*>(p.drecurrent);
+  for (int64_t j = 0; j < W; ++j) {
+    for (int64_t k = 0; k < F; ++k) dkernel[k * W + j] = sums[j * S + k];
+    for (int64_t k = 0; k < U; ++k) drecurrent[k * W + j] = sums[j * S + F + k];
+  }
+  std::copy_n(sums + S * W, W, static_cast<T*>(p.dbias));
+}
 
 template <typename T, int64_t ACT, int64_t RACT>
 void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int64_t rows) {
@@ -648,6 +723,13 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   const T* dc_last = static_cast<const T*>(p.dc_last) + b0 * U;
   std::vector<T> dH(dh_last, dh_last + rows * U), dC(dc_last, dc_last + rows * U);
   std::vector<T> dHP(rows * U), d_rh(rows * U), Tg(rows * U), TgF(rows * F);
+  // Where this pass forms the weight gradients: the chunk's groups' sums, and a step's DX in a
+  // buffer of its own instead of dxproj.
+  T* sums = w.gradient_sums.empty()
+                ? nullptr
+                : w.gradient_sums.data() + b0 / GRADIENT_GROUP * (F + U + 1) * W;
+  std::vector<T> dx_step(sums ? rows * W : 0), XH(sums ? GRADIENT_GROUP * (F + U) : 0),
+      packed_xh(XH.size());  // `add_step_weight_gradients`'s scratch
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const int64_t t = p.go_backwards ? T_ - 1 - s : s;
     auto at = [&](const void* array, int64_t i, int64_t size) {  // row i's entry at time t
@@ -658,11 +740,12 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
       for (int64_t i = 0; i < rows; ++i) {
         if (p.return_sequences) prefetch_row(dout + ((b0 + i) * T_ + s - 1) * U, U);
         if (p.input_gradient) prefetch_row(dinputs + ((b0 + i) * T_ + next) * F, F);
+        if (sums) prefetch_row(static_cast<const T*>(p.inputs) + ((b0 + i) * T_ + next) * F, F);
       }
     }
     // DX: the pre-activations' gradient, written straight into dxproj; DI, GRU reset_after:
     // the gradient of inner_h, straight into dinner (the chunk's rows, contiguous).
-    T* DX = at(p.dxproj, 0, W);
+    T* DX = sums ? dx_step.data() : at(p.dxproj, 0, W);
     T* DI = p.cell == GRU_RESET_AFTER ? at(p.dinner, 0, U) : nullptr;
     const int64_t ldx = W, ldi = U;
     for (int64_t i = 0; i < rows; ++i) {
@@ -745,6 +828,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
         if (DI) std::fill_n(DI + i * ldi, U, T(0));
         copy_row(&dH[i * U], U, &dHP[i * U]);
       }
+    if (sums) add_step_weight_gradients(p, DX, b0, rows, t, sums, XH.data(), packed_xh.data());
     // The gradient reaching the recurrent product: DX, and DI for GRU reset_after's h gate.
     gate_products_transposed(DX, ldx, M, RT, w.recurrent_stacked, dHP.data(), U, rows, U, G, U,
                              0, direct, true, Tg.data());
@@ -954,9 +1038,16 @@ void run_chunks(const Problem& p, bool precise, const void* packed = nullptr) {
     Weights own;
     if (!packed) own = pass.pack(p);
     const Weights& weights = packed ? *static_cast<const Weights*>(packed) : own;
-    for_each_chunk(p.batch, p.threads, chunk_rows(p), [&](int64_t b0, int64_t rows) {
-      pass.run(p, weights, b0, rows);
-    });
+    // Row groups that sum the weight gradients run whole in one chunk.
+    const bool grouped = !weights.gradient_sums.empty();
+    const int64_t max_rows = grouped ? std::max(GRADIENT_GROUP, chunk_rows(p) / GRADIENT_GROUP *
+                                                                    GRADIENT_GROUP)
+                                     : chunk_rows(p);
+    for_each_chunk(
+        p.batch, p.threads, max_rows,
+        [&](int64_t b0, int64_t rows) { pass.run(p, weights, b0, rows); },
+        grouped ? GRADIENT_GROUP : 0);
+    if (grouped) finish_weight_gradients(p, weights.gradient_sums.data());
   };
   if (precise) return body(Pass<double, -1, -1>{});
   if (sigmoid_gates && p.activation == TANH) return body(Pass<float, TANH, SIGMOID>{});
@@ -1002,9 +1093,14 @@ template <typename T, int64_t ACT, int64_t RACT> struct Backward {
       return stacked ? pack_gates<T>(weights, p.gates * p.units, width, 1, true)
                      : pack_gates<T>(weights, p.units, width, p.gates, true);
     };
-    return {packed(p.kernel_t, p.features, kernel_stacked),
-            packed(p.recurrent_kernel_t, p.units, recurrent_stacked), kernel_stacked,
-            recurrent_stacked};
+    PackedWeights<T> w{packed(p.kernel_t, p.features, kernel_stacked),
+                       packed(p.recurrent_kernel_t, p.units, recurrent_stacked), kernel_stacked,
+                       recurrent_stacked};
+    if (forms_weight_gradients<T>(p))
+      w.gradient_sums.assign(p.batch / GRADIENT_GROUP * (p.features + p.units + 1) * p.gates *
+                                 p.units,
+                             T(0));
+    return w;
   }
   static void run(const Problem& p, const PackedWeights<T>& w, int64_t b0, int64_t rows) {
     backward_chunk<T, ACT, RACT>(p, w, b0, rows);
@@ -1036,8 +1132,13 @@ void rnnkit_free_forward_weights(void* packed, int64_t precise) {
 }
 
 // Backpropagates through `rnnkit_forward`: the gradients of the inputs, the initial states and
-// the pre-activations; the weight gradients are `rnnkit_long_product`s of what this fills.
-void rnnkit_backward(const Problem* p, int64_t precise) { run_chunks<Backward>(*p, precise); }
+// the pre-activations; the weight gradients are `rnnkit_long_product`s of what this fills, or,
+// where it returns 1 (`forms_weight_gradients`: only if `weight_gradients` asked for them),
+// this pass has formed them (dkernel, drecurrent, dbias) and left dxproj unwritten.
+int64_t rnnkit_backward(const Problem* p, int64_t precise) {
+  run_chunks<Backward>(*p, precise);
+  return precise ? forms_weight_gradients<double>(*p) : forms_weight_gradients<float>(*p);
+}
 
 // The widest vector instructions this build was compiled for (`rnnkit.kernels.cpu.kernel_isa`).
 const char* rnnkit_isa() {

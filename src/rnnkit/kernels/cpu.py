@@ -48,6 +48,8 @@ one per row, which made reading them back the larger part of the backward pass):
     dxproj  (T, B, G, U)  backward: the gradient of the pre-activations, by time index
     dinner  (T, B, U)     backward, GRU reset_after: the gradient of inner_h, by time index
     dinputs (B, T, F)     backward: the inputs' gradient, filled when `input_gradient`
+    dkernel (F, G*U), drecurrent (U, G*U), dbias (G*U,)  backward: the weight gradients,
+                          where the backward pass forms them (`backward`)
 
 Cells (`CellKind`): SIMPLE_RNN (G=1), LSTM (G=4: i, f, c, o), GRU_RESET_AFTER and
 GRU_RESET_BEFORE (G=3: z, r, h); activations by `ActivationCode`. The C++ enums get both from
@@ -100,13 +102,13 @@ _OPTIONS = (
     "cell", "batch", "timesteps", "features", "units", "gates", "go_backwards",
     "zero_output_for_mask", "unroll", "activation", "recurrent_activation", "input_dropout",
     "recurrent_dropout", "save", "save_preactivations", "input_gradient", "return_sequences",
-    "threads",
+    "threads", "weight_gradients",
 )  # fmt: skip
 _ARRAYS = (
     "inputs", "kernel", "kernel_t", "input_bias", "input_dropout_mask", "recurrent_kernel",
     "recurrent_kernel_t", "recurrent_bias", "h0", "c0", "recurrent_dropout_mask", "mask", "out",
     "h_last", "c_last", "hs", "cs", "gate_values", "pre", "inner_h", "dout", "dh_last",
-    "dc_last", "dxproj", "dinner", "dinputs", "dh0", "dc0",
+    "dc_last", "dxproj", "dinner", "dinputs", "dh0", "dc0", "dkernel", "drecurrent", "dbias",
 )  # fmt: skip
 
 
@@ -240,7 +242,8 @@ def library() -> ctypes.CDLL:
         ) from None
     for name in ("rnnkit_forward", "rnnkit_backward"):
         getattr(lib, name).argtypes = [ctypes.POINTER(_Problem), ctypes.c_int64]
-        getattr(lib, name).restype = None
+    lib.rnnkit_forward.restype = None
+    lib.rnnkit_backward.restype = ctypes.c_int64
     lib.rnnkit_pack_forward.argtypes = [ctypes.POINTER(_Problem), ctypes.c_int64]
     lib.rnnkit_pack_forward.restype = ctypes.c_void_p
     lib.rnnkit_forward_packed.argtypes = [ctypes.POINTER(_Problem), ctypes.c_int64, ctypes.c_void_p]
@@ -344,10 +347,19 @@ class PreparedForward:
         self._run(ctypes.byref(problem), self._double, self._weights)
 
 
-def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> None:
-    """Runs the backward recurrence: fills dxproj, dinner (GRU reset_after), dinputs, dh0, dc0."""
+def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> bool:
+    """Runs the backward recurrence: fills dinner (GRU reset_after), dinputs, dh0, dc0, and
+    either dxproj (for `weight_gradient`) or, where it can and `options["weight_gradients"]`
+    asks for it, the weight gradients dkernel, drecurrent and dbias themselves (for SimpleRNN and
+    LSTM without dropout, at some sizes: the kernel decides by the sizes alone, so the result
+    does not depend on the number of threads).
+
+    Returns:
+        Whether it formed the weight gradients (and left dxproj unwritten).
+    """
     problem = _problem(options, arrays)
-    library().rnnkit_backward(ctypes.byref(problem), arrays["dout"].dtype == torch.float64)
+    precise = arrays["dout"].dtype == torch.float64
+    return bool(library().rnnkit_backward(ctypes.byref(problem), precise))
 
 
 class SecondProduct(NamedTuple):

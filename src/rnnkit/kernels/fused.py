@@ -137,9 +137,12 @@ class _FusedRecurrence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout, dh_last, dc_last):
         arrays = dict(zip(_SAVED, ctx.saved_tensors))
-        options = dict(ctx.kernel_options, input_gradient=ctx.needs_input_grad[0])
+        options = dict(
+            ctx.kernel_options, input_gradient=ctx.needs_input_grad[0], weight_gradients=True
+        )
         batch, _, units = dout.shape
         dtype = dout.dtype
+        features, width = arrays["kernel"].shape
         arrays.update(
             kernel_t=arrays["kernel"].t().contiguous(),
             recurrent_kernel_t=arrays["recurrent_kernel"].t().contiguous(),
@@ -151,9 +154,15 @@ class _FusedRecurrence(torch.autograd.Function):
             dinputs=_buffer(options["input_gradient"], arrays["inputs"].shape, dtype),
             dh0=torch.empty(batch, units, dtype=dtype),
             dc0=torch.empty(batch, units, dtype=dtype),
+            dkernel=torch.empty(features, width, dtype=dtype),
+            drecurrent=torch.empty(units, width, dtype=dtype),
+            dbias=torch.empty(width, dtype=dtype),
         )
-        cpu.backward(options, arrays)
-        gradients = _weight_gradients(options, arrays)
+        if cpu.backward(options, arrays):  # the weight gradients too (no recurrent bias there)
+            gradients = (arrays["dkernel"], arrays["dbias"], arrays["drecurrent"],
+                         torch.zeros(width, dtype=dtype))  # fmt: skip
+        else:
+            gradients = _weight_gradients(options, arrays)
         dinputs = arrays["dinputs"] if options["input_gradient"] else None
         return (dinputs, *gradients, arrays["dh0"], arrays["dc0"], None, None, None, None)
 
