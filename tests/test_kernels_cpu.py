@@ -349,7 +349,8 @@ def test_weight_gradient_masks_each_gate_of_the_second_product(dtype, units, bat
 def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype, dropout):
     """Sizes that take every path of the products: 37 units = two-vector strips, a one-vector
     strip and single columns (float32 and float64 lanes); 13 rows = six-row blocks, a four-row
-    block and padded rows; masks, go_backwards; recurrent and input dropout per gate, or none
+    block and a last row on its own (over four panels at once where the stacked gates are eight
+    vectors wide or more); masks, go_backwards; recurrent and input dropout per gate, or none
     (then the products over all gates: x_t @ K and h @ R in one, the backward's stacked)."""
     _assert_the_fused_layer_agrees_with_the_loop(kind, dtype, dropout)
 

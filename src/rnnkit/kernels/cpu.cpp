@@ -160,6 +160,38 @@ inline void matmul_block(const T* A, int64_t lda, int64_t a_step, const T* B, in
     for (int v = 0; v < NV; ++v) store(C + r * ldc + v * LANES, acc[r][v]);
 }
 
+// One row of C (+)= a (depth; a[k * a_step]) @ PANELS two-vector panels of B (panel p starts
+// at P + p * panel_stride, as `pack` lays them out), then + then's row @ the panels' next
+// then.depth rows, plus `bias` (without accumulate): matmul_block's sums for one row, over
+// several panels at once, so that 2 * PANELS multiply-add chains run side by side (a one-row
+// block over one panel has two, each waiting on the latency of the one before).
+template <typename T, int PANELS>
+inline void matmul_row_panels(const T* a, int64_t a_step, const T* P, int64_t panel_stride,
+                              T* C, int64_t depth, bool accumulate, const T* bias,
+                              Continued<T> then) {
+  using V = typename Vector<T>::type;
+  constexpr int LANES = VECTOR_BYTES / sizeof(T), PANEL = 2 * LANES;
+  V acc[PANELS][2];
+  for (int p = 0; p < PANELS; ++p)
+    for (int v = 0; v < 2; ++v)
+      acc[p][v] = accumulate ? load(C + p * PANEL + v * LANES)
+                  : bias     ? load(bias + p * PANEL + v * LANES)
+                             : V{};
+  auto add = [&](const T* row, int64_t step, const T* B, int64_t n) {
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < n; ++k) {
+      const T value = row[k * step];
+      for (int p = 0; p < PANELS; ++p)
+        for (int v = 0; v < 2; ++v)
+          acc[p][v] += value * load(B + p * panel_stride + k * PANEL + v * LANES);
+    }
+  };
+  add(a, a_step, P, depth);
+  if (then.depth) add(then.A, 1, P + depth * PANEL, then.depth);
+  for (int p = 0; p < PANELS; ++p)
+    for (int v = 0; v < 2; ++v) store(C + p * PANEL + v * LANES, acc[p][v]);
+}
+
 // Weights are packed before the recurrence: a (depth x width) matrix becomes panels of its
 // columns — strips of two vectors, then of one, then single columns — each stored (depth x
 // panel width) contiguously, one after another, so the panel starting at column j begins at
@@ -192,6 +224,12 @@ void matmul_rows(const T* A, int64_t lda, int64_t a_step, int64_t block_step, co
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
   const int64_t panel_depth = depth + then.depth;
   int64_t j = 0;
+  if constexpr (ROWS == 1)  // four panels at a time (`matmul_row_panels`)
+    for (; j + 8 * LANES <= width; j += 8 * LANES)
+      for (int64_t i = 0; i < rows; ++i)
+        matmul_row_panels<T, 4>(A + i * block_step, a_step, P + panel_depth * j,
+                                panel_depth * 2 * LANES, C + i * ldc + j, depth, accumulate,
+                                bias ? bias + j : bias, then.from_row(i));
   for (; j + 2 * LANES <= width; j += 2 * LANES)
     for (int64_t i = 0; i < rows; i += ROWS)
       matmul_block<T, ROWS, 2>(A + i / ROWS * block_step, lda, a_step, P + panel_depth * j,
@@ -213,7 +251,7 @@ void matmul_rows(const T* A, int64_t lda, int64_t a_step, int64_t block_step, co
     }
 }
 
-// How many of `rows` go in six-row blocks (the rest in fours, and a last padded four): as many
+// How many of `rows` go in six-row blocks (the rest in fours, then the last rows): as many
 // sixes as leave a multiple of four, only fours for a few rows that four divide.
 inline int64_t six_row_rows(int64_t rows) {
   if (rows % 6 == 0) return rows;
@@ -226,8 +264,8 @@ inline int64_t six_row_rows(int64_t rows) {
 // (+ the row `bias`, if given, without accumulate), B packed (`pack`), C's leading dimension
 // ldc. Columns go in panels, outermost, so that a panel stays in L1 for all rows; rows in
 // blocks of six (6 x 2 vectors: 12 accumulators, within AVX2's 16 registers) then of four, as
-// many sixes as leave a multiple of four (only fours for a few rows that four divide); odd rows
-// leave the last ones padded to a block of four.
+// many sixes as leave a multiple of four (only fours for a few rows that four divide); a last
+// row on its own, or two or three padded to a block of four.
 template <typename T>
 void matmul_strided(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, int64_t ldc,
                     int64_t rows, int64_t depth, int64_t width, bool accumulate,
@@ -238,7 +276,11 @@ void matmul_strided(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, i
   matmul_rows<T, 4>(A + sixes * lda, lda, a_step, 4 * lda, P, C + sixes * ldc, ldc,
                     fours - sixes, depth, width, accumulate, bias, then.from_row(sixes));
   if (fours == rows) return;
-  // The last rows padded to a block of four, both operands' rows side by side.
+  if (rows - fours == 1)  // a last row on its own (a one-step call at batch 1 runs here alone)
+    return matmul_rows<T, 1>(A + fours * lda, lda, a_step, lda, P, C + fours * ldc, ldc, 1,
+                             depth, width, accumulate, bias, then.from_row(fours));
+  // Two or three last rows padded to a block of four, both operands' rows side by side (each
+  // on its own streamed the weights once per row: 1.1-1.2x slower at batches 3 and 7).
   const int64_t all = depth + then.depth;
   thread_local std::vector<T> a, c;
   a.assign(4 * all, T(0));
@@ -265,7 +307,7 @@ void matmul(const T* A, int64_t lda, const T* P, T* C, int64_t ldc, int64_t rows
 // A (rows x depth, A(r, k) = A[r + k * lda]: a transposed block of states) in the row blocks of
 // `matmul_strided` (six-row blocks, then fours), each block's values for one depth index
 // together: block i (of ROWS rows) starts at P + i * ROWS * depth. Only for rows that leave no
-// padded four (`packs_in_row_blocks`).
+// last rows outside blocks of four (`packs_in_row_blocks`).
 template <typename T>
 void pack_row_blocks(const T* A, int64_t lda, int64_t rows, int64_t depth, T* P) {
   const int64_t sixes = six_row_rows(rows);
