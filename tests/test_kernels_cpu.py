@@ -414,11 +414,12 @@ def test_the_backward_forms_the_weight_gradients_in_row_groups(kind, dtype, batc
     loop_layer.set_weights(fused_layer.get_weights())
     results = []
     for layer in (fused_layer, loop_layer):
-        output = layer(x, mask=mask, training=True)
+        inputs = x.clone().requires_grad_()  # the inputs' gradient from the same step buffers
+        output = layer(inputs, mask=mask, training=True)
         (
             output * torch.linspace(-1, 1, output.numel(), dtype=dtype).view_as(output)
         ).sum().backward()
-        results.append([output, *[p.grad for p in layer.parameters()]])
+        results.append([output, inputs.grad, *[p.grad for p in layer.parameters()]])
     assert returned == [formed]
     # float32 sums over 640 rows and steps, in another order than the loop's.
     tolerance = CLOSE if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)
