@@ -5,10 +5,10 @@ arithmetic, masking and direction run step by step in the kernels, with no proje
 in memory; the backward pass does the same in reverse and passes the gradients of the
 pre-activations to `weight_gradient`, which forms the weight gradients as long products over
 every row and step (for SimpleRNN and LSTM without dropout at some sizes the backward pass
-forms them itself, step by step, in groups of rows: see `backward`). Rows of the batch are independent, so chunks of rows run on
-`torch.get_num_threads()` OpenMP threads (PyTorch's own pool) that never synchronise inside the
-sequence; no result depends on how rows are split, so results do not depend on the number of
-threads.
+forms them itself, step by step, in groups of rows: see `backward`). Rows of the batch are
+independent, so chunks of rows run on `torch.get_num_threads()` OpenMP threads (PyTorch's own
+pool) that never synchronise inside the sequence; no result depends on how rows are split, so
+results do not depend on the number of threads.
 
 `cpu.cpp` is compiled with the C++ compiler (`$CXX`, else `c++`) and `-march=native` on first
 use, into `~/.rnnkit/kernels/` (`$RNNKIT_HOME` moves it), keyed by a hash of the source, the
