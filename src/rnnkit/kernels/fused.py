@@ -119,7 +119,8 @@ class _FusedRecurrence(torch.autograd.Function):
 
     The backward kernel fills the gradients of the inputs, the initial states and the
     pre-activations; the weight gradients are then long products over every row and step,
-    `inputs^T @ d_pre` and `h_prev^T @ d_pre` (each row's dropout mask on its inputs and states).
+    `inputs^T @ d_pre` and `h_prev^T @ d_pre` (each row's dropout mask on its inputs and states),
+    unless the backward kernel formed them itself (`cpu.backward` says so).
     """
 
     @staticmethod
