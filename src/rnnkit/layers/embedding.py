@@ -87,7 +87,9 @@ class Embedding(Layer):
 
     def convert_input(self, inputs: Any, *, argument: str = "inputs") -> torch.Tensor:
         """Ids as an integer tensor (lists and NumPy arrays are converted); floats raise."""
-        if isinstance(inputs, (list, tuple, np.ndarray)) or np.isscalar(inputs):
+        if not isinstance(inputs, torch.Tensor) and (
+            isinstance(inputs, (list, tuple, np.ndarray)) or np.isscalar(inputs)
+        ):
             inputs = torch.as_tensor(np.asarray(inputs))
         if isinstance(inputs, torch.Tensor) and not _is_integer_dtype(inputs.dtype):
             raise TypeError(
@@ -112,14 +114,26 @@ class Embedding(Layer):
                     f"inputs with {inputs.shape[1]} timesteps (shape {tuple(inputs.shape)}); pad "
                     "or cut them to input_length (`pad_sequences(..., maxlen=input_length)`)."
                 )
+        if inputs.device.type == "cpu":
+            # On the CPU the lookup itself refuses ids out of range (an IndexError), so the
+            # range is read (two reductions, a sync on other devices) only to word the error.
+            try:
+                return embedding_lookup(inputs, self.embeddings)  # (*inputs.shape, output_dim)
+            except IndexError:
+                self._check_ids(inputs)
+                raise
+        self._check_ids(inputs)
+        return embedding_lookup(inputs, self.embeddings)
+
+    def _check_ids(self, inputs: torch.Tensor) -> None:
+        """Raises a ValueError naming the range of `inputs` when an id lies outside the table."""
         if inputs.numel() > 0:
             low, high = int(inputs.min()), int(inputs.max())
             if low < 0 or high >= self.input_dim:
                 raise ValueError(
                     f"Layer '{self.name}' expects ids in [0, input_dim) = [0, {self.input_dim}), "
                     f"received ids from {low} (min) to {high} (max)."
-                )
-        return embedding_lookup(inputs, self.embeddings)  # (*inputs.shape, output_dim)
+                ) from None  # not torch's IndexError, which it words
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

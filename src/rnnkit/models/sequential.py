@@ -142,16 +142,19 @@ class Sequential(Model):
         x, mask = inputs, None
         first_call = self._output_shapes is None
         shapes = []
-        for index, layer in enumerate(self.stack):
-            if index:
-                self._check_single_output(self.stack[index - 1], isinstance(x, (tuple, list)))
+        previous = None
+        for layer in self.stack:
+            if previous is not None and isinstance(x, (tuple, list)):
+                self._check_single_output(previous, several=True)
             kwargs = {}
             if training is not None and accepts(layer, "training"):
                 kwargs["training"] = training
             x, mask = call_with_mask(layer, x, mask, kwargs=kwargs)
-            outputs = x if isinstance(x, (tuple, list)) else [x]
-            batchless = [(None, *tuple(output.shape[1:])) for output in outputs]
-            shapes.append(batchless if outputs is x else batchless[0])
+            previous = layer
+            if first_call:  # the output shapes, recorded once
+                outputs = x if isinstance(x, (tuple, list)) else [x]
+                batchless = [(None, *tuple(output.shape[1:])) for output in outputs]
+                shapes.append(batchless if outputs is x else batchless[0])
         if first_call:
             self.build_input_shape = (None, *tuple(inputs.shape[1:]))
             self._output_shapes = shapes
