@@ -105,6 +105,12 @@ class Embedding(Layer):
         return self.convert_input(inputs) != 0
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        self.check_ids(inputs)
+        return embedding_lookup(inputs, self.embeddings)  # (*inputs.shape, output_dim)
+
+    def check_ids(self, inputs: torch.Tensor) -> None:
+        """Raises a ValueError unless the integer tensor `inputs` holds ids in
+        `[0, input_dim)` (and `input_length` timesteps, where given)."""
         if self.input_length is not None and inputs.dim() >= 2:
             if inputs.shape[1] != self.input_length:
                 raise ValueError(
@@ -119,7 +125,6 @@ class Embedding(Layer):
                     f"Layer '{self.name}' expects ids in [0, input_dim) = [0, {self.input_dim}), "
                     f"received ids from {low} (min) to {high} (max)."
                 )
-        return embedding_lookup(inputs, self.embeddings)  # (*inputs.shape, output_dim)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
