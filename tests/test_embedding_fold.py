@@ -236,3 +236,39 @@ def test_the_inference_table_follows_the_weights(folded_calls):
         torch.testing.assert_close(fold(ids), apart(ids))
     assert embedding_fold._tables[fold.layers[1]].table.dtype == torch.float64
     assert folded_calls[0] == 6
+
+
+def functional_model(kind, share_embedding_output=False):
+    """Input → Embedding → recurrent layer → Dense as a functional Model; with
+    `share_embedding_output`, the Embedding's output is also a second model output."""
+    torch.manual_seed(0)
+    inputs = rk.Input(shape=(None,), dtype="int64")
+    embedded = layers.Embedding(VOCABULARY, 6, mask_zero=True)(inputs)
+    recurrent = KINDS[kind].layer(5, **KINDS[kind].options)(embedded)
+    outputs = layers.Dense(3)(recurrent)
+    return rk.Model(inputs, [outputs, embedded] if share_embedding_output else outputs)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru_reset_before"])
+def test_a_functional_model_runs_the_pair_folded(kind, folded_calls):
+    fold = functional_model(kind)
+    apart = functional_model(kind)
+    apart.load_state_dict(fold.state_dict())
+    apart.graph_layers[0].register_forward_pre_hook(lambda module, args: None)
+    ids = make_ids()
+    want = outputs_and_gradients(apart, ids)
+    assert folded_calls[0] == 0
+    assert_all_close(outputs_and_gradients(fold, ids), want, torch.float32)
+    assert folded_calls[0] == 1
+
+
+def test_a_functional_model_does_not_fold_an_embedding_output_read_elsewhere(folded_calls):
+    model = functional_model("lstm", share_embedding_output=True)
+    outputs, embedded = model(make_ids())
+    assert folded_calls[0] == 0
+    assert embedded.shape == (8, 128, 6) and outputs.shape == (8, 3)
+    shared = rk.Input(shape=(None,), dtype="int64")
+    embedded = layers.Embedding(VOCABULARY, 6)(shared)
+    both = [layers.LSTM(4)(embedded), layers.GRU(4)(embedded)]
+    rk.Model(shared, both)(make_ids())  # two recurrent layers read the Embedding's output
+    assert folded_calls[0] == 0

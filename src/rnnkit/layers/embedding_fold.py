@@ -9,7 +9,9 @@ layers; results differ from the unfolded path's in the last bits (float sums in 
 order).
 
 `call_folded` runs the pair folded where that computes the same thing faster, and otherwise
-returns None (the caller then calls the layers one after the other):
+returns None (the caller then calls the layers one after the other). A functional `Model`
+defers the Embedding's calls that `deferrable_calls` finds (`Deferred`) to the recurrent layer
+that reads them (`call_deferred`). The pair folds where:
 
 - the layers are a plain `Embedding` and a built-in recurrent layer (`SimpleRNN`, `LSTM`,
   `GRU`, or `RNN` of one of their cells), both built, of one dtype, with no module hooks
@@ -40,7 +42,9 @@ from rnnkit.kernels.folded import input_table
 from rnnkit.kernels.select import select_folded
 from rnnkit.kernels.spec import Recurrence
 from rnnkit.layers.embedding import Embedding
+from rnnkit.layers.graph import call_with_mask
 from rnnkit.layers.rnn import RNN
+from rnnkit.layers.symbolic import Node, SymbolicTensor
 
 # The fewest ids a folded call takes (see the module's docstring; measured in
 # benchmarks/README.md, "An Embedding folded into the recurrent layer").
@@ -90,6 +94,60 @@ def call_folded(
     embedding._record_activity_losses(None)  # none: checked above; clears the last call's
     recurrent._record_activity_losses(output)
     return output, recurrent.compute_mask(ids, mask)
+
+
+class Deferred(NamedTuple):
+    """An Embedding's call in a graph, left for the recurrent layer that reads its output."""
+
+    embedding: Embedding
+    ids: Any
+
+
+def deferrable_calls(nodes: list[Node], outputs: list[SymbolicTensor]) -> set[int]:
+    """The `id`s of the calls in a graph of an `Embedding` whose output is no graph output and
+    is read by one call only: a recurrent layer's, as its one argument (no mask or initial
+    state). A model may run those as `Deferred` and `call_deferred`.
+
+    Args:
+        nodes: the graph's calls.
+        outputs: the graph's outputs.
+    """
+    readers: dict[int, list[Node]] = {}
+    for node in nodes:
+        for tensor in node.symbolic_inputs():
+            readers.setdefault(id(tensor), []).append(node)
+    graph_outputs = {id(tensor) for tensor in outputs}
+    deferrable = set()
+    for node in nodes:
+        if type(node.layer) is not Embedding or len(node.outputs) != 1:
+            continue
+        output = node.outputs[0]
+        reading = readers.get(id(output), [])
+        if id(output) in graph_outputs or len(reading) != 1:
+            continue
+        reader = reading[0]
+        if isinstance(reader.layer, RNN) and reader.args == (output,) and not reader.kwargs:
+            deferrable.add(id(node))
+    return deferrable
+
+
+def call_deferred(
+    deferred: Deferred, recurrent: Any, training: bool | None, kwargs: dict[str, Any]
+) -> tuple[Any, Any]:
+    """`recurrent(deferred.embedding(deferred.ids), **kwargs)` with its output mask: folded
+    where `call_folded` runs the pair, else the two calls in turn.
+
+    Args:
+        deferred: the Embedding's call.
+        recurrent: the recurrent layer that reads its output.
+        training: the call's training flag (None: each layer's mode).
+        kwargs: the recurrent layer's call arguments (`training` at most).
+    """
+    folded = call_folded(deferred.embedding, recurrent, deferred.ids, training)
+    if folded is not None:
+        return folded
+    embedded, mask = call_with_mask(deferred.embedding, deferred.ids, None)
+    return call_with_mask(recurrent, embedded, mask, kwargs=kwargs)
 
 
 def _pair_folds(embedding: Any, recurrent: Any) -> bool:
