@@ -1,7 +1,9 @@
 """`Embedding`: integer ids to dense vectors (Keras's `keras.layers.Embedding`).
 
 With `mask_zero=True` it creates the `(batch, timesteps)` mask (True marking real steps) that
-the recurrent layers after it take; its gradient is `embedding_lookup`'s.
+the recurrent layers after it take; its gradient is `embedding_lookup`'s. A `Sequential` runs an
+Embedding that feeds a recurrent layer folded into that layer's input product
+(`embedding_fold`): the same model, with float sums in another order.
 """
 
 from __future__ import annotations
