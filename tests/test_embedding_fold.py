@@ -68,12 +68,14 @@ def make_ids(batch=8, timesteps=128, seed=0, vocabulary=VOCABULARY):  # 1,024 id
 
 
 def outputs_and_gradients(model, ids):
+    """The model's output, its regularization terms' sum (0 without) and the gradients of a
+    weighted sum of the output plus those terms with respect to every weight."""
     output = model(ids)
-    loss = (
-        output * torch.linspace(-1, 1, output.numel(), dtype=output.dtype).view_as(output)
-    ).sum()
+    weights = torch.linspace(-1, 1, output.numel(), dtype=output.dtype).view_as(output)
+    regularization = sum(model.losses, torch.zeros((), dtype=output.dtype))
+    loss = (output * weights).sum() + regularization
     gradients = torch.autograd.grad(loss, list(model.parameters()))
-    return [output.detach(), *gradients]
+    return [output.detach(), regularization.detach(), *gradients]
 
 
 def assert_all_close(got, want, dtype):
@@ -86,8 +88,16 @@ def assert_all_close(got, want, dtype):
 @pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize(
     "options",
-    [{}, {"go_backwards": True}, {"return_sequences": True}, {"mask_zero": False}],
-    ids=["plain", "go_backwards", "return_sequences", "no_mask"],
+    [
+        {},
+        {"go_backwards": True},
+        {"return_sequences": True},
+        {"mask_zero": False},
+        {"use_bias": False},
+        {"unroll": True},
+        {"activity_regularizer": "l2"},
+    ],
+    ids=["plain", "go_backwards", "return_sequences", "no_mask", "no_bias", "unroll", "activity"],
 )
 def test_folded_pair_matches_the_unfolded_layers(kind, options, folded_calls):
     dtype = torch.float32
@@ -98,7 +108,7 @@ def test_folded_pair_matches_the_unfolded_layers(kind, options, folded_calls):
     got = outputs_and_gradients(fold, ids)
     assert folded_calls[0] == 1
     # Embeddings, kernel, recurrent kernel, bias(es), Dense: every gradient.
-    assert len(got) == 1 + len(list(fold.parameters()))
+    assert len(got) == 2 + len(list(fold.parameters()))
     assert_all_close(got, want, dtype)
 
 
