@@ -2,7 +2,7 @@
 
 Step t's input product of the recurrent layer, `x_t @ kernel + bias` with `x_t` the Embedding's
 row of id `ids[b, t]`, is that id's row of the table `embeddings @ kernel + bias`: a model
-that runs the pair folded (`Sequential` does) forms the table once per batch and the fused
+that runs the pair folded (`Sequential` and `Model` do) forms the table once per batch and the fused
 kernel reads its rows (`rnnkit.kernels.folded`, which says what that saves). It is an
 execution strategy only: the model, its weights, configs and files are those of the two
 layers; results differ from the unfolded path's in the last bits (float sums in another
