@@ -282,3 +282,33 @@ def test_a_functional_model_does_not_fold_an_embedding_output_read_elsewhere(fol
     both = [layers.LSTM(4)(embedded), layers.GRU(4)(embedded)]
     rk.Model(shared, both)(make_ids())  # two recurrent layers read the Embedding's output
     assert folded_calls[0] == 0
+
+
+@pytest.mark.parametrize(
+    "kind, options",
+    [("lstm", {}), ("gru_reset_after", {"merge_mode": "sum", "return_sequences": True})],
+)
+def test_a_bidirectional_layer_folds_each_direction(kind, options, folded_calls):
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        sequences = {"return_sequences": options.get("return_sequences", False)}
+        recurrent = KINDS[kind].layer(5, **KINDS[kind].options, **sequences)
+        merge_mode = options.get("merge_mode", "concat")
+        model = rk.Sequential(
+            [
+                layers.Embedding(VOCABULARY, 6, mask_zero=True),
+                layers.Bidirectional(recurrent, merge_mode=merge_mode),
+                layers.Dense(3),
+            ]
+        )
+        model.build((None, None))
+        models.append(model)
+    fold, apart = models
+    apart.load_state_dict(fold.state_dict())
+    apart.layers[0].register_forward_pre_hook(lambda module, args: None)
+    ids = make_ids()
+    want = outputs_and_gradients(apart, ids)
+    assert folded_calls[0] == 0
+    assert_all_close(outputs_and_gradients(fold, ids), want, torch.float32)
+    assert folded_calls[0] == 2

@@ -14,7 +14,8 @@ defers the Embedding's calls that `deferrable_calls` finds (`Deferred`) to the r
 that reads them (`call_deferred`). The pair folds where:
 
 - the layers are a plain `Embedding` and a built-in recurrent layer (`SimpleRNN`, `LSTM`,
-  `GRU`, or `RNN` of one of their cells), both built, of one dtype, with no module hooks
+  `GRU`, or `RNN` of one of their cells; or a `Bidirectional` of those, each direction folded
+  on its own), both built, of one dtype, with no module hooks
   (which would miss the call) and no activity regularizer on the Embedding (whose output the
   fold never forms);
 - the ids are an integer `(batch, timesteps)` tensor of at least `MIN_IDS` ids and at least as
@@ -41,6 +42,7 @@ import torch
 from rnnkit.kernels.folded import input_table
 from rnnkit.kernels.select import select_folded
 from rnnkit.kernels.spec import Recurrence
+from rnnkit.layers.bidirectional import Bidirectional
 from rnnkit.layers.embedding import Embedding
 from rnnkit.layers.graph import call_with_mask
 from rnnkit.layers.rnn import RNN
@@ -70,6 +72,8 @@ def call_folded(
         ValueError: ids the Embedding rejects (out of range, wrong `input_length`), a mask or
             carried states the recurrent layer rejects, as their own calls raise.
     """
+    if isinstance(recurrent, Bidirectional):
+        return _call_folded_bidirectional(embedding, recurrent, ids, training)
     if not _pair_folds(embedding, recurrent) or getattr(ids, "ndim", None) != 2:
         return None
     ids = embedding.convert_input(ids)  # raises as the Embedding's own call does
@@ -94,6 +98,28 @@ def call_folded(
     embedding._record_activity_losses(None)  # none: checked above; clears the last call's
     recurrent._record_activity_losses(output)
     return output, recurrent.compute_mask(ids, mask)
+
+
+def _call_folded_bidirectional(
+    embedding: Any, bidirectional: Bidirectional, ids: Any, training: bool | None
+) -> tuple[Any, Any] | None:
+    """`call_folded` for a `Bidirectional` layer: each direction's layer folded with the
+    Embedding, then merged as the layer merges them."""
+    if type(bidirectional) is not Bidirectional or _has_hooks(bidirectional):
+        return None
+    forward = call_folded(embedding, bidirectional.forward_layer, ids, training)
+    if forward is None:
+        return None
+    # The directions' dropout masks are drawn in the layer's order: the forward one first.
+    backward = call_folded(embedding, bidirectional.backward_layer, ids, training)
+    if backward is None:  # a backward layer configured apart (`backward_layer=`) may not fold
+        embedded, mask = call_with_mask(embedding, ids, None)
+        backward = call_with_mask(
+            bidirectional.backward_layer, embedded, mask, kwargs={"training": training}
+        )
+    output = bidirectional.combine(forward[0], backward[0])
+    bidirectional._record_activity_losses(output)
+    return output, bidirectional.compute_mask(ids, embedding.compute_mask(ids))
 
 
 class Deferred(NamedTuple):
@@ -126,7 +152,8 @@ def deferrable_calls(nodes: list[Node], outputs: list[SymbolicTensor]) -> set[in
         if id(output) in graph_outputs or len(reading) != 1:
             continue
         reader = reading[0]
-        if isinstance(reader.layer, RNN) and reader.args == (output,) and not reader.kwargs:
+        recurrent = isinstance(reader.layer, (RNN, Bidirectional))
+        if recurrent and reader.args == (output,) and not reader.kwargs:
             deferrable.add(id(node))
     return deferrable
 
