@@ -6,6 +6,8 @@ its inference table follows the weights."""
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -260,8 +262,11 @@ def functional_model(kind, share_embedding_output=False):
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru_reset_before"])
-def test_a_functional_model_runs_the_pair_folded(kind, folded_calls):
+@pytest.mark.parametrize("copied", [False, True])
+def test_a_functional_model_runs_the_pair_folded(kind, copied, folded_calls):
     fold = functional_model(kind)
+    if copied:  # the copy's own graph calls are deferred
+        fold = copy.deepcopy(fold)
     apart = functional_model(kind)
     apart.load_state_dict(fold.state_dict())
     apart.graph_layers[0].register_forward_pre_hook(lambda module, args: None)

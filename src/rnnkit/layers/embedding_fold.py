@@ -129,10 +129,10 @@ class Deferred(NamedTuple):
     ids: Any
 
 
-def deferrable_calls(nodes: list[Node], outputs: list[SymbolicTensor]) -> set[int]:
-    """The `id`s of the calls in a graph of an `Embedding` whose output is no graph output and
-    is read by one call only: a recurrent layer's, as its one argument (no mask or initial
-    state). A model may run those as `Deferred` and `call_deferred`.
+def deferrable_calls(nodes: list[Node], outputs: list[SymbolicTensor]) -> list[Node]:
+    """The calls in a graph of an `Embedding` whose output is no graph output and is read by
+    one call only: a recurrent layer's, as its one argument (no mask or initial state). A
+    model may run those as `Deferred` and `call_deferred`.
 
     Args:
         nodes: the graph's calls.
@@ -143,7 +143,7 @@ def deferrable_calls(nodes: list[Node], outputs: list[SymbolicTensor]) -> set[in
         for tensor in node.symbolic_inputs():
             readers.setdefault(id(tensor), []).append(node)
     graph_outputs = {id(tensor) for tensor in outputs}
-    deferrable = set()
+    deferrable = []
     for node in nodes:
         if type(node.layer) is not Embedding or len(node.outputs) != 1:
             continue
@@ -154,7 +154,7 @@ def deferrable_calls(nodes: list[Node], outputs: list[SymbolicTensor]) -> set[in
         reader = reading[0]
         recurrent = isinstance(reader.layer, (RNN, Bidirectional))
         if recurrent and reader.args == (output,) and not reader.kwargs:
-            deferrable.add(id(node))
+            deferrable.append(node)
     return deferrable
 
 

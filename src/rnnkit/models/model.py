@@ -83,7 +83,8 @@ class Model(Layer):
             if not any(node.layer is layer for layer in unique):
                 unique.append(node.layer)
         self.graph_layers = nn.ModuleList(unique)
-        # Embedding calls that run with the recurrent layer they feed, folded (embedding_fold).
+        # Embedding calls that run with the recurrent layer they feed, folded (embedding_fold);
+        # the calls themselves, not their ids, so that a copy of the model has its own.
         self._deferrable = embedding_fold.deferrable_calls(self._nodes, self._graph_outputs)
         self.built = True
 
@@ -145,10 +146,12 @@ class Model(Layer):
                 f"{len(values)}."
             )
 
+        deferrable = {id(node) for node in self._deferrable}
+
         def call(node: Node, args: tuple, kwargs: dict, mask: Any) -> tuple[Any, Any]:
             if training is not None and graph.accepts(node.layer, "training"):
                 kwargs.setdefault("training", training)
-            if id(node) in self._deferrable:
+            if id(node) in deferrable:
                 return embedding_fold.Deferred(node.layer, args[0]), None
             if isinstance(args[0], embedding_fold.Deferred):
                 return embedding_fold.call_deferred(args[0], node.layer, training, kwargs)
