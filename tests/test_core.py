@@ -337,6 +337,22 @@ def test_embedding_rejects_ids_out_of_range(ids, received):
     assert layer(np.array([[0, 4]])).shape == (1, 2, 2)
 
 
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_embedding_refuses_ids_out_of_range_after_calls_in_range(grad, dtype):
+    """On the CPU the lookup itself finds such ids; the error is still rnnkit's, alone."""
+    layer = Embedding(5, 2)
+    with torch.set_grad_enabled(grad):
+        inside = torch.tensor([[0, 4]], dtype=dtype)
+        torch.testing.assert_close(layer(inside), layer.embeddings[inside.long()])
+        outside = torch.tensor([[1, 5]], dtype=dtype)
+        with pytest.raises(
+            ValueError, match=r"\[0, 5\), received ids from 1 \(min\) to 5"
+        ) as error:
+            layer(outside)
+    assert error.value.__suppress_context__  # torch's IndexError is not shown beside it
+
+
 @pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, "0.5", None])
 def test_dropout_rejects_bad_rate(rate):
     with pytest.raises(ValueError, match=r"Dropout: argument `rate` must be a float in \[0, 1\)"):

@@ -302,3 +302,16 @@ def test_damaged_or_hand_edited_model_files_give_one_clear_error(tmp_path, damag
     with pytest.raises(ValueError, match=message) as caught:
         rk.load_model(path)
     assert str(path) in str(caught.value)
+
+
+def test_sequential_records_shapes_at_the_first_call_and_sees_a_layer_added_later():
+    model = rk.Sequential([layers.Dense(4), layers.Dense(3)])
+    x = torch.randn(2, 5)
+    first = model(x)
+    shapes = model._output_shapes
+    assert shapes == [(None, 4), (None, 3)]
+    torch.testing.assert_close(model(x), first)
+    assert model._output_shapes is shapes  # later calls record nothing
+    model.add(layers.Dense(2))
+    assert model(x).shape == (2, 2)
+    assert [row[2] for row in model.summary_rows()] == [(None, 4), (None, 3), (None, 2)]

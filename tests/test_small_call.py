@@ -199,3 +199,47 @@ def test_training_mode_goes_the_general_way(monkeypatch):
         fused.train()
         fused(x)
     assert len(chosen) == 1 and chosen[0] is not None  # with this call's dropout masks
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("timesteps", [1, 16])
+def test_prepared_calls_of_every_output_form(kind, return_sequences, timesteps):
+    """The prepared call allocates its outputs one way with `return_sequences` and another
+    without: both give the loop's outputs and carried states, call after call."""
+    fused, loop = twins(kind, stateful=True, return_sequences=return_sequences)
+    generator = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for _ in range(4):
+            x = torch.randn(1, timesteps, FEATURES, generator=generator)
+            torch.testing.assert_close(fused(x), loop(x), rtol=1e-5, atol=1e-6)
+            for mine, expected in zip(fused.states, loop.states):
+                torch.testing.assert_close(mine, expected, rtol=1e-5, atol=1e-6)
+    assert fused._small_call is not None
+
+
+def test_returned_outputs_are_not_the_carried_states():
+    """Changing what a call returned, in place, changes nothing the next call reads."""
+    fused, loop = twins(stateful=True, return_state=True)
+    generator = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for _ in range(3):
+            x = torch.randn(1, 1, FEATURES, generator=generator)
+            output, h, c = fused(x)
+            expected_output, expected_h, expected_c = loop(x)
+            for mine, expected in ((output, expected_output), (h, expected_h), (c, expected_c)):
+                torch.testing.assert_close(mine, expected, rtol=1e-5, atol=1e-6)
+            output.add_(100.0)  # (the loop's output may be its state: left alone)
+    assert fused._small_call is not None
+
+
+def test_states_carried_from_a_call_with_a_graph_are_detached():
+    fused, loop = twins(stateful=True)
+    steps(fused, loop)
+    with torch.enable_grad():
+        fused(torch.randn(1, 1, FEATURES)).sum().backward()
+    assert not any(state.requires_grad for state in fused.states)
+    with torch.no_grad():
+        loop(torch.zeros(1, 1, FEATURES))  # keeps the twins in step (the loop's input differs)
+    loop._states = [state.clone() for state in fused.states]
+    steps(fused, loop, seed=6)

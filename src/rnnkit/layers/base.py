@@ -15,9 +15,10 @@ Every rnnkit layer (and cell) derives from `Layer`. What it adds to `torch.nn.Mo
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -32,6 +33,27 @@ from rnnkit.layers import symbolic
 _name_counts: dict[str, int] = {}
 # The device of the input that triggered a lazy build; sublayers built inside inherit it.
 _build_device: ContextVar[torch.device | None] = ContextVar("rnnkit_build_device", default=None)
+# Set by `uninitialized_weights`: weights built meanwhile skip their initializers.
+_skip_initializers: ContextVar[bool] = ContextVar("rnnkit_skip_initializers", default=False)
+
+
+@contextlib.contextmanager
+def uninitialized_weights() -> Iterator[None]:
+    """Layers built in the block get uninitialized weights (`torch.empty`), for weights that
+    are overwritten at once, as a copy's are by `load_state_dict`: the initializers (an
+    orthogonal one takes a QR decomposition) cost milliseconds, and advance torch's random
+    generator for nothing.
+
+    Example:
+        >>> with uninitialized_weights():
+        ...     copy = Sequential.from_config(model.get_config())
+        >>> copy.load_state_dict(model.state_dict())
+    """
+    token = _skip_initializers.set(True)
+    try:
+        yield
+    finally:
+        _skip_initializers.reset(token)
 
 
 def _default_name(cls: type) -> str:
@@ -46,6 +68,21 @@ def _writable(array: Any) -> np.ndarray:
     """`array` as a NumPy array torch can wrap (read-only arrays, e.g. from JAX, are copied)."""
     array = np.asarray(array)
     return array if array.flags.writeable else array.copy()
+
+
+def _first_parameter(module: nn.Module) -> nn.Parameter | None:
+    """`next(module.parameters(), None)` without its generators (a layer reads it on every
+    call): the module's own parameters first, then each submodule's, depth-first, in
+    registration order, as `parameters()` lists them."""
+    for parameter in module._parameters.values():
+        if parameter is not None:
+            return parameter
+    for child in module._modules.values():
+        if child is not None:
+            parameter = _first_parameter(child)
+            if parameter is not None:
+                return parameter
+    return None
 
 
 def _to_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
@@ -116,7 +153,8 @@ class Layer(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         """The dtype of the weights (after `.double()` etc. too), else the configured dtype."""
-        for parameter in self.parameters():
+        parameter = _first_parameter(self)
+        if parameter is not None:
             return parameter.dtype
         return self._configured_dtype() or torch.get_default_dtype()
 
@@ -133,9 +171,8 @@ class Layer(nn.Module):
     @property
     def device(self) -> torch.device:
         """The device of the weights (CPU before the layer is built)."""
-        for parameter in self.parameters():
-            return parameter.device
-        return torch.device("cpu")
+        parameter = _first_parameter(self)
+        return torch.device("cpu") if parameter is None else parameter.device
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         """Creates the weights for inputs of `input_shape` (batch axis first, may be None)."""
@@ -160,7 +197,10 @@ class Layer(nn.Module):
         """
         check_weight_size(f"Layer '{self.name}'", name, shape, self.dtype)
         device = device or _build_device.get()
-        values = initializers.get(initializer)(tuple(shape), dtype=self.dtype, device=device)
+        if _skip_initializers.get():
+            values = torch.empty(tuple(shape), dtype=self.dtype, device=device)
+        else:
+            values = initializers.get(initializer)(tuple(shape), dtype=self.dtype, device=device)
         parameter = nn.Parameter(values, requires_grad=trainable and self._trainable)
         self.register_parameter(name, parameter)
         self._own_weight_names.append(name)
@@ -192,19 +232,20 @@ class Layer(nn.Module):
     def convert_input(self, inputs: Any, *, argument: str = "inputs") -> torch.Tensor:
         """NumPy arrays and Python numbers become tensors on the layer's device; floating
         inputs are cast to the layer's dtype, as Keras autocasts."""
-        if isinstance(inputs, np.ndarray) or np.isscalar(inputs):
-            if np.asarray(inputs).dtype.kind not in "biufc":
-                raise TypeError(
-                    f"Layer '{self.name}' expects `{argument}` of numbers, received an array of "
-                    f"{np.asarray(inputs).dtype} (strings or objects): convert them to numbers "
-                    "first (a tokenizer, `pad_sequences`)."
-                )
-            inputs = torch.as_tensor(_writable(inputs))
         if not isinstance(inputs, torch.Tensor):
-            raise TypeError(
-                f"Layer '{self.name}' expects `{argument}` as a torch.Tensor or NumPy array, "
-                f"received {type(inputs).__name__}."
-            )
+            if isinstance(inputs, np.ndarray) or np.isscalar(inputs):
+                if np.asarray(inputs).dtype.kind not in "biufc":
+                    raise TypeError(
+                        f"Layer '{self.name}' expects `{argument}` of numbers, received an array "
+                        f"of {np.asarray(inputs).dtype} (strings or objects): convert them to "
+                        "numbers first (a tokenizer, `pad_sequences`)."
+                    )
+                inputs = torch.as_tensor(_writable(inputs))
+            else:
+                raise TypeError(
+                    f"Layer '{self.name}' expects `{argument}` as a torch.Tensor or NumPy array, "
+                    f"received {type(inputs).__name__}."
+                )
         if inputs.is_complex():
             raise TypeError(
                 f"Layer '{self.name}' expects real `{argument}`, received {inputs.dtype} (the "
@@ -217,7 +258,10 @@ class Layer(nn.Module):
         return inputs
 
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        if symbolic.is_symbolic(inputs, args, kwargs):
+        # A lone tensor or array, the common call, is not symbolic: no walk through the
+        # arguments.
+        lone_input = isinstance(inputs, (torch.Tensor, np.ndarray)) and not args and not kwargs
+        if not lone_input and symbolic.is_symbolic(inputs, args, kwargs):
             return symbolic.call_symbolic(self, inputs, args, kwargs)
         inputs = self.convert_input(inputs)
         if not self.built:
@@ -227,9 +271,11 @@ class Layer(nn.Module):
         return outputs
 
     def _record_activity_losses(self, outputs: Any) -> None:
-        self._activity_losses = []
         if self.activity_regularizer is None:
+            if self._activity_losses:  # `Module.__setattr__` costs a few microseconds a call
+                self._activity_losses = []
             return
+        self._activity_losses = []
         tensors = outputs if isinstance(outputs, (tuple, list)) else [outputs]
         for output in tensors:
             if isinstance(output, torch.Tensor):

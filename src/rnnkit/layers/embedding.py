@@ -89,7 +89,9 @@ class Embedding(Layer):
 
     def convert_input(self, inputs: Any, *, argument: str = "inputs") -> torch.Tensor:
         """Ids as an integer tensor (lists and NumPy arrays are converted); floats raise."""
-        if isinstance(inputs, (list, tuple, np.ndarray)) or np.isscalar(inputs):
+        if not isinstance(inputs, torch.Tensor) and (
+            isinstance(inputs, (list, tuple, np.ndarray)) or np.isscalar(inputs)
+        ):
             inputs = torch.as_tensor(np.asarray(inputs))
         if isinstance(inputs, torch.Tensor) and not _is_integer_dtype(inputs.dtype):
             raise TypeError(
@@ -107,12 +109,26 @@ class Embedding(Layer):
         return self.convert_input(inputs) != 0
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        self.check_ids(inputs)
-        return embedding_lookup(inputs, self.embeddings)  # (*inputs.shape, output_dim)
+        self._check_length(inputs)
+        if inputs.device.type == "cpu":
+            # On the CPU the lookup itself refuses ids out of range (an IndexError), so the
+            # range is read (two reductions, a sync on other devices) only to word the error.
+            try:
+                return embedding_lookup(inputs, self.embeddings)  # (*inputs.shape, output_dim)
+            except IndexError:
+                self._check_range(inputs)
+                raise
+        self._check_range(inputs)
+        return embedding_lookup(inputs, self.embeddings)
 
     def check_ids(self, inputs: torch.Tensor) -> None:
         """Raises a ValueError unless the integer tensor `inputs` holds ids in
-        `[0, input_dim)` (and `input_length` timesteps, where given)."""
+        `[0, input_dim)` (and `input_length` timesteps, where given): the checks of a call, for
+        a caller that reads the table by id itself (`embedding_fold`)."""
+        self._check_length(inputs)
+        self._check_range(inputs)
+
+    def _check_length(self, inputs: torch.Tensor) -> None:
         if self.input_length is not None and inputs.dim() >= 2:
             if inputs.shape[1] != self.input_length:
                 raise ValueError(
@@ -120,13 +136,16 @@ class Embedding(Layer):
                     f"inputs with {inputs.shape[1]} timesteps (shape {tuple(inputs.shape)}); pad "
                     "or cut them to input_length (`pad_sequences(..., maxlen=input_length)`)."
                 )
+
+    def _check_range(self, inputs: torch.Tensor) -> None:
+        """Raises a ValueError naming the range of `inputs` when an id lies outside the table."""
         if inputs.numel() > 0:
             low, high = int(inputs.min()), int(inputs.max())
             if low < 0 or high >= self.input_dim:
                 raise ValueError(
                     f"Layer '{self.name}' expects ids in [0, input_dim) = [0, {self.input_dim}), "
                     f"received ids from {low} (min) to {high} (max)."
-                )
+                ) from None  # not torch's IndexError, which it words
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

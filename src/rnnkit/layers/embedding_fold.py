@@ -72,13 +72,17 @@ def call_folded(
         ValueError: ids the Embedding rejects (out of range, wrong `input_length`), a mask or
             carried states the recurrent layer rejects, as their own calls raise.
     """
+    # First what rules out small calls (a generated character's), in a few hundred ns.
+    shape = getattr(ids, "shape", None)
+    if shape is None or len(shape) != 2 or shape[0] * shape[1] < MIN_IDS:
+        return None
     if isinstance(recurrent, Bidirectional):
         return _call_folded_bidirectional(embedding, recurrent, ids, training)
-    if not _pair_folds(embedding, recurrent) or getattr(ids, "ndim", None) != 2:
+    if not _pair_folds(embedding, recurrent):
         return None
     ids = embedding.convert_input(ids)  # raises as the Embedding's own call does
     batch, timesteps = ids.shape
-    if batch * timesteps < max(embedding.input_dim, MIN_IDS):
+    if batch * timesteps < embedding.input_dim:
         return None
     spec = recurrent.cell_spec()
     if spec.kind is None or spec.dtype != embedding.embeddings.dtype:

@@ -41,10 +41,10 @@ def _index_add_gradient_applies(table: torch.Tensor) -> bool:
     """Whether the `index_add_` gradient may replace torch's: a float32 or float64 CPU table that
     needs a gradient, outside tracing, scripting and compilation."""
     return (
-        table.device.type == "cpu"
-        and table.dtype in (torch.float32, torch.float64)
-        and table.requires_grad
+        table.requires_grad
         and torch.is_grad_enabled()
+        and table.device.type == "cpu"
+        and table.dtype in (torch.float32, torch.float64)
         and not torch.jit.is_tracing()
         and not torch.jit.is_scripting()
         and not torch.compiler.is_compiling()

@@ -315,7 +315,10 @@ class RNN(Layer):
         """Carries the final states if stateful and shapes the kernel's result as the call's."""
         outputs, last_output, states = result
         if self.stateful:
-            self._states = [state.detach() for state in states]
+            # Set past `Module.__setattr__`, which only looks for parameters, buffers and
+            # modules, and detached only where they need it: microseconds of a one-step call.
+            carried = [state.detach() if state.requires_grad else state for state in states]
+            object.__setattr__(self, "_states", carried)
         output = outputs if self.return_sequences else last_output
         return (output, *states) if self.return_state else output
 

@@ -24,7 +24,7 @@ where the call qualifies.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -33,14 +33,14 @@ from rnnkit.kernels.select import PreparedCall
 from rnnkit.kernels.spec import Recurrence
 
 
-def _weights_key(weights: Sequence[torch.Tensor | None]) -> tuple[Any, ...]:
+def _weights_key(weights: Iterable[torch.Tensor | None]) -> list[Any]:
     # A cell without a bias registers it as None (torch.nn's convention for `bias=False`).
-    return tuple(
+    return [
         None
         if weight is None
         else (weight.data_ptr(), weight._version, weight.dtype, weight.device, weight.requires_grad)
         for weight in weights
-    )
+    ]
 
 
 def _packed_tensors(recurrence: Recurrence) -> list[torch.Tensor]:
@@ -100,7 +100,7 @@ class SmallCall:
     ) -> None:
         self._run = run
         self._weights = layer.cell._parameters
-        self._weights_key = _weights_key(list(self._weights.values()))
+        self._weights_key = _weights_key(self._weights.values())
         self._shape = inputs.shape
         self.dtype = inputs.dtype
         self._state_shape = states[0].shape
@@ -124,21 +124,23 @@ class SmallCall:
     def accepts(self, inputs: Any, states: list[torch.Tensor], training: bool) -> bool:
         """Whether the prepared call computes this call: the same input shape and dtype,
         training mode and weights, states of the prepared shape, and no autograd graph."""
-        return (
+        if not (
             self.takes(inputs)
             and inputs.shape == self._shape
             and inputs.is_contiguous()
             and training == self._training
             and not (torch.is_grad_enabled() and (inputs.requires_grad or self._weights_need_grad))
-            and all(
+        ):
+            return False
+        for state in states:
+            if not (
                 state.shape == self._state_shape
                 and state.dtype == self.dtype
                 and state.device.type == "cpu"
                 and state.is_contiguous()
-                for state in states
-            )
-            and _weights_key(list(self._weights.values())) == self._weights_key
-        )
+            ):
+                return False
+        return _weights_key(self._weights.values()) == self._weights_key
 
     def __call__(self, inputs: torch.Tensor, states: list[torch.Tensor]) -> Any:
         """Runs the prepared call: `(outputs or None, last_output, final_states)`."""

@@ -134,7 +134,8 @@ class Model(Layer):
 
     # ------------------------------------------------------------------------------ calling
     def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        if symbolic.is_symbolic(inputs, args, kwargs):
+        lone_input = isinstance(inputs, (torch.Tensor, np.ndarray)) and not args and not kwargs
+        if not lone_input and symbolic.is_symbolic(inputs, args, kwargs):
             return super().__call__(inputs, *args, **kwargs)
         return nn.Module.__call__(self, to_tensor(inputs), *args, **kwargs)
 

@@ -143,25 +143,28 @@ class Sequential(Model):
         x, mask = inputs, None
         first_call = self._output_shapes is None
         shapes = []
-        ran_folded = -1  # the last layer that ran folded with the one before it
+        previous = None
+        ran_folded = -1  # the index of a layer that ran folded with the one before it
         for index, layer in enumerate(self.stack):
             if index == ran_folded:
                 continue
-            if index:
-                self._check_single_output(self.stack[index - 1], isinstance(x, (tuple, list)))
+            if previous is not None and isinstance(x, (tuple, list)):
+                self._check_single_output(previous, several=True)
             if not first_call and index + 1 < len(self.stack):
                 # An Embedding and the recurrent layer it feeds, as one call (embedding_fold).
                 folded = call_folded(layer, self.stack[index + 1], x, training)
                 if folded is not None:
-                    (x, mask), ran_folded = folded, index + 1
+                    (x, mask), previous, ran_folded = folded, self.stack[index + 1], index + 1
                     continue
             kwargs = {}
             if training is not None and accepts(layer, "training"):
                 kwargs["training"] = training
             x, mask = call_with_mask(layer, x, mask, kwargs=kwargs)
-            outputs = x if isinstance(x, (tuple, list)) else [x]
-            batchless = [(None, *tuple(output.shape[1:])) for output in outputs]
-            shapes.append(batchless if outputs is x else batchless[0])
+            previous = layer
+            if first_call:  # the output shapes, recorded once
+                outputs = x if isinstance(x, (tuple, list)) else [x]
+                batchless = [(None, *tuple(output.shape[1:])) for output in outputs]
+                shapes.append(batchless if outputs is x else batchless[0])
         if first_call:
             self.build_input_shape = (None, *tuple(inputs.shape[1:]))
             self._output_shapes = shapes

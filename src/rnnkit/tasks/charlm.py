@@ -10,8 +10,9 @@ a model both ways on held-out text (benchmarks/charlm_generation.py).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 import rnnkit as rk
 from rnnkit import layers
 from rnnkit.data import text_corpus
+from rnnkit.layers.base import uninitialized_weights
 from rnnkit.models import saving
 from rnnkit.tasks.common import fit_and_save, output_paths, recurrent_layer, report
 
@@ -86,7 +88,8 @@ def stateful_copy(model: Any) -> Any:
         raise ValueError(f"Model '{model.name}' has no weights yet: train it (or call it) first.")
     config = {"class_name": type(model).__name__, "config": model.get_config()}
     first = next(model.parameters())
-    copy = saving.model_from_config(config).to(device=first.device, dtype=first.dtype)
+    with uninitialized_weights():  # every weight is loaded next
+        copy = saving.model_from_config(config).to(device=first.device, dtype=first.dtype)
     copy.load_state_dict(model.state_dict())
     for module in copy.modules():
         if isinstance(module, layers.Bidirectional) or getattr(module, "go_backwards", False):
@@ -97,6 +100,25 @@ def stateful_copy(model: Any) -> Any:
         if isinstance(module, layers.RNN):
             module.stateful = True
     return copy.eval()
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Runs the block on one torch thread, then restores the thread count.
+
+    At batch 1 threads have nothing to share, and they cost: MKL runs even the Dense layer's
+    tiny product on every thread, and threads used by work just before (building the stateful
+    copy, for one) spin on through the characters. On a 2-core machine with
+    `OMP_NUM_THREADS=2`, stateful generation took from 1.3x to 5x the CPU time it takes on one
+    thread (benchmarks/README.md). The count is the process's: other Python threads running
+    torch meanwhile run on one thread too.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class StatefulPredictor:
@@ -115,7 +137,6 @@ class StatefulPredictor:
 
     def __init__(self, model: Any) -> None:
         self.model = stateful_copy(model)
-        self.device = _device(model)
 
     def feed(self, ids: Sequence[int]) -> np.ndarray:
         """Runs the copy over `ids` (at least one), continuing from the characters fed before.
@@ -124,8 +145,14 @@ class StatefulPredictor:
             `(vocabulary_size,)` float64: the probabilities of the character after `ids`.
         """
         with torch.no_grad():
-            ids = torch.tensor([list(ids)], device=self.device)  # (1, len(ids))
-            return self.model(ids).double().cpu().numpy()[0]
+            return self._predict(ids).astype(np.float64)
+
+    def _predict(self, ids: Sequence[int]) -> np.ndarray:
+        """`feed` in the caller's `torch.no_grad()`, in the model's dtype."""
+        # A NumPy array: the model's first layer converts and checks it (and moves it to the
+        # weights' device), at a microsecond's cost where `torch.tensor` of a list takes three.
+        probabilities = self.model(np.asarray([ids]))  # (1, vocabulary_size)
+        return probabilities.cpu().numpy()[0]
 
     def reset(self) -> None:
         """Forgets the characters fed so far (zero states)."""
@@ -153,11 +180,44 @@ def windowed_probabilities(model: Any, windows: np.ndarray, batch_size: int = 51
     return torch.cat(pieces).cpu().numpy()
 
 
-def _reweight(probabilities: np.ndarray, temperature: float) -> np.ndarray:
-    """The book's reweighting: `p ** (1 / temperature)`, normalized (lower: more predictable)."""
-    logits = np.log(np.maximum(probabilities, 1e-12)) / temperature
-    weights = np.exp(logits - logits.max())
-    return weights / weights.sum()
+def _draw(probabilities: np.ndarray, temperature: float, generator: np.random.Generator) -> int:
+    """Draws the next character's index from `probabilities` reweighted the book's way:
+    `p ** (1 / temperature)`, normalized (a lower temperature: more predictable).
+
+    It draws as `generator.choice(len(probabilities), p=reweighted)` does, one uniform number
+    looked up in the cumulative weights (so a seed gives the same characters), without
+    `choice`'s checks of `p` and in fewer array operations than the book's
+    `exp(log(p) / temperature)`: a character costs tens of microseconds, and each operation on
+    a small array about one.
+
+    Args:
+        probabilities: `(vocabulary_size,)`, the model's prediction (sums to 1).
+        temperature: > 0.
+        generator: the source of the uniform number.
+
+    Returns:
+        The drawn index.
+
+    Raises:
+        ValueError: `probabilities` hold a NaN or an infinity.
+    """
+    # Clipped as the book clips before its logarithm; a fresh float64 array, worked in place.
+    weights = np.maximum(probabilities, 1e-12, dtype=np.float64)
+    np.power(weights, 1.0 / temperature, out=weights)
+    cumulative = np.cumsum(weights, out=weights)
+    if not 1e-290 < cumulative[-1] < np.inf:
+        if not np.isfinite(probabilities).all():
+            raise ValueError(
+                "The model predicted probabilities that are not finite (has it diverged?): "
+                f"{probabilities!r}."
+            )
+        # At a low temperature every weight can underflow (or a value above 1 overflow): the
+        # same weights divided by the largest, which becomes 1.
+        weights = np.maximum(probabilities, 1e-12, dtype=np.float64)
+        weights /= weights.max()
+        np.power(weights, 1.0 / temperature, out=weights)
+        cumulative = np.cumsum(weights, out=weights)
+    return int(cumulative.searchsorted(generator.random() * cumulative[-1], side="right"))
 
 
 def generate(
@@ -175,9 +235,10 @@ def generate(
 
     With `stateful=True` a stateful copy of the model (`StatefulPredictor`) reads the seed once,
     then one character per step, so each new character costs one step of the recurrent layers
-    and the model sees everything generated so far. With `stateful=False` it samples the book's
-    way (`sample`): the last `len(seed_text)` characters go through the model again for each
-    new character (a window's steps per character, and no memory beyond the window).
+    and the model sees everything generated so far (on one torch thread: `_one_thread`). With
+    `stateful=False` it samples the book's way (`sample`): the last `len(seed_text)` characters
+    go through the model again for each new character (a window's steps per character, and no
+    memory beyond the window).
 
     Args:
         model: a model from ids `(batch, timesteps)` to next-character probabilities
@@ -195,7 +256,8 @@ def generate(
 
     Raises:
         ValueError: an empty `seed_text` or one with characters outside `vocabulary`; a
-            negative `length`; `temperature` <= 0; a model that reads backwards, when stateful.
+            negative `length`; `temperature` <= 0; a model that reads backwards, when stateful;
+            a model that predicts NaN or infinite probabilities.
         TypeError: `vocabulary` is not a sequence of characters.
 
     Example:
@@ -206,14 +268,15 @@ def generate(
         return sample(model, seed_text, list(vocabulary), length, temperature, seed=seed)
     index = _check_generation(seed_text, length, vocabulary, temperature)
     generator = np.random.default_rng(seed)
-    predictor = StatefulPredictor(model)
-    probabilities = predictor.feed([index[char] for char in seed_text])
     generated = []
-    for position in range(length):
-        choice = int(generator.choice(len(vocabulary), p=_reweight(probabilities, temperature)))
-        generated.append(vocabulary[choice])
-        if position + 1 < length:
-            probabilities = predictor.feed([choice])
+    with torch.no_grad(), _one_thread():  # once, not a context per character
+        predictor = StatefulPredictor(model)  # on one thread too (see `_one_thread`)
+        probabilities = predictor._predict([index[char] for char in seed_text])
+        for position in range(length):
+            choice = _draw(probabilities, temperature, generator)
+            generated.append(vocabulary[choice])
+            if position + 1 < length:
+                probabilities = predictor._predict([choice])
     return "".join(generated)
 
 
@@ -235,7 +298,7 @@ def sample(
     generated = []
     for _ in range(length):
         probabilities = windowed_probabilities(model, np.array([window]))[0]
-        choice = int(generator.choice(len(chars), p=_reweight(probabilities, temperature)))
+        choice = _draw(probabilities, temperature, generator)
         generated.append(chars[choice])
         window = window[1:] + [choice]
     return "".join(generated)
@@ -262,10 +325,11 @@ def bits_per_character(
     index = {char: i for i, char in enumerate(vocabulary)}
     x, targets = text_corpus.make_char_dataset(text, window, 1, index)  # (n, window), (n,)
     if stateful:
-        predictor = StatefulPredictor(model)
         ids = [index[char] for char in text]
-        rows = [predictor.feed(ids[:window])]
-        rows += [predictor.feed([ids[position]]) for position in range(window, len(ids) - 1)]
+        with _one_thread():
+            predictor = StatefulPredictor(model)
+            rows = [predictor.feed(ids[:window])]
+            rows += [predictor.feed([ids[position]]) for position in range(window, len(ids) - 1)]
         probabilities = np.stack(rows)
     else:
         probabilities = windowed_probabilities(model, x)
