@@ -43,6 +43,10 @@ struct Problem {
   const void *dout, *dh_last, *dc_last;
   void *dxproj, *dinner, *dinputs, *dh0, *dc0;
   void *dkernel, *drecurrent, *dbias;  // the weight gradients, where the backward forms them
+  // Folded inputs, where `table` is not null: ids (B, T) into table (V x G*U), each id's row its
+  // input product x @ K + b formed once (an Embedding folded into the kernel); features is 0.
+  const int64_t* ids;
+  const void* table;
 };
 
 // A weight's gradient as one long product over every row and step (`long_product`). Mirrored
@@ -594,6 +598,7 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
   const Activations<ACT, RACT> f(p);
   const int64_t T_ = p.timesteps, F = p.features, U = p.units, G = p.gates, W = G * U;
   const T* inputs = static_cast<const T*>(p.inputs);
+  const T* table = static_cast<const T*>(p.table);
   const T* K = w.kernel.data();
   const T* bias = static_cast<const T*>(p.input_bias);
   const T* R = w.recurrent.data();
@@ -631,6 +636,7 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
     if (s + 1 < T_) {  // the next step's rows of the batch-major arrays (each its own stream)
       for (int64_t i = 0; i < rows; ++i) {
         prefetch_row(inputs + ((b0 + i) * T_ + next) * F, F);
+        if (table) prefetch_row(table + p.ids[(b0 + i) * T_ + next] * W, W);
         if (p.return_sequences) prefetch_row(out + ((b0 + i) * T_ + s + 1) * U, U);
       }
     }
@@ -648,12 +654,21 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
     // The pre-activations: x_t @ K + biases + h @ R for the direct gates, x_t @ K + bias alone
     // for GRU's h gate (its recurrent part is added below).
     T* pre = p.save_preactivations ? at(p.pre, 0, W) : Z.data();
+    if (table)  // folded: each row starts from its id's row of the table (F is 0), plus biases
+      for (int64_t i = 0; i < rows; ++i) {
+        const T* x_product = table + p.ids[(b0 + i) * T_ + t] * W;
+        T* z = pre + i * W;
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < W; ++j) z[j] = x_product[j] + biases[j];
+      }
+    const T* start = table ? nullptr : biases.data();  // what the products start from
     if (!w.both.empty()) {  // x_t @ K, then h @ R in the same accumulators (the same sums)
-      matmul(inputs + (b0 * T_ + t) * F, T_ * F, w.both.data(), pre, W, rows, F, W, false,
-             biases.data(), Continued<T>{H, U, U});
+      matmul(inputs + (b0 * T_ + t) * F, T_ * F, w.both.data(), pre, W, rows, F, W,
+             table != nullptr, start, Continued<T>{H, U, U});
     } else {
-      gate_products(inputs + (b0 * T_ + t) * F, T_ * F, xmask, K, pre, W, rows, F, G, U, 0, G,
-                    false, Xg.data(), biases.data());
+      if (!table)
+        gate_products(inputs + (b0 * T_ + t) * F, T_ * F, xmask, K, pre, W, rows, F, G, U, 0, G,
+                      false, Xg.data(), start);
       gate_products(H, U, M, R, pre, W, rows, U, G, U, 0, direct, true, Hg.data());
     }
     if (p.cell == GRU_RESET_AFTER)  // hidden = h @ R_h, reset after the product
@@ -1149,6 +1164,33 @@ template <typename T, int64_t ACT, int64_t RACT> struct Backward {
   }
 };
 
+// out (table_rows x width) = for each id v, the sum of the rows n < count of `rows` (count x
+// width) with ids[n] == v, added in the order of n (zeros where no row has v): the gradient of a
+// table whose rows `ids` picked. The threads split the columns, so that no sum's order depends
+// on their number.
+template <typename T>
+void scatter_rows(const int64_t* ids, const T* rows, int64_t count, int64_t width,
+                  int64_t table_rows, T* out, int64_t threads) {
+  constexpr int64_t LANES = VECTOR_BYTES / sizeof(T), AHEAD = 8;
+  const int64_t vectors = (width + LANES - 1) / LANES;
+  threads = std::max<int64_t>(1, std::min(threads, vectors));
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int64_t worker = 0; worker < threads; ++worker) {
+    const int64_t c0 = std::min(width, worker * vectors / threads * LANES);
+    const int64_t c1 = std::min(width, (worker + 1) * vectors / threads * LANES);
+    for (int64_t v = 0; v < table_rows; ++v)
+      std::fill(out + v * width + c0, out + v * width + c1, T(0));
+    for (int64_t n = 0; n < count; ++n) {
+      // The table's rows are read in the ids' order, at random: ask for them ahead.
+      if (n + AHEAD < count) prefetch_row(out + ids[n + AHEAD] * width + c0, c1 - c0);
+      const T* from = rows + n * width;
+      T* to = out + ids[n] * width;
+      #pragma GCC ivdep
+      for (int64_t j = c0; j < c1; ++j) to[j] += from[j];
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -1197,6 +1239,16 @@ const char* rnnkit_isa() {
 #else
   return "generic";
 #endif
+}
+
+// The gradient of a table of rows picked by ids, `scatter_rows` (double when `precise`).
+void rnnkit_scatter_rows(const int64_t* ids, const void* rows, int64_t count, int64_t width,
+                         int64_t table_rows, void* out, int64_t threads, int64_t precise) {
+  if (precise)
+    return scatter_rows(ids, static_cast<const double*>(rows), count, width, table_rows,
+                        static_cast<double*>(out), threads);
+  scatter_rows(ids, static_cast<const float*>(rows), count, width, table_rows,
+               static_cast<float*>(out), threads);
 }
 
 // The weight gradient `long_product` computes (double when `precise`); see there.

@@ -51,6 +51,9 @@ one per row, which made reading them back the larger part of the backward pass):
     dinputs (B, T, F)     backward: the inputs' gradient, filled when `input_gradient`
     dkernel (F, G*U), drecurrent (U, G*U), dbias (G*U,)  backward: the weight gradients,
                           where the backward pass forms them (`backward`)
+    ids     (B, T) int64  folded inputs (where `table` is given; F is then 0 and inputs, K and
+                          KT are not read): each step's input product is its id's table row
+    table   (V, G*U)      folded inputs: each id's input product x @ K + bias, formed once
 
 Cells (`CellKind`): SIMPLE_RNN (G=1), LSTM (G=4: i, f, c, o), GRU_RESET_AFTER and
 GRU_RESET_BEFORE (G=3: z, r, h); activations by `ActivationCode`. The C++ enums get both from
@@ -110,6 +113,7 @@ _ARRAYS = (
     "recurrent_kernel_t", "recurrent_bias", "h0", "c0", "recurrent_dropout_mask", "mask", "out",
     "h_last", "c_last", "hs", "cs", "gate_values", "pre", "inner_h", "dout", "dh_last",
     "dc_last", "dxproj", "dinner", "dinputs", "dh0", "dc0", "dkernel", "drecurrent", "dbias",
+    "ids", "table",
 )  # fmt: skip
 
 
@@ -255,6 +259,9 @@ def library() -> ctypes.CDLL:
     lib.rnnkit_long_product.restype = None
     lib.rnnkit_isa.argtypes = []
     lib.rnnkit_isa.restype = ctypes.c_char_p
+    lib.rnnkit_scatter_rows.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int64] * 3 + [
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]  # fmt: skip
+    lib.rnnkit_scatter_rows.restype = None
     return lib
 
 
@@ -452,3 +459,22 @@ def weight_gradient(
 
 
 _NO_SECOND = SecondProduct(None, None)
+
+
+def scatter_rows(ids: torch.Tensor, rows: torch.Tensor, out: torch.Tensor) -> None:
+    """out[v] = the sum of the rows `rows[n]` with `ids[n] == v`, added in the order of n (zeros
+    where no row has id v): the gradient of a table whose rows `ids` picked. The order of each
+    sum does not depend on the number of threads (they split the columns).
+
+    Args:
+        ids: `(N,)` contiguous int64, each in `[0, V)` (the caller checks).
+        rows: `(N, W)` contiguous.
+        out: `(V, W)` contiguous, of `rows`' dtype (float32 or float64): filled.
+    """
+    if not (ids.is_contiguous() and rows.is_contiguous() and out.is_contiguous()):
+        raise ValueError("internal: scatter_rows needs contiguous arrays")
+    count, width = rows.shape
+    library().rnnkit_scatter_rows(
+        ids.data_ptr(), rows.data_ptr(), count, width, out.shape[0], out.data_ptr(),
+        torch.get_num_threads(), out.dtype == torch.float64,
+    )  # fmt: skip
