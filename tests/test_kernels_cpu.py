@@ -76,6 +76,35 @@ def test_a_failed_build_reports_the_compiler_error(fresh_library, tmp_path, monk
     assert not list((tmp_path / "kernels").glob("*.so"))
 
 
+def _cpu_has(*flags: str) -> bool:
+    return set(flags) <= set(cpu._cpu_features().split())
+
+
+@pytest.mark.skipif(not _cpu_has("avx2", "fma"), reason="this CPU has no AVX2 and FMA")
+def test_the_avx2_build_is_cached_apart_and_agrees_with_the_loop(fresh_library, monkeypatch):
+    """`RNNKIT_CPU_ISA=avx2` builds the AVX2 code path (on an AVX-512 machine too) into a build
+    of its own, and its products and gate arithmetic agree with the loop."""
+    native = cpu.library()._name
+    monkeypatch.setenv(cpu.ISA_ENV_VAR, "avx2")
+    cpu.library.cache_clear()
+    assert cpu.kernel_isa() == "avx2"
+    assert cpu.library()._name != native
+    for kind in ("lstm", "gru_reset_after"):
+        for dtype in (torch.float32, torch.float64):
+            _assert_the_fused_layer_agrees_with_the_loop(kind, dtype, dropout=False)
+
+
+def test_an_unknown_instruction_set_is_named(fresh_library, monkeypatch):
+    monkeypatch.setenv(cpu.ISA_ENV_VAR, "avx9000")
+    with pytest.raises(cpu.KernelBuildError, match="RNNKIT_CPU_ISA must be one of.*'avx9000'"):
+        cpu.library()
+
+
+@pytest.mark.skipif(not _cpu_has("avx512f"), reason="this CPU has no AVX-512")
+def test_the_native_build_uses_avx512_where_the_cpu_has_it(fresh_library):
+    assert cpu.kernel_isa() == "avx512"
+
+
 FAILING_COMPILER = """#!/bin/sh
 echo "cpu.cpp:1:1: error: the first line of the reason" >&2
 echo "cpu.cpp:2:1: note: and the last line of it" >&2
@@ -320,8 +349,14 @@ def test_weight_gradient_masks_each_gate_of_the_second_product(dtype, units, bat
 def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype, dropout):
     """Sizes that take every path of the products: 37 units = two-vector strips, a one-vector
     strip and single columns (float32 and float64 lanes); 13 rows = six-row blocks, a four-row
-    block and padded rows; masks, go_backwards; recurrent and input dropout per gate, or none
+    block and a last row on its own (over four panels at once where the stacked gates are eight
+    vectors wide or more); masks, go_backwards; recurrent and input dropout per gate, or none
     (then the products over all gates: x_t @ K and h @ R in one, the backward's stacked)."""
+    _assert_the_fused_layer_agrees_with_the_loop(kind, dtype, dropout)
+
+
+def _assert_the_fused_layer_agrees_with_the_loop(kind, dtype, dropout):
+    """`test_every_block_shape_of_the_products_agrees_with_the_loop` on the loaded build."""
     make = partial(KINDS[kind].layer, **KINDS[kind].options)
     torch.manual_seed(0)
     options = dict(go_backwards=True, dtype=dtype)
@@ -348,6 +383,48 @@ def test_every_block_shape_of_the_products_agrees_with_the_loop(kind, dtype, dro
     tolerance = 1e-10 if dtype == torch.float64 else 1e-5
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(("batch", "formed"), [(128, True), (96, False)])
+@pytest.mark.parametrize("sizes", ["odd", "whole_panels"])
+def test_the_backward_forms_the_weight_gradients_in_row_groups(kind, dtype, batch, formed, sizes,
+                                                               monkeypatch):  # fmt: skip
+    """At batches of whole pairs of 64-row groups the backward pass forms the weight gradients
+    itself (each group's sums, added in order); elsewhere the long products do. Both agree with
+    the loop: masks, go_backwards; odd sizes (11 inputs, 13 units: padded rows and single
+    columns in the group products, the rows gathered) or inputs and units of whole two-vector
+    panels (packed where they lie)."""
+    features, units = (
+        (11, 13) if sizes == "odd" else (32, 32) if dtype == torch.float32 else (16, 16)
+    )
+    returned = []
+    backward = cpu.backward
+    monkeypatch.setattr(cpu, "backward", lambda *args: returned.append(backward(*args)) or
+                        returned[-1])  # fmt: skip
+    make = partial(KINDS[kind].layer, **KINDS[kind].options)
+    torch.manual_seed(0)
+    fused_layer, loop_layer = (make(units, use_fused=f, go_backwards=True, dtype=dtype)
+                               for f in (True, False))  # fmt: skip
+    x = torch.randn(batch, 5, features, dtype=dtype)
+    mask = torch.arange(5) < torch.randint(1, 6, (batch,))[:, None]
+    fused_layer.build(x.shape)
+    loop_layer.build(x.shape)
+    loop_layer.set_weights(fused_layer.get_weights())
+    results = []
+    for layer in (fused_layer, loop_layer):
+        inputs = x.clone().requires_grad_()  # the inputs' gradient from the same step buffers
+        output = layer(inputs, mask=mask, training=True)
+        (
+            output * torch.linspace(-1, 1, output.numel(), dtype=dtype).view_as(output)
+        ).sum().backward()
+        results.append([output, inputs.grad, *[p.grad for p in layer.parameters()]])
+    assert returned == [formed]
+    # float32 sums over 640 rows and steps, in another order than the loop's.
+    tolerance = CLOSE if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)
+    for got, want in zip(*results):
+        torch.testing.assert_close(got, want, **tolerance)
 
 
 @pytest.mark.parametrize("kind", ["simple_rnn", "lstm", "gru_reset_after", "gru_reset_before"])

@@ -518,8 +518,9 @@ def test_fused_and_loop_gradients_agree(kind):
 )
 @pytest.mark.parametrize("kind", sorted(KINDS))
 # Weight gradients: at 12 rows x 9 steps (one depth block) the threads split the columns; at 200
-# rows they take the depth in parts. At 200 rows, several chunks of 96 rows at most.
-@pytest.mark.parametrize("batch", [12, 200])
+# rows they take the depth in parts. At 200 rows, several chunks of 96 rows at most. At 128 rows,
+# SimpleRNN and LSTM without dropout form them in the backward pass, in groups of 64 rows.
+@pytest.mark.parametrize("batch", [12, 128, 200])
 def test_fused_results_do_not_depend_on_the_thread_count(kind, options, batch):
     layer, _ = make_layer(kind, dtype=torch.float32, use_fused=True, **options)
     timesteps = 9

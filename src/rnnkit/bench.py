@@ -263,7 +263,9 @@ def steps(implementation: str, workload: Workload) -> tuple[Callable, Callable] 
 
 def cpu_description() -> dict[str, Any]:
     """The CPU's model name (Linux's /proc/cpuinfo; the platform's processor string
-    elsewhere), the widest vector instructions PyTorch's kernels use on it, and its cores."""
+    elsewhere), the widest vector instructions PyTorch's kernels use on it, those rnnkit's
+    fused kernels were compiled for (`$RNNKIT_CPU_ISA`; "unavailable" without a build) and
+    its cores."""
     model = platform.processor() or "unknown"
     try:
         with open("/proc/cpuinfo") as file:
@@ -272,7 +274,11 @@ def cpu_description() -> dict[str, Any]:
     except OSError:
         pass  # not Linux: keep the platform's string
     capability = torch.backends.cpu.get_cpu_capability()
-    return {"model": model, "capability": capability, "count": os.cpu_count()}
+    from rnnkit.kernels import cpu
+
+    kernel_isa = cpu.kernel_isa() if cpu.blocker() is None else "unavailable"
+    return {"model": model, "capability": capability, "kernel_isa": kernel_isa,
+            "count": os.cpu_count()}  # fmt: skip
 
 
 def matmul_peak_gflops(size: int = 2048, repeats: int = 5) -> dict[str, float]:
@@ -328,7 +334,8 @@ def run(
     machine's drift between one implementation's runs and the next's."""
     cpu = cpu_description()
     print(f"CPU: {cpu['model']} ({cpu['capability']}), {cpu['count']} cores, "
-          f"{torch.get_num_threads()} torch threads", file=stream)  # fmt: skip
+          f"{torch.get_num_threads()} torch threads, rnnkit kernels for {cpu['kernel_isa']}",
+          file=stream)  # fmt: skip
     peak = matmul_peak_gflops()
     best_peak = max(peak.values())
     print("matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()),

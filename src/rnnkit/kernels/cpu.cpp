@@ -34,7 +34,7 @@ struct Problem {
   int64_t cell, batch, timesteps, features, units, gates;
   int64_t go_backwards, zero_output_for_mask, unroll, activation, recurrent_activation;
   int64_t input_dropout, recurrent_dropout, save, save_preactivations, input_gradient;
-  int64_t return_sequences, threads;
+  int64_t return_sequences, threads, weight_gradients;
   const void *inputs, *kernel, *kernel_t, *input_bias, *input_dropout_mask;
   const void *recurrent_kernel, *recurrent_kernel_t, *recurrent_bias, *h0, *c0;
   const void* recurrent_dropout_mask;
@@ -42,6 +42,11 @@ struct Problem {
   void *out, *h_last, *c_last, *hs, *cs, *gate_values, *pre, *inner_h;
   const void *dout, *dh_last, *dc_last;
   void *dxproj, *dinner, *dinputs, *dh0, *dc0;
+  void *dkernel, *drecurrent, *dbias;  // the weight gradients, where the backward forms them
+  // Folded inputs, where `table` is not null: ids (B, T) into table (V x G*U), each id's row its
+  // input product x @ K + b formed once (an Embedding folded into the kernel); features is 0.
+  const int64_t* ids;
+  const void* table;
 };
 
 // A weight's gradient as one long product over every row and step (`long_product`). Mirrored
@@ -159,6 +164,38 @@ inline void matmul_block(const T* A, int64_t lda, int64_t a_step, const T* B, in
     for (int v = 0; v < NV; ++v) store(C + r * ldc + v * LANES, acc[r][v]);
 }
 
+// One row of C (+)= a (depth; a[k * a_step]) @ PANELS two-vector panels of B (panel p starts
+// at P + p * panel_stride, as `pack` lays them out), then + then's row @ the panels' next
+// then.depth rows, plus `bias` (without accumulate): matmul_block's sums for one row, over
+// several panels at once, so that 2 * PANELS multiply-add chains run side by side (a one-row
+// block over one panel has two, each waiting on the latency of the one before).
+template <typename T, int PANELS>
+inline void matmul_row_panels(const T* a, int64_t a_step, const T* P, int64_t panel_stride,
+                              T* C, int64_t depth, bool accumulate, const T* bias,
+                              Continued<T> then) {
+  using V = typename Vector<T>::type;
+  constexpr int LANES = VECTOR_BYTES / sizeof(T), PANEL = 2 * LANES;
+  V acc[PANELS][2];
+  for (int p = 0; p < PANELS; ++p)
+    for (int v = 0; v < 2; ++v)
+      acc[p][v] = accumulate ? load(C + p * PANEL + v * LANES)
+                  : bias     ? load(bias + p * PANEL + v * LANES)
+                             : V{};
+  auto add = [&](const T* row, int64_t step, const T* B, int64_t n) {
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < n; ++k) {
+      const T value = row[k * step];
+      for (int p = 0; p < PANELS; ++p)
+        for (int v = 0; v < 2; ++v)
+          acc[p][v] += value * load(B + p * panel_stride + k * PANEL + v * LANES);
+    }
+  };
+  add(a, a_step, P, depth);
+  if (then.depth) add(then.A, 1, P + depth * PANEL, then.depth);
+  for (int p = 0; p < PANELS; ++p)
+    for (int v = 0; v < 2; ++v) store(C + p * PANEL + v * LANES, acc[p][v]);
+}
+
 // Weights are packed before the recurrence: a (depth x width) matrix becomes panels of its
 // columns — strips of two vectors, then of one, then single columns — each stored (depth x
 // panel width) contiguously, one after another, so the panel starting at column j begins at
@@ -191,6 +228,12 @@ void matmul_rows(const T* A, int64_t lda, int64_t a_step, int64_t block_step, co
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
   const int64_t panel_depth = depth + then.depth;
   int64_t j = 0;
+  if constexpr (ROWS == 1)  // four panels at a time (`matmul_row_panels`)
+    for (; j + 8 * LANES <= width; j += 8 * LANES)
+      for (int64_t i = 0; i < rows; ++i)
+        matmul_row_panels<T, 4>(A + i * block_step, a_step, P + panel_depth * j,
+                                panel_depth * 2 * LANES, C + i * ldc + j, depth, accumulate,
+                                bias ? bias + j : bias, then.from_row(i));
   for (; j + 2 * LANES <= width; j += 2 * LANES)
     for (int64_t i = 0; i < rows; i += ROWS)
       matmul_block<T, ROWS, 2>(A + i / ROWS * block_step, lda, a_step, P + panel_depth * j,
@@ -212,7 +255,7 @@ void matmul_rows(const T* A, int64_t lda, int64_t a_step, int64_t block_step, co
     }
 }
 
-// How many of `rows` go in six-row blocks (the rest in fours, and a last padded four): as many
+// How many of `rows` go in six-row blocks (the rest in fours, then the last rows): as many
 // sixes as leave a multiple of four, only fours for a few rows that four divide.
 inline int64_t six_row_rows(int64_t rows) {
   if (rows % 6 == 0) return rows;
@@ -225,8 +268,8 @@ inline int64_t six_row_rows(int64_t rows) {
 // (+ the row `bias`, if given, without accumulate), B packed (`pack`), C's leading dimension
 // ldc. Columns go in panels, outermost, so that a panel stays in L1 for all rows; rows in
 // blocks of six (6 x 2 vectors: 12 accumulators, within AVX2's 16 registers) then of four, as
-// many sixes as leave a multiple of four (only fours for a few rows that four divide); odd rows
-// leave the last ones padded to a block of four.
+// many sixes as leave a multiple of four (only fours for a few rows that four divide); a last
+// row on its own, or two or three padded to a block of four.
 template <typename T>
 void matmul_strided(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, int64_t ldc,
                     int64_t rows, int64_t depth, int64_t width, bool accumulate,
@@ -237,7 +280,11 @@ void matmul_strided(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, i
   matmul_rows<T, 4>(A + sixes * lda, lda, a_step, 4 * lda, P, C + sixes * ldc, ldc,
                     fours - sixes, depth, width, accumulate, bias, then.from_row(sixes));
   if (fours == rows) return;
-  // The last rows padded to a block of four, both operands' rows side by side.
+  if (rows - fours == 1)  // a last row on its own (a one-step call at batch 1 runs here alone)
+    return matmul_rows<T, 1>(A + fours * lda, lda, a_step, lda, P, C + fours * ldc, ldc, 1,
+                             depth, width, accumulate, bias, then.from_row(fours));
+  // Two or three last rows padded to a block of four, both operands' rows side by side (each
+  // on its own streamed the weights once per row: 1.1-1.2x slower at batches 3 and 7).
   const int64_t all = depth + then.depth;
   thread_local std::vector<T> a, c;
   a.assign(4 * all, T(0));
@@ -264,7 +311,7 @@ void matmul(const T* A, int64_t lda, const T* P, T* C, int64_t ldc, int64_t rows
 // A (rows x depth, A(r, k) = A[r + k * lda]: a transposed block of states) in the row blocks of
 // `matmul_strided` (six-row blocks, then fours), each block's values for one depth index
 // together: block i (of ROWS rows) starts at P + i * ROWS * depth. Only for rows that leave no
-// padded four (`packs_in_row_blocks`).
+// last rows outside blocks of four (`packs_in_row_blocks`).
 template <typename T>
 void pack_row_blocks(const T* A, int64_t lda, int64_t rows, int64_t depth, T* P) {
   const int64_t sixes = six_row_rows(rows);
@@ -383,11 +430,14 @@ template <int64_t ACT, int64_t RACT> struct Activations {
 // bounds fall on multiples of the height of `matmul`'s row blocks: four where that makes the
 // shares equal or they are under 24 rows, else six (six-row blocks do more per load, but at a
 // few rows a share one block taller than the others would cost more than that: equal shares
-// are what the slowest thread's time depends on).
+// are what the slowest thread's time depends on). With a `granule`, on multiples of it instead
+// (then max_rows must be one too).
 template <typename Body>
-void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body) {
+void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body,
+                    int64_t granule = 0) {
   threads = std::max<int64_t>(1, std::min(threads, batch));
-  const int64_t block = batch % (4 * threads) == 0 || batch / threads < 24 ? 4 : 6;
+  const int64_t block = granule ? granule
+                        : batch % (4 * threads) == 0 || batch / threads < 24 ? 4 : 6;
   auto bound = [&](int64_t t) {  // the first row of thread t's share
     if (t == threads) return batch;
     return std::min(batch, (t * batch / threads + block / 2) / block * block);
@@ -470,13 +520,85 @@ template <typename T> struct PackedWeights {
   bool kernel_stacked = false, recurrent_stacked = false;  // see `gate_products_transposed`
   // Forward, SimpleRNN and LSTM without dropout masks: [K; R] ((F + U) x G*U) packed as one.
   std::vector<T> both;
+  // Backward, where it forms the weight gradients (`forms_weight_gradients`): each row group's
+  // sums, written by the thread that runs the group.
+  mutable std::vector<T> gradient_sums;
 };
+
+// Where the backward pass forms the weight gradients itself, each group of GRADIENT_GROUP rows
+// sums its steps' products into sums of its own, [K; R]'s gradient transposed (G*U x (F + U))
+// and the bias's (G*U), and the groups are added in order at the end: the sums' order depends
+// on the sizes alone, not on the number of threads. Each step's pre-activation gradient is then
+// still in L1 when the products read it, instead of being written to memory by this pass and
+// read back by the long products after it (benchmarks/README.md has the measurements). For
+// SimpleRNN and LSTM without dropout masks, at batches of whole pairs of groups (so that two
+// threads take equal shares), where a group's sums fit 64 KiB.
+constexpr int64_t GRADIENT_GROUP = 64;
+
+template <typename T> bool forms_weight_gradients(const Problem& p) {
+  const int64_t W = p.gates * p.units;
+  const int64_t sums_bytes = (p.features + p.units + 1) * W * int64_t(sizeof(T));
+  return p.weight_gradients && (p.cell == SIMPLE_RNN || p.cell == LSTM) && !p.input_dropout &&
+         !p.recurrent_dropout && p.batch % (2 * GRADIENT_GROUP) == 0 && sums_bytes <= 64 << 10;
+}
+
+// One step's part of the row groups' sums (`GRADIENT_GROUP`), for the chunk's rows from b0:
+// sums (W x (F + U)) += DX_group^T @ [x_t | h]_group, and the bias's (W) += DX_group's column
+// sums, in each group's own sums. XH (unless F and U are whole panels) and P: (GRADIENT_GROUP x
+// (F + U)) scratch.
+template <typename T>
+void add_step_weight_gradients(const Problem& p, const T* DX, int64_t b0, int64_t rows,
+                               int64_t t, T* sums, T* XH, T* P) {
+  const int64_t F = p.features, U = p.units, W = p.gates * U, S = F + U;
+  const T* inputs = static_cast<const T*>(p.inputs);
+  const T* hs = static_cast<const T*>(p.hs);
+  // Where F and U are whole two-vector panels, x_t's and h's panels are packed straight from
+  // where they lie (the panel of column j starts at P + GRADIENT_GROUP * j either way).
+  constexpr int64_t PANEL = 2 * VECTOR_BYTES / sizeof(T);
+  const bool whole_panels = F % PANEL == 0 && U % PANEL == 0;
+  for (int64_t g0 = 0; g0 < rows; g0 += GRADIENT_GROUP) {
+    T* group_sums = sums + g0 / GRADIENT_GROUP * (S + 1) * W;
+    const int64_t b = b0 + g0;
+    if (whole_panels) {
+      pack(inputs + (b * p.timesteps + t) * F, p.timesteps * F, GRADIENT_GROUP, F, P);
+      pack(hs + (t * p.batch + b) * U, U, GRADIENT_GROUP, U, P + GRADIENT_GROUP * F);
+    } else {
+      for (int64_t i = 0; i < GRADIENT_GROUP; ++i) {
+        copy_row(inputs + ((b + i) * p.timesteps + t) * F, F, XH + i * S);
+        copy_row(hs + (t * p.batch + b + i) * U, U, XH + i * S + F);
+      }
+      pack(XH, S, GRADIENT_GROUP, S, P);
+    }
+    const T* D = DX + g0 * W;
+    matmul_strided(D, 1, W, P, group_sums, S, W, GRADIENT_GROUP, S, true);
+    T* bias_sums = group_sums + S * W;
+    for (int64_t i = 0; i < GRADIENT_GROUP; ++i)
+#pragma GCC ivdep
+      for (int64_t j = 0; j < W; ++j) bias_sums[j] += D[i * W + j];
+  }
+}
+
+// The row groups' sums added in order, into dkernel (F x W), drecurrent (U x W) and dbias (W).
+template <typename T> void finish_weight_gradients(const Problem& p, T* sums) {
+  const int64_t F = p.features, U = p.units, W = p.gates * U, S = F + U, size = (S + 1) * W;
+  for (int64_t group = 1; group < p.batch / GRADIENT_GROUP; ++group)
+#pragma GCC ivdep
+    for (int64_t n = 0; n < size; ++n) sums[n] += sums[group * size + n];
+  T* dkernel = static_cast<T*>(p.dkernel);
+  T* drecurrent = static_cast<T*>(p.drecurrent);
+  for (int64_t j = 0; j < W; ++j) {
+    for (int64_t k = 0; k < F; ++k) dkernel[k * W + j] = sums[j * S + k];
+    for (int64_t k = 0; k < U; ++k) drecurrent[k * W + j] = sums[j * S + F + k];
+  }
+  std::copy_n(sums + S * W, W, static_cast<T*>(p.dbias));
+}
 
 template <typename T, int64_t ACT, int64_t RACT>
 void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int64_t rows) {
   const Activations<ACT, RACT> f(p);
   const int64_t T_ = p.timesteps, F = p.features, U = p.units, G = p.gates, W = G * U;
   const T* inputs = static_cast<const T*>(p.inputs);
+  const T* table = static_cast<const T*>(p.table);
   const T* K = w.kernel.data();
   const T* bias = static_cast<const T*>(p.input_bias);
   const T* R = w.recurrent.data();
@@ -514,6 +636,7 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
     if (s + 1 < T_) {  // the next step's rows of the batch-major arrays (each its own stream)
       for (int64_t i = 0; i < rows; ++i) {
         prefetch_row(inputs + ((b0 + i) * T_ + next) * F, F);
+        if (table) prefetch_row(table + p.ids[(b0 + i) * T_ + next] * W, W);
         if (p.return_sequences) prefetch_row(out + ((b0 + i) * T_ + s + 1) * U, U);
       }
     }
@@ -531,12 +654,21 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
     // The pre-activations: x_t @ K + biases + h @ R for the direct gates, x_t @ K + bias alone
     // for GRU's h gate (its recurrent part is added below).
     T* pre = p.save_preactivations ? at(p.pre, 0, W) : Z.data();
+    if (table)  // folded: each row starts from its id's row of the table (F is 0), plus biases
+      for (int64_t i = 0; i < rows; ++i) {
+        const T* x_product = table + p.ids[(b0 + i) * T_ + t] * W;
+        T* z = pre + i * W;
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < W; ++j) z[j] = x_product[j] + biases[j];
+      }
+    const T* start = table ? nullptr : biases.data();  // what the products start from
     if (!w.both.empty()) {  // x_t @ K, then h @ R in the same accumulators (the same sums)
-      matmul(inputs + (b0 * T_ + t) * F, T_ * F, w.both.data(), pre, W, rows, F, W, false,
-             biases.data(), Continued<T>{H, U, U});
+      matmul(inputs + (b0 * T_ + t) * F, T_ * F, w.both.data(), pre, W, rows, F, W,
+             table != nullptr, start, Continued<T>{H, U, U});
     } else {
-      gate_products(inputs + (b0 * T_ + t) * F, T_ * F, xmask, K, pre, W, rows, F, G, U, 0, G,
-                    false, Xg.data(), biases.data());
+      if (!table)
+        gate_products(inputs + (b0 * T_ + t) * F, T_ * F, xmask, K, pre, W, rows, F, G, U, 0, G,
+                      false, Xg.data(), start);
       gate_products(H, U, M, R, pre, W, rows, U, G, U, 0, direct, true, Hg.data());
     }
     if (p.cell == GRU_RESET_AFTER)  // hidden = h @ R_h, reset after the product
@@ -648,6 +780,13 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   const T* dc_last = static_cast<const T*>(p.dc_last) + b0 * U;
   std::vector<T> dH(dh_last, dh_last + rows * U), dC(dc_last, dc_last + rows * U);
   std::vector<T> dHP(rows * U), d_rh(rows * U), Tg(rows * U), TgF(rows * F);
+  // Where this pass forms the weight gradients: the chunk's groups' sums, and a step's DX in a
+  // buffer of its own instead of dxproj.
+  T* sums = w.gradient_sums.empty()
+                ? nullptr
+                : w.gradient_sums.data() + b0 / GRADIENT_GROUP * (F + U + 1) * W;
+  std::vector<T> dx_step(sums ? rows * W : 0), XH(sums ? GRADIENT_GROUP * (F + U) : 0),
+      packed_xh(XH.size());  // `add_step_weight_gradients`'s scratch
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const int64_t t = p.go_backwards ? T_ - 1 - s : s;
     auto at = [&](const void* array, int64_t i, int64_t size) {  // row i's entry at time t
@@ -658,11 +797,12 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
       for (int64_t i = 0; i < rows; ++i) {
         if (p.return_sequences) prefetch_row(dout + ((b0 + i) * T_ + s - 1) * U, U);
         if (p.input_gradient) prefetch_row(dinputs + ((b0 + i) * T_ + next) * F, F);
+        if (sums) prefetch_row(static_cast<const T*>(p.inputs) + ((b0 + i) * T_ + next) * F, F);
       }
     }
     // DX: the pre-activations' gradient, written straight into dxproj; DI, GRU reset_after:
     // the gradient of inner_h, straight into dinner (the chunk's rows, contiguous).
-    T* DX = at(p.dxproj, 0, W);
+    T* DX = sums ? dx_step.data() : at(p.dxproj, 0, W);
     T* DI = p.cell == GRU_RESET_AFTER ? at(p.dinner, 0, U) : nullptr;
     const int64_t ldx = W, ldi = U;
     for (int64_t i = 0; i < rows; ++i) {
@@ -745,6 +885,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
         if (DI) std::fill_n(DI + i * ldi, U, T(0));
         copy_row(&dH[i * U], U, &dHP[i * U]);
       }
+    if (sums) add_step_weight_gradients(p, DX, b0, rows, t, sums, XH.data(), packed_xh.data());
     // The gradient reaching the recurrent product: DX, and DI for GRU reset_after's h gate.
     gate_products_transposed(DX, ldx, M, RT, w.recurrent_stacked, dHP.data(), U, rows, U, G, U,
                              0, direct, true, Tg.data());
@@ -954,9 +1095,16 @@ void run_chunks(const Problem& p, bool precise, const void* packed = nullptr) {
     Weights own;
     if (!packed) own = pass.pack(p);
     const Weights& weights = packed ? *static_cast<const Weights*>(packed) : own;
-    for_each_chunk(p.batch, p.threads, chunk_rows(p), [&](int64_t b0, int64_t rows) {
-      pass.run(p, weights, b0, rows);
-    });
+    // Row groups that sum the weight gradients run whole in one chunk.
+    const bool grouped = !weights.gradient_sums.empty();
+    const int64_t max_rows = grouped ? std::max(GRADIENT_GROUP, chunk_rows(p) / GRADIENT_GROUP *
+                                                                    GRADIENT_GROUP)
+                                     : chunk_rows(p);
+    for_each_chunk(
+        p.batch, p.threads, max_rows,
+        [&](int64_t b0, int64_t rows) { pass.run(p, weights, b0, rows); },
+        grouped ? GRADIENT_GROUP : 0);
+    if (grouped) finish_weight_gradients(p, weights.gradient_sums.data());
   };
   if (precise) return body(Pass<double, -1, -1>{});
   if (sigmoid_gates && p.activation == TANH) return body(Pass<float, TANH, SIGMOID>{});
@@ -1002,14 +1150,46 @@ template <typename T, int64_t ACT, int64_t RACT> struct Backward {
       return stacked ? pack_gates<T>(weights, p.gates * p.units, width, 1, true)
                      : pack_gates<T>(weights, p.units, width, p.gates, true);
     };
-    return {packed(p.kernel_t, p.features, kernel_stacked),
-            packed(p.recurrent_kernel_t, p.units, recurrent_stacked), kernel_stacked,
-            recurrent_stacked};
+    PackedWeights<T> w{packed(p.kernel_t, p.features, kernel_stacked),
+                       packed(p.recurrent_kernel_t, p.units, recurrent_stacked), kernel_stacked,
+                       recurrent_stacked};
+    if (forms_weight_gradients<T>(p))
+      w.gradient_sums.assign(p.batch / GRADIENT_GROUP * (p.features + p.units + 1) * p.gates *
+                                 p.units,
+                             T(0));
+    return w;
   }
   static void run(const Problem& p, const PackedWeights<T>& w, int64_t b0, int64_t rows) {
     backward_chunk<T, ACT, RACT>(p, w, b0, rows);
   }
 };
+
+// out (table_rows x width) = for each id v, the sum of the rows n < count of `rows` (count x
+// width) with ids[n] == v, added in the order of n (zeros where no row has v): the gradient of a
+// table whose rows `ids` picked. The threads split the columns, so that no sum's order depends
+// on their number.
+template <typename T>
+void scatter_rows(const int64_t* ids, const T* rows, int64_t count, int64_t width,
+                  int64_t table_rows, T* out, int64_t threads) {
+  constexpr int64_t LANES = VECTOR_BYTES / sizeof(T), AHEAD = 8;
+  const int64_t vectors = (width + LANES - 1) / LANES;
+  threads = std::max<int64_t>(1, std::min(threads, vectors));
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+  for (int64_t worker = 0; worker < threads; ++worker) {
+    const int64_t c0 = std::min(width, worker * vectors / threads * LANES);
+    const int64_t c1 = std::min(width, (worker + 1) * vectors / threads * LANES);
+    for (int64_t v = 0; v < table_rows; ++v)
+      std::fill(out + v * width + c0, out + v * width + c1, T(0));
+    for (int64_t n = 0; n < count; ++n) {
+      // The table's rows are read in the ids' order, at random: ask for them ahead.
+      if (n + AHEAD < count) prefetch_row(out + ids[n + AHEAD] * width + c0, c1 - c0);
+      const T* from = rows + n * width;
+      T* to = out + ids[n] * width;
+      #pragma GCC ivdep
+      for (int64_t j = c0; j < c1; ++j) to[j] += from[j];
+    }
+  }
+}
 
 }  // namespace
 
@@ -1036,8 +1216,40 @@ void rnnkit_free_forward_weights(void* packed, int64_t precise) {
 }
 
 // Backpropagates through `rnnkit_forward`: the gradients of the inputs, the initial states and
-// the pre-activations; the weight gradients are `rnnkit_long_product`s of what this fills.
-void rnnkit_backward(const Problem* p, int64_t precise) { run_chunks<Backward>(*p, precise); }
+// the pre-activations; the weight gradients are `rnnkit_long_product`s of what this fills, or,
+// where it returns 1 (`forms_weight_gradients`: only if `weight_gradients` asked for them),
+// this pass has formed them (dkernel, drecurrent, dbias) and left dxproj unwritten.
+int64_t rnnkit_backward(const Problem* p, int64_t precise) {
+  run_chunks<Backward>(*p, precise);
+  return precise ? forms_weight_gradients<double>(*p) : forms_weight_gradients<float>(*p);
+}
+
+// The widest vector instructions this build was compiled for (`rnnkit.kernels.cpu.kernel_isa`).
+const char* rnnkit_isa() {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "avx2";
+#elif defined(__AVX__)
+  return "avx";
+#elif defined(__SSE2__)
+  return "sse2";
+#elif defined(__ARM_NEON)
+  return "neon";
+#else
+  return "generic";
+#endif
+}
+
+// The gradient of a table of rows picked by ids, `scatter_rows` (double when `precise`).
+void rnnkit_scatter_rows(const int64_t* ids, const void* rows, int64_t count, int64_t width,
+                         int64_t table_rows, void* out, int64_t threads, int64_t precise) {
+  if (precise)
+    return scatter_rows(ids, static_cast<const double*>(rows), count, width, table_rows,
+                        static_cast<double*>(out), threads);
+  scatter_rows(ids, static_cast<const float*>(rows), count, width, table_rows,
+               static_cast<float*>(out), threads);
+}
 
 // The weight gradient `long_product` computes (double when `precise`); see there.
 void rnnkit_long_product(const LongProduct* q, int64_t precise) {

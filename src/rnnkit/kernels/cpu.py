@@ -4,10 +4,11 @@ Each step's input and recurrent products (`x_t @ kernel + h @ recurrent_kernel`)
 arithmetic, masking and direction run step by step in the kernels, with no projected sequence
 in memory; the backward pass does the same in reverse and passes the gradients of the
 pre-activations to `weight_gradient`, which forms the weight gradients as long products over
-every row and step. Rows of the batch are independent, so chunks of rows run on
-`torch.get_num_threads()` OpenMP threads (PyTorch's own pool) that never synchronise inside the
-sequence; no result depends on how rows are split, so results do not depend on the number of
-threads.
+every row and step (for SimpleRNN and LSTM without dropout at some sizes the backward pass
+forms them itself, step by step, in groups of rows: see `backward`). Rows of the batch are
+independent, so chunks of rows run on `torch.get_num_threads()` OpenMP threads (PyTorch's own
+pool) that never synchronise inside the sequence; no result depends on how rows are split, so
+results do not depend on the number of threads.
 
 `cpu.cpp` is compiled with the C++ compiler (`$CXX`, else `c++`) and `-march=native` on first
 use, into `~/.rnnkit/kernels/` (`$RNNKIT_HOME` moves it), keyed by a hash of the source, the
@@ -15,6 +16,11 @@ compiler and this CPU's features; later uses load the cached library. Each load 
 build as used; a new build removes the others not used for `STALE_BUILD_DAYS` (every change of
 the source, the compiler or the CPU leaves one behind). `blocker()` says why the kernels
 cannot run (no compiler, a failed build), and the fused path then falls back.
+
+`$RNNKIT_CPU_ISA` picks the vector instructions of the build: `native` (the default: all this
+CPU has) or `avx2` (`-march=native -mno-avx512f`: AVX2 and FMA without AVX-512, to run and
+time the AVX2 code path on an AVX-512 machine). Each has its own cached build;
+`kernel_isa()` says which instructions the loaded build was compiled for.
 
 Layout (C-contiguous). What the layer passes in and gets back is batch-major, as the layers
 use; what the kernels save for the backward pass is time-major, so that each step's rows of a
@@ -43,6 +49,11 @@ one per row, which made reading them back the larger part of the backward pass):
     dxproj  (T, B, G, U)  backward: the gradient of the pre-activations, by time index
     dinner  (T, B, U)     backward, GRU reset_after: the gradient of inner_h, by time index
     dinputs (B, T, F)     backward: the inputs' gradient, filled when `input_gradient`
+    dkernel (F, G*U), drecurrent (U, G*U), dbias (G*U,)  backward: the weight gradients,
+                          where the backward pass forms them (`backward`)
+    ids     (B, T) int64  folded inputs (where `table` is given; F is then 0 and inputs, K and
+                          KT are not read): each step's input product is its id's table row
+    table   (V, G*U)      folded inputs: each id's input product x @ K + bias, formed once
 
 Cells (`CellKind`): SIMPLE_RNN (G=1), LSTM (G=4: i, f, c, o), GRU_RESET_AFTER and
 GRU_RESET_BEFORE (G=3: z, r, h); activations by `ActivationCode`. The C++ enums get both from
@@ -81,6 +92,9 @@ _SOURCE = Path(__file__).with_name("cpu.cpp")
 # No -ffast-math: linked into a shared library it would flush denormals for the whole process.
 _FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno",
           "-fno-trapping-math", "-ffp-contract=fast"]  # fmt: skip
+# `$RNNKIT_CPU_ISA` → the target flags tried first (see the module docstring).
+ISA_ENV_VAR = "RNNKIT_CPU_ISA"
+_ISA_TARGETS = {"native": ["-march=native"], "avx2": ["-march=native", "-mno-avx512f"]}
 # The C++ enums' values, from the one Python definition of each.
 _CODES = [
     f"-D{macro}={','.join(f'{code.name}={code.value}' for code in codes)}"
@@ -93,13 +107,14 @@ _OPTIONS = (
     "cell", "batch", "timesteps", "features", "units", "gates", "go_backwards",
     "zero_output_for_mask", "unroll", "activation", "recurrent_activation", "input_dropout",
     "recurrent_dropout", "save", "save_preactivations", "input_gradient", "return_sequences",
-    "threads",
+    "threads", "weight_gradients",
 )  # fmt: skip
 _ARRAYS = (
     "inputs", "kernel", "kernel_t", "input_bias", "input_dropout_mask", "recurrent_kernel",
     "recurrent_kernel_t", "recurrent_bias", "h0", "c0", "recurrent_dropout_mask", "mask", "out",
     "h_last", "c_last", "hs", "cs", "gate_values", "pre", "inner_h", "dout", "dh_last",
-    "dc_last", "dxproj", "dinner", "dinputs", "dh0", "dc0",
+    "dc_last", "dxproj", "dinner", "dinputs", "dh0", "dc0", "dkernel", "drecurrent", "dbias",
+    "ids", "table",
 )  # fmt: skip
 
 
@@ -144,16 +159,30 @@ def _cpu_features() -> str:
     return platform.processor() or platform.machine()
 
 
-def _compile(compiler: str, library: Path) -> None:
+def _isa_target() -> list[str]:
+    """The target flags `$RNNKIT_CPU_ISA` asks for.
+
+    Raises:
+        KernelBuildError: when it names no known instruction set.
+    """
+    isa = os.environ.get(ISA_ENV_VAR, "native")
+    if isa not in _ISA_TARGETS:
+        raise KernelBuildError(
+            f"${ISA_ENV_VAR} must be one of {sorted(_ISA_TARGETS)} (or unset), got {isa!r}"
+        )
+    return _ISA_TARGETS[isa]
+
+
+def _compile(compiler: str, library: Path, target: list[str]) -> None:
     """Builds cpu.cpp into `library` (atomically: a temporary file, then a rename); tries
-    -march=native with OpenMP first, then OpenMP on the compiler's default target, then
-    neither (the kernels then run on one thread)."""
+    `target` (e.g. -march=native) with OpenMP first, then OpenMP on the compiler's default
+    target, then neither (the kernels then run on one thread)."""
     library.parent.mkdir(parents=True, exist_ok=True)
     errors = []
-    for target in (["-march=native", "-fopenmp"], ["-fopenmp"], []):
+    for flags in ([*target, "-fopenmp"], ["-fopenmp"], []):
         with tempfile.NamedTemporaryFile(dir=library.parent, suffix=".so", delete=False) as file:
             partial = Path(file.name)
-        command = [compiler, *_FLAGS, *_CODES, *target, str(_SOURCE), "-o", str(partial)]
+        command = [compiler, *_FLAGS, *_CODES, *flags, str(_SOURCE), "-o", str(partial)]
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
         if completed.returncode == 0:
             os.replace(partial, library)
@@ -193,8 +222,9 @@ def library() -> ctypes.CDLL:
         ).stdout
     except OSError as error:
         raise KernelBuildError(f"the C++ compiler {compiler} cannot be run: {error}") from None
+    target = _isa_target()
     key = hashlib.sha256(
-        "\0".join([_SOURCE.read_text(), compiler, version, " ".join(_FLAGS + _CODES),
+        "\0".join([_SOURCE.read_text(), compiler, version, " ".join(_FLAGS + _CODES + target),
                    _cpu_features()])
         .encode()
     ).hexdigest()[:16]  # fmt: skip
@@ -203,7 +233,7 @@ def library() -> ctypes.CDLL:
         # The one slow first call a user would otherwise wait through without a word.
         print("compiling rnnkit's CPU kernels (once, about 15 s)...", file=sys.stderr, flush=True)
         try:
-            _compile(compiler, path)
+            _compile(compiler, path, target)
         except OSError as error:  # an unwritable cache, a compiler that cannot be run
             raise KernelBuildError(f"building the fused CPU kernels failed: {error}") from None
         remove_stale_builds(path.parent, path, time.time())
@@ -218,7 +248,8 @@ def library() -> ctypes.CDLL:
         ) from None
     for name in ("rnnkit_forward", "rnnkit_backward"):
         getattr(lib, name).argtypes = [ctypes.POINTER(_Problem), ctypes.c_int64]
-        getattr(lib, name).restype = None
+    lib.rnnkit_forward.restype = None
+    lib.rnnkit_backward.restype = ctypes.c_int64
     lib.rnnkit_pack_forward.argtypes = [ctypes.POINTER(_Problem), ctypes.c_int64]
     lib.rnnkit_pack_forward.restype = ctypes.c_void_p
     lib.rnnkit_forward_packed.argtypes = [ctypes.POINTER(_Problem), ctypes.c_int64, ctypes.c_void_p]
@@ -227,7 +258,22 @@ def library() -> ctypes.CDLL:
     lib.rnnkit_free_forward_weights.restype = None
     lib.rnnkit_long_product.argtypes = [ctypes.POINTER(_LongProduct), ctypes.c_int64]
     lib.rnnkit_long_product.restype = None
+    lib.rnnkit_isa.argtypes = []
+    lib.rnnkit_isa.restype = ctypes.c_char_p
+    lib.rnnkit_scatter_rows.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int64] * 3 + [
+        ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]  # fmt: skip
+    lib.rnnkit_scatter_rows.restype = None
     return lib
+
+
+def kernel_isa() -> str:
+    """The widest vector instructions the loaded build was compiled for: "avx512", "avx2",
+    "avx", "sse2", "neon" or "generic".
+
+    Raises:
+        KernelBuildError: as `library()`.
+    """
+    return library().rnnkit_isa().decode()
 
 
 @functools.cache
@@ -336,10 +382,19 @@ class PreparedForward:
         return run
 
 
-def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> None:
-    """Runs the backward recurrence: fills dxproj, dinner (GRU reset_after), dinputs, dh0, dc0."""
+def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> bool:
+    """Runs the backward recurrence: fills dinner (GRU reset_after), dinputs, dh0, dc0, and
+    either dxproj (for `weight_gradient`) or, where it can and `options["weight_gradients"]`
+    asks for it, the weight gradients dkernel, drecurrent and dbias themselves (for SimpleRNN and
+    LSTM without dropout, at some sizes: the kernel decides by the sizes alone, so the result
+    does not depend on the number of threads).
+
+    Returns:
+        Whether it formed the weight gradients (and left dxproj unwritten).
+    """
     problem = _problem(options, arrays)
-    library().rnnkit_backward(ctypes.byref(problem), arrays["dout"].dtype == torch.float64)
+    precise = arrays["dout"].dtype == torch.float64
+    return bool(library().rnnkit_backward(ctypes.byref(problem), precise))
 
 
 class SecondProduct(NamedTuple):
@@ -431,3 +486,22 @@ def weight_gradient(
 
 
 _NO_SECOND = SecondProduct(None, None)
+
+
+def scatter_rows(ids: torch.Tensor, rows: torch.Tensor, out: torch.Tensor) -> None:
+    """out[v] = the sum of the rows `rows[n]` with `ids[n] == v`, added in the order of n (zeros
+    where no row has id v): the gradient of a table whose rows `ids` picked. The order of each
+    sum does not depend on the number of threads (they split the columns).
+
+    Args:
+        ids: `(N,)` contiguous int64, each in `[0, V)` (the caller checks).
+        rows: `(N, W)` contiguous.
+        out: `(V, W)` contiguous, of `rows`' dtype (float32 or float64): filled.
+    """
+    if not (ids.is_contiguous() and rows.is_contiguous() and out.is_contiguous()):
+        raise ValueError("internal: scatter_rows needs contiguous arrays")
+    count, width = rows.shape
+    library().rnnkit_scatter_rows(
+        ids.data_ptr(), rows.data_ptr(), count, width, out.shape[0], out.data_ptr(),
+        torch.get_num_threads(), out.dtype == torch.float64,
+    )  # fmt: skip

@@ -78,7 +78,7 @@ def _per_gate(mask: torch.Tensor | None, gates: int, like: torch.Tensor) -> torc
     return mask.to(like.dtype).contiguous()
 
 
-def _forward_arrays(inputs, kernel, input_bias, recurrent_kernel, recurrent_bias, h0, c0,
+def forward_arrays(inputs, kernel, input_bias, recurrent_kernel, recurrent_bias, h0, c0,
                     mask, input_dropout_mask, recurrent_dropout_mask, options):  # fmt: skip
     """The kernels' options and arrays for one forward call (the outputs freshly allocated)."""
     batch, timesteps, features = inputs.shape
@@ -121,47 +121,73 @@ class _FusedRecurrence(torch.autograd.Function):
 
     The backward kernel fills the gradients of the inputs, the initial states and the
     pre-activations; the weight gradients are then long products over every row and step,
-    `inputs^T @ d_pre` and `h_prev^T @ d_pre` (each row's dropout mask on its inputs and states).
+    `inputs^T @ d_pre` and `h_prev^T @ d_pre` (each row's dropout mask on its inputs and states),
+    unless the backward kernel formed them itself (`cpu.backward` says so).
     """
 
     @staticmethod
     def forward(ctx, inputs, kernel, input_bias, recurrent_kernel, recurrent_bias, h0, c0,
                 mask, input_dropout_mask, recurrent_dropout_mask, options):  # fmt: skip
-        kernel_options, arrays = _forward_arrays(
+        kernel_options, arrays = forward_arrays(
             inputs, kernel, input_bias, recurrent_kernel, recurrent_bias, h0, c0,
             mask, input_dropout_mask, recurrent_dropout_mask, options,
         )  # fmt: skip
         cpu.forward(kernel_options, arrays)
-        ctx.save_for_backward(*(arrays[name] for name in _SAVED))
+        ctx.save_for_backward(*(arrays[name] for name in SAVED))
         ctx.kernel_options = kernel_options
         return arrays["out"], arrays["h_last"], arrays["c_last"]
 
     @staticmethod
     def backward(ctx, dout, dh_last, dc_last):
-        arrays = dict(zip(_SAVED, ctx.saved_tensors))
-        options = dict(ctx.kernel_options, input_gradient=ctx.needs_input_grad[0])
-        batch, _, units = dout.shape
-        dtype = dout.dtype
-        arrays.update(
-            kernel_t=arrays["kernel"].t().contiguous(),
-            recurrent_kernel_t=arrays["recurrent_kernel"].t().contiguous(),
-            dout=dout.contiguous(),
-            dh_last=dh_last.contiguous(),
-            dc_last=dc_last.contiguous(),
-            dxproj=_scratch(True, arrays["gate_values"].shape, dtype),
-            dinner=_scratch(options["cell"] == CellKind.GRU_RESET_AFTER, arrays["hs"].shape, dtype),
-            dinputs=_buffer(options["input_gradient"], arrays["inputs"].shape, dtype),
-            dh0=torch.empty(batch, units, dtype=dtype),
-            dc0=torch.empty(batch, units, dtype=dtype),
+        arrays = dict(zip(SAVED, ctx.saved_tensors))
+        options = dict(
+            ctx.kernel_options, input_gradient=ctx.needs_input_grad[0], weight_gradients=True
         )
-        cpu.backward(options, arrays)
-        gradients = _weight_gradients(options, arrays)
+        if run_backward(options, arrays, dout, dh_last, dc_last):  # the weight gradients too
+            width = arrays["kernel"].shape[1]  # (no recurrent bias there)
+            gradients = (arrays["dkernel"], arrays["dbias"], arrays["drecurrent"],
+                         torch.zeros(width, dtype=dout.dtype))  # fmt: skip
+        else:
+            gradients = _weight_gradients(options, arrays)
         dinputs = arrays["dinputs"] if options["input_gradient"] else None
         return (dinputs, *gradients, arrays["dh0"], arrays["dc0"], None, None, None, None)
 
 
+def run_backward(
+    options: dict[str, int],
+    arrays: dict[str, torch.Tensor],
+    dout: torch.Tensor,
+    dh_last: torch.Tensor,
+    dc_last: torch.Tensor,
+) -> bool:
+    """Runs the compiled backward pass over what a forward call saved (`arrays`, by the names
+    of `SAVED`), adding the gradients it fills to `arrays` (dinner, dinputs, dh0, dc0, and
+    dxproj or, where `options["weight_gradients"]` asks and the kernel can, dkernel, drecurrent
+    and dbias); returns `cpu.backward`'s answer: whether it formed the weight gradients.
+    """
+    batch, _, units = dout.shape
+    dtype = dout.dtype
+    features, width = arrays["kernel"].shape
+    arrays.update(
+        kernel_t=arrays["kernel"].t().contiguous(),
+        recurrent_kernel_t=arrays["recurrent_kernel"].t().contiguous(),
+        dout=dout.contiguous(),
+        dh_last=dh_last.contiguous(),
+        dc_last=dc_last.contiguous(),
+        dxproj=_scratch(True, arrays["gate_values"].shape, dtype),
+        dinner=_scratch(options["cell"] == CellKind.GRU_RESET_AFTER, arrays["hs"].shape, dtype),
+        dinputs=_buffer(options["input_gradient"], arrays["inputs"].shape, dtype),
+        dh0=torch.empty(batch, units, dtype=dtype),
+        dc0=torch.empty(batch, units, dtype=dtype),
+        dkernel=torch.empty(features, width, dtype=dtype),
+        drecurrent=torch.empty(units, width, dtype=dtype),
+        dbias=torch.empty(width, dtype=dtype),
+    )
+    return cpu.backward(options, arrays)
+
+
 # What the forward pass keeps for the backward pass.
-_SAVED = ("inputs", "kernel", "input_dropout_mask", "recurrent_kernel", "mask",
+SAVED = ("inputs", "kernel", "input_dropout_mask", "recurrent_kernel", "mask",
           "recurrent_dropout_mask", "hs", "cs", "c_last", "gate_values", "pre",
           "inner_h")  # fmt: skip
 _GRU = (CellKind.GRU_RESET_AFTER, CellKind.GRU_RESET_BEFORE)
@@ -191,9 +217,9 @@ def _weight_gradients(
     inputs = arrays["inputs"].transpose(0, 1)  # (T, B, F), read in place
     dkernel = torch.empty(inputs.shape[-1], n_gates * units, dtype=dpre.dtype)
     dinput_bias = torch.empty(n_gates * units, dtype=dpre.dtype)
-    drecurrent = torch.empty(units, n_gates * units, dtype=dpre.dtype)
-    drecurrent_bias = torch.zeros(n_gates * units, dtype=dpre.dtype)
     if cell != CellKind.GRU_RESET_BEFORE and not options["input_dropout"]:
+        drecurrent = torch.empty(units, n_gates * units, dtype=dpre.dtype)
+        drecurrent_bias = torch.zeros(n_gates * units, dtype=dpre.dtype)
         # Both kernels' gradients from one pass over dpre (with recurrent dropout, each gate's
         # columns from the states times that gate's mask; GRU reset_after's h gate reaches the
         # recurrent kernel through inner_h = h @ R_h + b_h, so its columns read dinner).
@@ -211,6 +237,19 @@ def _weight_gradients(
         return dkernel, dinput_bias, drecurrent, drecurrent_bias
     _gate_products(inputs, arrays["input_dropout_mask"], options["input_dropout"], dpre,
                    dkernel, n_gates, dinput_bias)  # fmt: skip
+    return (dkernel, dinput_bias, *recurrent_gradients(options, arrays))
+
+
+def recurrent_gradients(
+    options: dict[str, int], arrays: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradients of the recurrent kernel (U, G*U) and recurrent bias (G*U,) alone, from the
+    backward kernel's pre-activation gradients (GRU reset_after: overwrites their h gate)."""
+    cell = options["cell"]
+    dpre = arrays["dxproj"]  # (T, B, G, U)
+    n_gates, units = dpre.shape[2:]
+    drecurrent = torch.empty(units, n_gates * units, dtype=dpre.dtype)
+    drecurrent_bias = torch.zeros(n_gates * units, dtype=dpre.dtype)
     after = cell == CellKind.GRU_RESET_AFTER
     if after:  # the h-gate reaches R through inner_h = h @ R_h + b_h
         dpre[:, :, 2] = arrays["dinner"]
@@ -219,10 +258,10 @@ def _weight_gradients(
                    dpre, drecurrent, product_gates, drecurrent_bias if after else None)  # fmt: skip
     if cell == CellKind.GRU_RESET_BEFORE:  # inner_h = r * h * m_h carries the h-gate's mask
         cpu.weight_gradient(arrays["inner_h"], None, dpre, drecurrent, 2, 3)
-    return dkernel, dinput_bias, drecurrent, drecurrent_bias
+    return drecurrent, drecurrent_bias
 
 
-def _operands(
+def operands(
     recurrence: Recurrence, inputs: torch.Tensor, initial_states: list[torch.Tensor]
 ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], dict[str, int]]:
     """`_FusedRecurrence`'s arguments for a call: the differentiable ones, the others (mask
@@ -267,7 +306,7 @@ def _operands(
     return differentiable, others, options
 
 
-def _result(
+def kernel_result(
     recurrence: Recurrence, out: torch.Tensor, h: torch.Tensor, c: torch.Tensor
 ) -> KernelResult:
     states = [h, c] if recurrence.cell.kind == CellKind.LSTM else [h]
@@ -279,11 +318,11 @@ def run_fused(
 ) -> KernelResult:
     """Runs a built-in cell over `inputs` with the compiled kernels, for the calls `blocker`
     accepts; same contract as `rnnkit.kernels.loop.run_loop`."""
-    differentiable, others, options = _operands(recurrence, inputs, initial_states)
+    differentiable, others, options = operands(recurrence, inputs, initial_states)
     # What the backward pass reads is kept only when there will be one.
     save = torch.is_grad_enabled() and any(t.requires_grad for t in differentiable)
     out, h, c = _FusedRecurrence.apply(*differentiable, *others, dict(options, save=save))
-    return _result(recurrence, out, h, c)
+    return kernel_result(recurrence, out, h, c)
 
 
 # What each run of an `InferenceCall` gives anew.
@@ -302,9 +341,9 @@ class InferenceCall:
     def __init__(
         self, recurrence: Recurrence, inputs: torch.Tensor, initial_states: list[torch.Tensor]
     ) -> None:
-        differentiable, others, options = _operands(recurrence, inputs, initial_states)
+        differentiable, others, options = operands(recurrence, inputs, initial_states)
         self.recurrence = recurrence
-        self._options, arrays = _forward_arrays(*differentiable, *others, dict(options, save=False))
+        self._options, arrays = forward_arrays(*differentiable, *others, dict(options, save=False))
         self._prepared = cpu.PreparedForward(self._options, arrays, _CHANGING)
         self._lstm = recurrence.cell.kind == CellKind.LSTM
         self._c0 = None if self._lstm else arrays["c0"]  # zeros: no second state

@@ -13,6 +13,10 @@
 - Elsewhere the fused CPU kernel runs when `fused.blocker` finds nothing.
 - Otherwise `"auto"` falls back to the plain loop quietly and `True` raises an error that
   names what blocks the fused paths.
+
+`select_folded` is the same choice for a call whose inputs are ids into a table of input
+products (an Embedding folded into the layer, `rnnkit.kernels.folded`): the folded CPU kernel,
+or None, and the caller runs the Embedding and the layer apart.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from collections.abc import Callable
 
 import torch
 
-from rnnkit.kernels import fused, torch_ops
+from rnnkit.kernels import folded, fused, torch_ops
 from rnnkit.kernels.loop import run_loop
 from rnnkit.kernels.spec import Kernel, KernelResult, Recurrence
 
 # A call prepared once and run again on new inputs and initial states of the same shapes.
 PreparedCall = Callable[[torch.Tensor, list[torch.Tensor]], KernelResult]
+# A kernel on folded inputs: `kernel(recurrence, ids, table, initial_states)`.
+FoldedKernel = Callable[[Recurrence, torch.Tensor, torch.Tensor, list[torch.Tensor]], KernelResult]
 
 
 def check_use_fused(owner: str, use_fused: object) -> None:
@@ -82,3 +88,19 @@ def prepare_inference(
     if kernel is not fused.run_fused:
         return None
     return fused.InferenceCall(recurrence, inputs, states)
+
+
+def select_folded(
+    recurrence: Recurrence, ids: torch.Tensor, *, use_fused: str | bool
+) -> FoldedKernel | None:
+    """The kernel for `recurrence` on `ids` into a table of input products where one can run
+    it and the fused path is wanted (`use_fused` not False), else None.
+
+    Args:
+        recurrence: the call (its dropout masks as the call will draw them).
+        ids: `(batch, timesteps)` integer ids.
+        use_fused: the recurrent layer's `use_fused`.
+    """
+    if use_fused is False or folded.blocker(recurrence, ids) is not None:
+        return None
+    return folded.run_folded

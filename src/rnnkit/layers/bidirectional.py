@@ -134,6 +134,11 @@ class Bidirectional(Layer):
         backward = self.backward_layer(
             inputs, mask=mask, initial_state=backward_state, training=training
         )
+        return self.combine(forward, backward)
+
+    def combine(self, forward: Any, backward: Any) -> Any:
+        """The layer's result from its two directions' results (each as its layer returns it:
+        the output, or `(output, *states)` with `return_state`)."""
         states: tuple = ()
         if self.return_state:
             states = (*forward[1:], *backward[1:])

@@ -1,7 +1,9 @@
 """`Embedding`: integer ids to dense vectors (Keras's `keras.layers.Embedding`).
 
 With `mask_zero=True` it creates the `(batch, timesteps)` mask (True marking real steps) that
-the recurrent layers after it take; its gradient is `embedding_lookup`'s.
+the recurrent layers after it take; its gradient is `embedding_lookup`'s. A `Sequential` runs an
+Embedding that feeds a recurrent layer folded into that layer's input product
+(`embedding_fold`): the same model, with float sums in another order.
 """
 
 from __future__ import annotations
@@ -107,6 +109,26 @@ class Embedding(Layer):
         return self.convert_input(inputs) != 0
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        self._check_length(inputs)
+        if inputs.device.type == "cpu":
+            # On the CPU the lookup itself refuses ids out of range (an IndexError), so the
+            # range is read (two reductions, a sync on other devices) only to word the error.
+            try:
+                return embedding_lookup(inputs, self.embeddings)  # (*inputs.shape, output_dim)
+            except IndexError:
+                self._check_range(inputs)
+                raise
+        self._check_range(inputs)
+        return embedding_lookup(inputs, self.embeddings)
+
+    def check_ids(self, inputs: torch.Tensor) -> None:
+        """Raises a ValueError unless the integer tensor `inputs` holds ids in
+        `[0, input_dim)` (and `input_length` timesteps, where given): the checks of a call, for
+        a caller that reads the table by id itself (`embedding_fold`)."""
+        self._check_length(inputs)
+        self._check_range(inputs)
+
+    def _check_length(self, inputs: torch.Tensor) -> None:
         if self.input_length is not None and inputs.dim() >= 2:
             if inputs.shape[1] != self.input_length:
                 raise ValueError(
@@ -114,18 +136,8 @@ class Embedding(Layer):
                     f"inputs with {inputs.shape[1]} timesteps (shape {tuple(inputs.shape)}); pad "
                     "or cut them to input_length (`pad_sequences(..., maxlen=input_length)`)."
                 )
-        if inputs.device.type == "cpu":
-            # On the CPU the lookup itself refuses ids out of range (an IndexError), so the
-            # range is read (two reductions, a sync on other devices) only to word the error.
-            try:
-                return embedding_lookup(inputs, self.embeddings)  # (*inputs.shape, output_dim)
-            except IndexError:
-                self._check_ids(inputs)
-                raise
-        self._check_ids(inputs)
-        return embedding_lookup(inputs, self.embeddings)
 
-    def _check_ids(self, inputs: torch.Tensor) -> None:
+    def _check_range(self, inputs: torch.Tensor) -> None:
         """Raises a ValueError naming the range of `inputs` when an id lies outside the table."""
         if inputs.numel() > 0:
             low, high = int(inputs.min()), int(inputs.max())

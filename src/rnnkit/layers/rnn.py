@@ -275,9 +275,26 @@ class RNN(Layer):
         if small is not None and mask is None and initial_state is None:
             states = small.states(self._states, self.stateful)
             if small.accepts(inputs, states, self.is_training(training)):
-                return self._finish(small(inputs, states))
+                return self.finish_call(small(inputs, states))
         inputs = self._check_inputs(inputs)
-        batch, timesteps = inputs.shape[0], inputs.shape[1]
+        recurrence, states = self.describe_call(
+            inputs.shape[0], inputs.shape[1], mask, initial_state, training
+        )
+        kernel = select(recurrence, inputs, use_fused=self.use_fused)
+        self._small_call = None
+        if qualifies(recurrence, inputs, states, initial_state):
+            run = prepare_inference(kernel, recurrence, inputs, states)
+            if run is not None:  # it computes this call too, with the weights packed once
+                training = self.is_training(training)
+                self._small_call = SmallCall(run, self, recurrence, inputs, states, training)
+                return self.finish_call(run(inputs, states))
+        return self.finish_call(kernel(recurrence, inputs, states))
+
+    def describe_call(
+        self, batch: int, timesteps: int, mask: Any, initial_state: Any, training: bool | None
+    ) -> tuple[Recurrence, list[torch.Tensor]]:
+        """A call's `Recurrence` and initial states, for inputs of `batch` x `timesteps`: the
+        mask and initial states checked, dropout masks drawn in training."""
         mask = self._check_mask(mask, batch, timesteps)
         states = self._starting_states(initial_state, batch)
         dropout_masks = None
@@ -292,17 +309,9 @@ class RNN(Layer):
             unroll=self.unroll,
             dropout_masks=dropout_masks,
         )
-        kernel = select(recurrence, inputs, use_fused=self.use_fused)
-        self._small_call = None
-        if qualifies(recurrence, inputs, states, initial_state):
-            run = prepare_inference(kernel, recurrence, inputs, states)
-            if run is not None:  # it computes this call too, with the weights packed once
-                training = self.is_training(training)
-                self._small_call = SmallCall(run, self, recurrence, inputs, states, training)
-                return self._finish(run(inputs, states))
-        return self._finish(kernel(recurrence, inputs, states))
+        return recurrence, states
 
-    def _finish(self, result: KernelResult) -> Any:
+    def finish_call(self, result: KernelResult) -> Any:
         """Carries the final states if stateful and shapes the kernel's result as the call's."""
         outputs, last_output, states = result
         if self.stateful:

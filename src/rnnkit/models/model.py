@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.layers import graph, serialization, symbolic
+from rnnkit.layers import embedding_fold, graph, serialization, symbolic
 from rnnkit.layers.base import Layer
 from rnnkit.layers.symbolic import Node, SymbolicTensor
 from rnnkit.models import summary as summary_module
@@ -83,6 +83,9 @@ class Model(Layer):
             if not any(node.layer is layer for layer in unique):
                 unique.append(node.layer)
         self.graph_layers = nn.ModuleList(unique)
+        # Embedding calls that run with the recurrent layer they feed, folded (embedding_fold);
+        # the calls themselves, not their ids, so that a copy of the model has its own.
+        self._deferrable = embedding_fold.deferrable_calls(self._nodes, self._graph_outputs)
         self.built = True
 
     @staticmethod
@@ -144,9 +147,15 @@ class Model(Layer):
                 f"{len(values)}."
             )
 
+        deferrable = {id(node) for node in self._deferrable}
+
         def call(node: Node, args: tuple, kwargs: dict, mask: Any) -> tuple[Any, Any]:
             if training is not None and graph.accepts(node.layer, "training"):
                 kwargs.setdefault("training", training)
+            if id(node) in deferrable:
+                return embedding_fold.Deferred(node.layer, args[0]), None
+            if isinstance(args[0], embedding_fold.Deferred):
+                return embedding_fold.call_deferred(args[0], node.layer, training, kwargs)
             return graph.call_with_mask(node.layer, args[0], mask, args[1:], kwargs)
 
         results = graph.replay(self._graph_inputs, self._nodes, self._graph_outputs, values, call)

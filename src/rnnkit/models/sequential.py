@@ -9,6 +9,7 @@ from torch import nn
 
 from rnnkit.layers import serialization
 from rnnkit.layers.base import Layer
+from rnnkit.layers.embedding_fold import call_folded
 from rnnkit.layers.graph import accepts, call_with_mask
 from rnnkit.layers.symbolic import SymbolicTensor
 from rnnkit.models import summary as summary_module
@@ -143,9 +144,18 @@ class Sequential(Model):
         first_call = self._output_shapes is None
         shapes = []
         previous = None
-        for layer in self.stack:
+        ran_folded = -1  # the index of a layer that ran folded with the one before it
+        for index, layer in enumerate(self.stack):
+            if index == ran_folded:
+                continue
             if previous is not None and isinstance(x, (tuple, list)):
                 self._check_single_output(previous, several=True)
+            if not first_call and index + 1 < len(self.stack):
+                # An Embedding and the recurrent layer it feeds, as one call (embedding_fold).
+                folded = call_folded(layer, self.stack[index + 1], x, training)
+                if folded is not None:
+                    (x, mask), previous, ran_folded = folded, self.stack[index + 1], index + 1
+                    continue
             kwargs = {}
             if training is not None and accepts(layer, "training"):
                 kwargs["training"] = training

@@ -1,0 +1,136 @@
+"""Tests of the folded recurrence (rnnkit.kernels.folded): an Embedding's lookup folded into the
+fused kernel's input product computes what the fused kernel computes on the looked-up vectors,
+values and every gradient (embeddings, kernel, biases, recurrent kernel, initial states); the
+table's gradient (`cpu.scatter_rows`) equals `index_add_`'s to the bit, whatever the threads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import KINDS
+
+from rnnkit.kernels import cpu, folded, fused
+from rnnkit.kernels.spec import DropoutMasks, Recurrence
+
+TOLERANCES = {torch.float64: 1e-10, torch.float32: 1e-5}
+VOCABULARY, FEATURES, UNITS, BATCH, TIMESTEPS = 23, 5, 4, 6, 7
+
+
+def make_call(kind, dtype, seed, *, return_sequences=True, go_backwards=False, masked=True,
+              recurrent_dropout=False):  # fmt: skip
+    """A built layer's recurrence with its call's flags, ids, embeddings and initial states."""
+    generator = torch.Generator().manual_seed(seed)
+    options = dict(KINDS[kind].options, return_sequences=return_sequences, dtype=dtype)
+    layer = KINDS[kind].layer(UNITS, **options)
+    layer.build((None, TIMESTEPS, FEATURES))
+    with torch.no_grad():
+        for weight in layer.parameters():
+            weight.copy_(torch.randn(weight.shape, generator=generator, dtype=dtype) * 0.5)
+    ids = torch.randint(0, VOCABULARY, (BATCH, TIMESTEPS), generator=generator)
+    mask = torch.rand(BATCH, TIMESTEPS, generator=generator) > 0.3 if masked else None
+    masks = None
+    if recurrent_dropout:
+        keep = torch.rand(BATCH, KINDS[kind].gates, UNITS, generator=generator) > 0.4
+        masks = DropoutMasks(None, keep.to(dtype) / 0.6)
+    recurrence = Recurrence(
+        layer.cell_spec(),
+        mask=mask,
+        go_backwards=go_backwards,
+        return_sequences=return_sequences,
+        dropout_masks=masks,
+    )
+    embeddings = torch.randn(VOCABULARY, FEATURES, generator=generator, dtype=dtype)
+    embeddings.requires_grad_(True)
+    states = [
+        torch.randn(BATCH, UNITS, generator=generator, dtype=dtype).requires_grad_(True)
+        for _ in range(KINDS[kind].states)
+    ]
+    return layer, recurrence, ids, embeddings, states
+
+
+def outputs_and_gradients(layer, recurrence, ids, embeddings, states, fold):
+    """The call's outputs and final states, and the gradients of a weighted sum of them with
+    respect to the embeddings, every weight of the layer and the initial states."""
+    spec = recurrence.cell
+    if fold:
+        table = folded.input_table(embeddings, spec.kernel, spec.input_bias)
+        outputs, last, final = folded.run_folded(recurrence, ids, table, states)
+    else:
+        outputs, last, final = fused.run_fused(recurrence, embeddings[ids], states)
+    results = [last, *final] if outputs is None else [outputs, last, *final]
+    generator = torch.Generator().manual_seed(1)
+    loss = sum(
+        (r * torch.randn(r.shape, generator=generator, dtype=r.dtype)).sum() for r in results
+    )
+    wrt = [embeddings, *layer.parameters(), *states]
+    return [r.detach() for r in results], list(torch.autograd.grad(loss, wrt))
+
+
+def assert_folded_matches_unfolded(dtype, *args, **kwargs):
+    unfolded = outputs_and_gradients(*make_call(*args, dtype, **kwargs), fold=False)
+    fold = outputs_and_gradients(*make_call(*args, dtype, **kwargs), fold=True)
+    for want, got in zip([*unfolded[0], *unfolded[1]], [*fold[0], *fold[1]]):
+        torch.testing.assert_close(got, want, rtol=TOLERANCES[dtype], atol=TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_folded_recurrence_matches_the_fused_kernel_on_the_looked_up_inputs(kind, dtype):
+    assert_folded_matches_unfolded(dtype, kind, seed=3)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"go_backwards": True},
+        {"return_sequences": False},
+        {"masked": False},
+        {"recurrent_dropout": True},
+    ],
+    ids=lambda flags: next(iter(flags)),
+)
+def test_folded_recurrence_matches_with_each_call_flag(kind, flags):
+    assert_folded_matches_unfolded(torch.float64, kind, seed=5, **flags)
+
+
+def test_folded_recurrence_passes_gradcheck():
+    layer, recurrence, ids, embeddings, states = make_call("gru_reset_after", torch.float64, 7)
+    spec = recurrence.cell
+
+    def run(table, recurrent_kernel, h0):
+        call = recurrence._replace(cell=spec._replace(recurrent_kernel=recurrent_kernel))
+        outputs, _, final = folded.run_folded(call, ids, table, [h0])
+        return outputs, final[0]
+
+    table = folded.input_table(embeddings, spec.kernel, spec.input_bias).detach()
+    recurrent_kernel = spec.recurrent_kernel.detach().clone()
+    inputs = (table.requires_grad_(True), recurrent_kernel.requires_grad_(True), states[0])
+    assert torch.autograd.gradcheck(run, inputs)
+
+
+def test_blocker_names_input_dropout_and_other_devices():
+    _, recurrence, ids, _, _ = make_call("lstm", torch.float32, 0)
+    assert folded.blocker(recurrence, ids) is None
+    with_dropout = recurrence._replace(
+        dropout_masks=DropoutMasks(torch.ones(BATCH, FEATURES), None)
+    )
+    assert "input dropout" in folded.blocker(with_dropout, ids)
+    assert "meta" in folded.blocker(recurrence, ids.to("meta"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scatter_rows_equals_index_add_to_the_bit_whatever_the_threads(dtype):
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 300, (5000,), generator=generator)
+    rows = torch.randn(5000, 40, generator=generator, dtype=dtype)  # 40: not a whole vector
+    want = torch.zeros(300, 40, dtype=dtype).index_add_(0, ids, rows)
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            out = torch.full((300, 40), float("nan"), dtype=dtype)  # every entry written
+            cpu.scatter_rows(ids, rows, out)
+            assert torch.equal(out, want)
+    finally:
+        torch.set_num_threads(threads)
