@@ -216,9 +216,11 @@ def _draw(probabilities: np.ndarray, temperature: float, generator: np.random.Ge
         ValueError: `probabilities` hold a NaN or an infinity.
     """
     # Clipped as the book clips before its logarithm; a fresh float64 array, worked in place.
+    # (`np.add.accumulate` is `np.cumsum`, the same sums, without cumsum's dispatch: about 1 µs
+    # a character less.)
     weights = np.maximum(probabilities, 1e-12, dtype=np.float64)
     np.power(weights, 1.0 / temperature, out=weights)
-    cumulative = np.cumsum(weights, out=weights)
+    cumulative = np.add.accumulate(weights, out=weights)
     if not 1e-290 < cumulative[-1] < np.inf:
         if not np.isfinite(probabilities).all():
             raise ValueError(
@@ -230,7 +232,7 @@ def _draw(probabilities: np.ndarray, temperature: float, generator: np.random.Ge
         weights = np.maximum(probabilities, 1e-12, dtype=np.float64)
         weights /= weights.max()
         np.power(weights, 1.0 / temperature, out=weights)
-        cumulative = np.cumsum(weights, out=weights)
+        cumulative = np.add.accumulate(weights, out=weights)
     return int(cumulative.searchsorted(generator.random() * cumulative[-1], side="right"))
 
 
@@ -271,7 +273,7 @@ def _draw_from_logits(
     weights = np.subtract(logits, top, dtype=np.float64)
     weights *= 1.0 / temperature
     np.exp(weights, out=weights)
-    cumulative = np.cumsum(weights, out=weights)
+    cumulative = np.add.accumulate(weights, out=weights)
     return int(cumulative.searchsorted(generator.random() * cumulative[-1], side="right"))
 
 
