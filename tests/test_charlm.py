@@ -266,9 +266,14 @@ def test_stateful_generation_runs_on_one_thread_and_restores_the_count(monkeypat
     model = trained_looking_model()
     threads = torch.get_num_threads()
     seen = []
-    draw, copy = charlm._draw, charlm.stateful_copy
+    draw, from_logits, copy = charlm._draw, charlm._draw_from_logits, charlm.stateful_copy
     monkeypatch.setattr(
         charlm, "_draw", lambda *a: seen.append(torch.get_num_threads()) or draw(*a)
+    )
+    monkeypatch.setattr(  # the step plan's draw
+        charlm,
+        "_draw_from_logits",
+        lambda *a: seen.append(torch.get_num_threads()) or from_logits(*a),
     )
     monkeypatch.setattr(  # the copy too: threads it used would spin on through the loop
         charlm, "stateful_copy", lambda m: seen.append(torch.get_num_threads()) or copy(m)
@@ -284,3 +289,77 @@ def test_stateful_generation_runs_on_one_thread_and_restores_the_count(monkeypat
         assert torch.get_num_threads() == 2  # restored after an error too
     finally:
         torch.set_num_threads(threads)
+
+
+def softmax(logits):
+    exponentials = np.exp(logits - logits.max())
+    return exponentials / exponentials.sum()
+
+
+@pytest.mark.parametrize("temperature", [1e-3, 0.2, 0.5, 1.0, 1.7])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_draw_from_logits_is_the_books_draw_of_their_softmax(temperature, dtype):
+    rng = np.random.default_rng(0)
+    checked = 0
+    for scale in (0.3, 3.0, 10.0):
+        for _ in range(200):
+            logits = (scale * rng.standard_normal(len(CHARS))).astype(dtype)
+            uniform = rng.random()
+            weights = np.exp((logits.astype(np.float64) - logits.max()) / temperature)
+            cumulative = np.cumsum(weights / weights.sum())
+            if np.min(np.abs(cumulative - uniform)) < 1e-9:  # on a boundary: either side
+                continue
+            expected = int(np.searchsorted(cumulative, uniform, side="right"))
+            probabilities = softmax(logits.astype(np.float64))
+            if probabilities.min() > 1e-12:  # above the book's floor: the book's draw too
+                assert (
+                    charlm._draw(probabilities, temperature, FixedUniforms([uniform])) == expected
+                )
+            got = charlm._draw_from_logits(logits, temperature, FixedUniforms([uniform]))
+            assert got == expected
+            checked += 1
+    assert checked > 550
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, "all -inf"])
+def test_logits_that_are_not_finite_are_refused(bad):
+    logits = np.zeros(len(CHARS))
+    if bad == "all -inf":
+        logits[:] = -np.inf
+    else:
+        logits[2] = bad
+    with pytest.raises(ValueError, match="not finite"):
+        charlm._draw_from_logits(logits, 0.5, np.random.default_rng(0))
+
+
+def test_a_logit_of_minus_infinity_is_never_drawn():
+    logits = np.zeros(len(CHARS))
+    logits[1:] = -np.inf
+    logits[3] = 0.5
+    generator = np.random.default_rng(0)
+    draws = {charlm._draw_from_logits(logits, 0.5, generator) for _ in range(200)}
+    assert draws == {0, 3}
+
+
+@pytest.mark.parametrize("layer", ["simple_rnn", "lstm", "gru", "linear_lstm"])
+def test_generation_with_and_without_the_step_plan_gives_the_same_text(layer, monkeypatch):
+    """The plan draws from the logits and the copy from its probabilities: the same uniform
+    numbers give the same characters unless one falls within rounding (about 1e-7) of a
+    boundary between two characters' cumulative weights, or a character has a probability
+    below the copy's floor of 1e-12 (`charlm._draw_from_logits`): neither happens here."""
+    linear = layer == "linear_lstm"  # outputs drawn from as probabilities, as the copy's are
+    model = trained_looking_model("lstm" if linear else layer)
+    if linear:
+        model.layers[-1].activation = rk.activations.linear
+    predictor = charlm.StatefulPredictor(model)
+    assert predictor.plan is not None and predictor.plan.softmax != linear
+
+    def generate(seed):
+        return charlm.generate(model, "abcdefgh" * 5, 300, vocabulary=CHARS, temperature=0.7,
+                               seed=seed)  # fmt: skip
+
+    planned = [generate(seed) for seed in (1, 2)]
+    monkeypatch.setattr(charlm.step_plan, "prepare", lambda model: None)
+    assert charlm.StatefulPredictor(model).plan is None
+    assert [generate(seed) for seed in (1, 2)] == planned
+    assert planned[0] != planned[1]

@@ -78,6 +78,7 @@ import tempfile
 import time
 import warnings
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -353,6 +354,32 @@ class PreparedForward:
                 )
             setattr(problem, name, tensor.data_ptr())
         self._run(ctypes.byref(problem), self._double, self._weights)
+
+    def bind(self, changed: dict[str, torch.Tensor]) -> Callable[[], None]:
+        """A run on `changed` fixed once: calling the result (no arguments) reruns the
+        recurrence on whatever those arrays hold then, on one thread, setting no pointer again
+        (a one-step plan's preallocated buffers: `rnnkit.models.step_plan`).
+
+        Args:
+            changed: as `run`'s.
+
+        Returns:
+            The run. It keeps `changed` and this object (whose finalizer frees the packed
+            weights) alive as long as itself.
+        """
+        if changed.keys() != self._changing:
+            raise ValueError(f"internal: a prepared forward call needs {sorted(self._changing)}")
+        problem = _Problem.from_buffer_copy(self._problem)
+        problem.threads = 1  # a bound run is one small step: threads would cost, not share
+        for name, tensor in changed.items():
+            if not tensor.is_contiguous():
+                raise ValueError(
+                    f"internal: array `{name}` passed to the kernels is not contiguous"
+                )
+            setattr(problem, name, tensor.data_ptr())
+        run = functools.partial(self._run, ctypes.byref(problem), self._double, self._weights)
+        run.kept = (self, changed)  # what the pointers point into (`byref` keeps `problem`)
+        return run
 
 
 def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> bool:

@@ -14,6 +14,8 @@ each `CellKind`, recurrent dropout per gate; (mask), (unroll) and (last) through
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from rnnkit.activations import ActivationCode
@@ -367,6 +369,34 @@ class InferenceCall:
         self._prepared.run(dict(zip(_CHANGING, (inputs, h0, c0, out, h, c))))
         states = [h, c] if self._lstm else [h]
         return (out if self._return_sequences else None), last_output, states
+
+    def bind(
+        self,
+        inputs: torch.Tensor,
+        initial_states: list[torch.Tensor],
+        last_output: torch.Tensor,
+        final_states: list[torch.Tensor],
+    ) -> Callable[[], None]:
+        """The call with its arrays fixed: each run reads `inputs` and `initial_states` and
+        writes `last_output` and `final_states`, whatever they hold then (one thread; see
+        `cpu.PreparedForward.bind`). For a call prepared without `return_sequences`.
+
+        Args:
+            inputs: `(batch, timesteps, features)` of the prepared shape and dtype.
+            initial_states: `(batch, units)` each, one per state of the cell.
+            last_output: `(batch, units)`.
+            final_states: as `initial_states`, other arrays (the kernel reads the one while
+                writing the other).
+
+        All contiguous, of the prepared dtype.
+        """
+        if self._return_sequences:
+            raise ValueError("internal: only a call without return_sequences can be bound")
+        h0, h = initial_states[0], final_states[0]
+        c0 = initial_states[1] if self._lstm else self._c0
+        c = final_states[1] if self._lstm else torch.empty_like(h)  # written, never read
+        arrays = (inputs, h0, c0, last_output, h, c)
+        return self._prepared.bind(dict(zip(_CHANGING, arrays)))
 
 
 def compile_kernels() -> None:
