@@ -147,3 +147,29 @@ def test_a_bound_inference_call_reads_and_writes_its_buffers_at_each_run(kind, d
             torch.testing.assert_close(output, expected_output, rtol=0, atol=0)
             for got, expected in zip(final, expected_states):
                 torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("zero_output_for_mask", [False, True])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_without_autograd_what_masked_steps_hold_does_not_matter(
+    kind, go_backwards, zero_output_for_mask, bad
+):
+    """Without a backward pass to come the inputs go to the kernel as they are (no zeroing
+    pass): its forward pass alone must keep NaN and inf at padded steps out of every result."""
+    rng = np.random.default_rng(0)
+    options = {"go_backwards": go_backwards, "zero_output_for_mask": zero_output_for_mask,
+               "use_bias": True}  # fmt: skip
+    layer = make_layer(kind, 5, options, torch.float32, 3, rng, use_fused=True)
+    layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.get_weights()])
+    mask = rng.random((4, 7)) < 0.6
+    mask[:, 0] = False  # padded steps first too (the first real step then starts from zeros)
+    clean = np.where(mask[..., None], rng.normal(size=(4, 7, 3)), 0.0)
+    dirty = np.where(mask[..., None], clean, bad)
+    with torch.no_grad():
+        expected = layer(torch.tensor(clean, dtype=torch.float32), mask=mask)
+        got = layer(torch.tensor(dirty, dtype=torch.float32), mask=mask)
+    for got_tensor, want in zip(got, expected):
+        assert torch.isfinite(got_tensor).all()
+        torch.testing.assert_close(got_tensor, want, atol=0, rtol=0)

@@ -83,7 +83,7 @@ def run_folded(
     _, _, _, recurrent_kernel, recurrent_bias, h0, c0 = differentiable
     weights = (table, recurrent_kernel, recurrent_bias, h0, c0)
     # What the backward pass reads is kept only when there will be one.
-    save = torch.is_grad_enabled() and any(t.requires_grad for t in weights)
+    save = fused.will_run_backward(weights)
     out, h, c = _FoldedRecurrence.apply(
         ids.long().contiguous(), *weights, *others, dict(options, save=save)
     )

@@ -14,7 +14,7 @@ each `CellKind`, recurrent dropout per gate; (mask), (unroll) and (last) through
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -261,6 +261,11 @@ def recurrent_gradients(
     return drecurrent, drecurrent_bias
 
 
+def will_run_backward(differentiable: Sequence[torch.Tensor]) -> bool:
+    """Whether autograd will call the backward pass of a call on these tensors."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in differentiable)
+
+
 def operands(
     recurrence: Recurrence, inputs: torch.Tensor, initial_states: list[torch.Tensor]
 ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], dict[str, int]]:
@@ -278,8 +283,8 @@ def operands(
         mask = torch.ones(inputs.shape[:2], dtype=torch.bool)
     h0 = initial_states[0]
     c0 = initial_states[1] if kind == CellKind.LSTM else torch.zeros_like(h0)
-    inputs = zero_masked_steps(inputs.to(dtype), recurrence.mask)
-    differentiable = (
+    inputs = inputs.to(dtype)
+    differentiable = [
         inputs,
         spec.kernel,
         input_bias,
@@ -287,7 +292,14 @@ def operands(
         recurrent_bias,
         h0,
         c0,
-    )
+    ]
+    if will_run_backward(differentiable):
+        # The forward pass keeps the states of a padded step (a selection: whatever the step
+        # held, NaN or inf, reaches no output), but the backward pass's weight gradients
+        # multiply every step's inputs by its gradients, zeros there: NaN * 0 is NaN. Without
+        # a backward pass the inputs are passed as they are (a pass over them saved).
+        differentiable[0] = zero_masked_steps(inputs, recurrence.mask)
+    differentiable = tuple(differentiable)
     activation, recurrent_activation = spec.activation_code, spec.recurrent_activation_code
     options = {
         "cell": kind,
@@ -320,7 +332,7 @@ def run_fused(
     accepts; same contract as `rnnkit.kernels.loop.run_loop`."""
     differentiable, others, options = operands(recurrence, inputs, initial_states)
     # What the backward pass reads is kept only when there will be one.
-    save = torch.is_grad_enabled() and any(t.requires_grad for t in differentiable)
+    save = will_run_backward(differentiable)
     out, h, c = _FusedRecurrence.apply(*differentiable, *others, dict(options, save=save))
     return kernel_result(recurrence, out, h, c)
 
