@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from rnnkit import bench, bench_workflow, cli
-from rnnkit.kernels import cpu
+from rnnkit.kernels import cpu_library
 
 
 @pytest.fixture
@@ -104,10 +104,10 @@ def test_bench_run_adds_the_workflow_rows_and_the_cpu(tiny, monkeypatch):
     assert names == ["lstm/tiny/plain", *(f"small_call/lstm_3x4/batch1_t{t}" for t in (1, 3))]
     assert results["cpu"]["model"]  # "unknown" where neither /proc/cpuinfo nor platform says
     assert results["cpu"]["capability"] == torch.backends.cpu.get_cpu_capability()
-    assert results["cpu"]["kernel_isa"] == cpu.kernel_isa()
+    assert results["cpu"]["kernel_isa"] == cpu_library.kernel_isa()
     first_line = stream.getvalue().splitlines()[0]
     assert first_line.startswith(f"CPU: {results['cpu']['model']}")
-    assert first_line.endswith(f"rnnkit kernels for {cpu.kernel_isa()}")
+    assert first_line.endswith(f"rnnkit kernels for {cpu_library.kernel_isa()}")
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The fused CPU kernels' build and their weight-gradient product (rnnkit.kernels.cpu).
+"""The fused CPU kernels: their build (rnnkit.kernels.cpu_library) and their weight-gradient
+product (rnnkit.kernels.cpu).
 
 The kernels' numerics are tested through the layers in test_rnn.py (every cell and option
 against the reference, gradients against the loop and by gradcheck, thread-count independence).
@@ -14,34 +15,36 @@ import torch
 from conftest import KINDS
 from recurrences import recurrence_of
 
-from rnnkit.kernels import cpu, fused
+from rnnkit.kernels import cpu, cpu_library, fused
 from rnnkit.layers import GRU, LSTM
 
 
 @pytest.fixture
 def fresh_library():
     """Forget the loaded kernels around a test, so that it builds (or fails to) anew."""
-    cpu.library.cache_clear()
-    cpu.blocker.cache_clear()
+    cpu_library.library.cache_clear()
+    cpu_library.blocker.cache_clear()
     yield
-    cpu.library.cache_clear()
-    cpu.blocker.cache_clear()
+    cpu_library.library.cache_clear()
+    cpu_library.blocker.cache_clear()
 
 
 def test_kernels_are_compiled_once_into_the_cache(fresh_library, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RNNKIT_HOME", str(tmp_path))
     compiled = []
-    compile_ = cpu._compile
-    monkeypatch.setattr(cpu, "_compile", lambda *args: (compiled.append(args), compile_(*args)))
-    cpu.library()
+    compile_ = cpu_library._compile
+    monkeypatch.setattr(
+        cpu_library, "_compile", lambda *args: (compiled.append(args), compile_(*args))
+    )
+    cpu_library.library()
     # The user is told once, on stderr, why the first call takes seconds.
     assert capsys.readouterr().err == "compiling rnnkit's CPU kernels (once, about 15 s)...\n"
     built = list((tmp_path / "kernels").glob("rnnkit_cpu_*.so"))
     assert len(built) == 1
     long_ago = built[0].stat().st_mtime - 86400
     os.utime(built[0], (long_ago, long_ago))
-    cpu.library.cache_clear()
-    cpu.library()
+    cpu_library.library.cache_clear()
+    cpu_library.library()
     assert len(compiled) == 1
     assert list((tmp_path / "kernels").glob("*")) == built  # no temporary files left behind
     assert built[0].stat().st_mtime > long_ago  # loading it marked it as used
@@ -71,38 +74,42 @@ def test_without_a_compiler_the_fused_path_says_why_and_auto_falls_back(
 def test_a_failed_build_reports_the_compiler_error(fresh_library, tmp_path, monkeypatch):
     monkeypatch.setenv("RNNKIT_HOME", str(tmp_path))
     monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
-    with pytest.raises(cpu.KernelBuildError, match="compiling the fused CPU kernels failed"):
-        cpu.library()
+    with pytest.raises(
+        cpu_library.KernelBuildError, match="compiling the fused CPU kernels failed"
+    ):
+        cpu_library.library()
     assert not list((tmp_path / "kernels").glob("*.so"))
 
 
 def _cpu_has(*flags: str) -> bool:
-    return set(flags) <= set(cpu._cpu_features().split())
+    return set(flags) <= set(cpu_library._cpu_features().split())
 
 
 @pytest.mark.skipif(not _cpu_has("avx2", "fma"), reason="this CPU has no AVX2 and FMA")
 def test_the_avx2_build_is_cached_apart_and_agrees_with_the_loop(fresh_library, monkeypatch):
     """`RNNKIT_CPU_ISA=avx2` builds the AVX2 code path (on an AVX-512 machine too) into a build
     of its own, and its products and gate arithmetic agree with the loop."""
-    native = cpu.library()._name
-    monkeypatch.setenv(cpu.ISA_ENV_VAR, "avx2")
-    cpu.library.cache_clear()
-    assert cpu.kernel_isa() == "avx2"
-    assert cpu.library()._name != native
+    native = cpu_library.library()._name
+    monkeypatch.setenv(cpu_library.ISA_ENV_VAR, "avx2")
+    cpu_library.library.cache_clear()
+    assert cpu_library.kernel_isa() == "avx2"
+    assert cpu_library.library()._name != native
     for kind in ("lstm", "gru_reset_after"):
         for dtype in (torch.float32, torch.float64):
             _assert_the_fused_layer_agrees_with_the_loop(kind, dtype, dropout=False)
 
 
 def test_an_unknown_instruction_set_is_named(fresh_library, monkeypatch):
-    monkeypatch.setenv(cpu.ISA_ENV_VAR, "avx9000")
-    with pytest.raises(cpu.KernelBuildError, match="RNNKIT_CPU_ISA must be one of.*'avx9000'"):
-        cpu.library()
+    monkeypatch.setenv(cpu_library.ISA_ENV_VAR, "avx9000")
+    with pytest.raises(
+        cpu_library.KernelBuildError, match="RNNKIT_CPU_ISA must be one of.*'avx9000'"
+    ):
+        cpu_library.library()
 
 
 @pytest.mark.skipif(not _cpu_has("avx512f"), reason="this CPU has no AVX-512")
 def test_the_native_build_uses_avx512_where_the_cpu_has_it(fresh_library):
-    assert cpu.kernel_isa() == "avx512"
+    assert cpu_library.kernel_isa() == "avx512"
 
 
 FAILING_COMPILER = """#!/bin/sh
@@ -148,10 +155,10 @@ def test_auto_falls_back_with_one_warning_holding_the_compilers_error(failing_co
 def test_an_unwritable_cache_is_a_build_error(fresh_library, tmp_path, monkeypatch):
     (tmp_path / "kernels").write_text("a file where the cache folder should be")
     monkeypatch.setenv("RNNKIT_HOME", str(tmp_path))
-    with pytest.raises(cpu.KernelBuildError, match="building the fused CPU kernels failed"):
-        cpu.library()
+    with pytest.raises(cpu_library.KernelBuildError, match="building the fused CPU kernels failed"):
+        cpu_library.library()
     with pytest.warns(RuntimeWarning):
-        assert cpu.blocker().startswith("building the fused CPU kernels failed")
+        assert cpu_library.blocker().startswith("building the fused CPU kernels failed")
 
 
 # Batches: a depth block's rows span many steps at 3 rows, one or two at 64. These outputs are
@@ -467,6 +474,6 @@ def test_a_new_build_removes_only_the_builds_unused_for_a_month(tmp_path):
     for name, age in ages.items():
         (tmp_path / name).write_bytes(b"")
         os.utime(tmp_path / name, (now - age * day, now - age * day))
-    cpu.remove_stale_builds(tmp_path, tmp_path / "rnnkit_cpu_keep.so", now)
+    cpu_library.remove_stale_builds(tmp_path, tmp_path / "rnnkit_cpu_keep.so", now)
     left = sorted(path.name for path in tmp_path.iterdir())
     assert left == ["notes_old.so", "rnnkit_cpu_keep.so", "rnnkit_cpu_recent.so"]

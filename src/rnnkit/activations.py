@@ -174,8 +174,8 @@ class ActivationCode(enum.IntEnum):
     """The activations the compiled kernels implement, by the number each kernel uses.
 
     The one table of these numbers: the C++ kernels are compiled with them
-    (`rnnkit.kernels.cpu` passes them as defines), the Triton kernels, torch's operators and the
-    ONNX exporter read them from here. Each kernel implements a subset (its `blocker` says
+    (`rnnkit.kernels.cpu_library` passes them as defines), the Triton kernels, torch's operators
+    and the ONNX exporter read them from here. Each kernel implements a subset (its `blocker` says
     which); a function with no code runs in the plain loop.
     """
 

@@ -274,9 +274,9 @@ def cpu_description() -> dict[str, Any]:
     except OSError:
         pass  # not Linux: keep the platform's string
     capability = torch.backends.cpu.get_cpu_capability()
-    from rnnkit.kernels import cpu
+    from rnnkit.kernels import cpu_library
 
-    kernel_isa = cpu.kernel_isa() if cpu.blocker() is None else "unavailable"
+    kernel_isa = cpu_library.kernel_isa() if cpu_library.blocker() is None else "unavailable"
     return {"model": model, "capability": capability, "kernel_isa": kernel_isa,
             "count": os.cpu_count()}  # fmt: skip
 

@@ -1,5 +1,5 @@
 """rnnkit's cache folder, shared by what keeps files between runs: downloaded data sets
-(`rnnkit.data.download`) and the compiled CPU kernels (`rnnkit.kernels.cpu`)."""
+(`rnnkit.data.download`) and the compiled CPU kernels (`rnnkit.kernels.cpu_library`)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,12 @@
 // Fused CPU recurrences for rnnkit: the sequential part of SimpleRNN, LSTM and GRU, forward and
-// backward, for float and double. `rnnkit/kernels/cpu.py` compiles this file once per machine
-// (with -march=native) and calls `rnnkit_forward` / `rnnkit_backward` through ctypes; its
-// docstring describes the array layouts. Rows of the batch are independent: chunks of rows run
-// on separate threads that never synchronise inside the sequence, and no result depends on how
-// rows are split, so results do not depend on the number of threads. The threads are OpenMP's:
-// loaded beside PyTorch, the library shares PyTorch's OpenMP runtime and its thread pool (whose
-// idle threads spin for a while after each PyTorch operation, and would otherwise take the cores
-// from threads of our own).
+// backward, for float and double. `rnnkit/kernels/cpu_library.py` compiles this file once per
+// machine (with -march=native) and `rnnkit/kernels/cpu.py` calls `rnnkit_forward` /
+// `rnnkit_backward` through ctypes; its docstring describes the array layouts. Rows of the
+// batch are independent: chunks of rows run on separate threads that never synchronise inside
+// the sequence, and no result depends on how rows are split, so results do not depend on the
+// number of threads. The threads are OpenMP's: loaded beside PyTorch, the library shares
+// PyTorch's OpenMP runtime and its thread pool (whose idle threads spin for a while after each
+// PyTorch operation, and would otherwise take the cores from threads of our own).
 
 #include <algorithm>
 #include <cmath>
@@ -18,9 +18,10 @@
 namespace {
 
 // The codes are defined once, in Python (`rnnkit.kernels.spec.CellKind`,
-// `rnnkit.activations.ActivationCode`); cpu.py passes them as `NAME = value` lists at compile time.
+// `rnnkit.activations.ActivationCode`); cpu_library.py passes them as `NAME = value` lists at
+// compile time.
 #if !defined(RNNKIT_CELL_CODES) || !defined(RNNKIT_ACTIVATION_CODES)
-#error "compile cpu.cpp through rnnkit.kernels.cpu, which defines the cell and activation codes"
+#error "compile cpu.cpp through rnnkit.kernels.cpu_library, which defines the codes"
 #endif
 enum Cell : int64_t { RNNKIT_CELL_CODES };
 enum Activation : int64_t { RNNKIT_ACTIVATION_CODES };
@@ -29,7 +30,7 @@ constexpr double SELU_SCALE = 1.0507009873554804934193349852946;
 
 }  // namespace
 
-// Mirrored field by field by `_Problem` in cpu.py. Arrays are C-contiguous; see cpu.py.
+// Mirrored field by field by `Problem` in cpu_library.py. Arrays are C-contiguous; see cpu.py.
 struct Problem {
   int64_t cell, batch, timesteps, features, units, gates;
   int64_t go_backwards, zero_output_for_mask, unroll, activation, recurrent_activation;
@@ -50,7 +51,7 @@ struct Problem {
 };
 
 // A weight's gradient as one long product over every row and step (`long_product`). Mirrored
-// field by field by `_LongProduct` in cpu.py.
+// field by field by `LongProduct` in cpu_library.py.
 struct LongProduct {
   // states: row n = (t, b) at states + t * stride_t + b * stride_b, `size` values (contiguous).
   // gradients: (depth x width), row stride ldb; rows by n = t * batch + b, time-major as the
@@ -1232,7 +1233,8 @@ int64_t rnnkit_backward(const Problem* p, int64_t precise) {
   return precise ? forms_weight_gradients<double>(*p) : forms_weight_gradients<float>(*p);
 }
 
-// The widest vector instructions this build was compiled for (`rnnkit.kernels.cpu.kernel_isa`).
+// The widest vector instructions this build was compiled for
+// (`rnnkit.kernels.cpu_library.kernel_isa`).
 const char* rnnkit_isa() {
 #if defined(__AVX512F__)
   return "avx512";

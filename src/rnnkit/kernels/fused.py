@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from rnnkit.activations import ActivationCode
-from rnnkit.kernels import buffers, cpu
+from rnnkit.kernels import buffers, cpu, cpu_library
 from rnnkit.kernels.loop import zero_masked_steps
 from rnnkit.kernels.spec import (
     CellKind,
@@ -48,7 +48,7 @@ def blocker(recurrence: Recurrence) -> str | None:
         return f"the weights are {spec.dtype} (fused kernels run float32 and float64)"
     if spec.device.type != "cpu":
         return f"the weights are on {spec.device} (the fused kernels run on the CPU)"
-    return cpu.blocker()
+    return cpu_library.blocker()
 
 
 def _name(function: object) -> str:
@@ -421,7 +421,7 @@ def compile_kernels() -> None:
     import time
 
     start = time.perf_counter()
-    cpu.library()
+    cpu_library.library()
     for dtype in (torch.float32, torch.float64):
         kernel = torch.ones(1, 2, dtype=dtype, requires_grad=True)  # a SimpleRNN of 2 units
         spec = CellSpec(
