@@ -57,8 +57,13 @@ def make_models(kind, dtype=torch.float32, mask_zero=True, vocabulary=VOCABULARY
     for weight, twin in zip(models[0].parameters(), models[1].parameters()):
         with torch.no_grad():
             twin.copy_(weight)
-    models[1].layers[0].register_forward_pre_hook(lambda module, args: None)
+    run_apart(models[1].layers[0])
     return models
+
+
+def run_apart(embedding):
+    """A no-op forward hook on `embedding`: its model then runs the layers apart (unfolded)."""
+    embedding.register_forward_pre_hook(lambda module, args: None)
 
 
 def make_ids(batch=8, timesteps=128, seed=0, vocabulary=VOCABULARY):  # 1,024 ids: MIN_IDS
@@ -85,6 +90,16 @@ def assert_all_close(got, want, dtype):
     assert len(got) == len(want)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=tolerance, atol=tolerance)
+
+
+def assert_folds_as_the_layers_apart(fold, apart, folded_calls, calls):
+    """float32 twins on `make_ids()`: `apart` (unfolded) runs no folded call, `fold` the
+    given number, and their outputs and gradients agree."""
+    ids = make_ids()
+    want = outputs_and_gradients(apart, ids)
+    assert folded_calls[0] == 0
+    assert_all_close(outputs_and_gradients(fold, ids), want, torch.float32)
+    assert folded_calls[0] == calls
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
@@ -269,12 +284,8 @@ def test_a_functional_model_runs_the_pair_folded(kind, copied, folded_calls):
         fold = copy.deepcopy(fold)
     apart = functional_model(kind)
     apart.load_state_dict(fold.state_dict())
-    apart.graph_layers[0].register_forward_pre_hook(lambda module, args: None)
-    ids = make_ids()
-    want = outputs_and_gradients(apart, ids)
-    assert folded_calls[0] == 0
-    assert_all_close(outputs_and_gradients(fold, ids), want, torch.float32)
-    assert folded_calls[0] == 1
+    run_apart(apart.graph_layers[0])
+    assert_folds_as_the_layers_apart(fold, apart, folded_calls, 1)
 
 
 def test_a_functional_model_does_not_fold_an_embedding_output_read_elsewhere(folded_calls):
@@ -311,9 +322,5 @@ def test_a_bidirectional_layer_folds_each_direction(kind, options, folded_calls)
         models.append(model)
     fold, apart = models
     apart.load_state_dict(fold.state_dict())
-    apart.layers[0].register_forward_pre_hook(lambda module, args: None)
-    ids = make_ids()
-    want = outputs_and_gradients(apart, ids)
-    assert folded_calls[0] == 0
-    assert_all_close(outputs_and_gradients(fold, ids), want, torch.float32)
-    assert folded_calls[0] == 2
+    run_apart(apart.layers[0])
+    assert_folds_as_the_layers_apart(fold, apart, folded_calls, 2)

@@ -92,8 +92,9 @@ class TorchChapterModel(nn.Module):
         return torch.sigmoid(self.dense(last_h[0]))[:, 0]
 
 
-def _rnnkit_fit(x: np.ndarray, y: np.ndarray) -> Steps:
-    model = rnnkit_chapter_model()
+def _keras_api_steps(model: Any, x: np.ndarray, y: np.ndarray) -> Steps:
+    """One `fit` epoch and `predict` over `(x, y)` at the chapter's batch size, through the
+    Keras API that rnnkit's and Keras's models share."""
     batch_size = CHAPTER_MODEL["batch_size"]
 
     def fit_epoch() -> Any:
@@ -103,6 +104,10 @@ def _rnnkit_fit(x: np.ndarray, y: np.ndarray) -> Steps:
         return model.predict(x, batch_size=batch_size, verbose=0)
 
     return fit_epoch, predict
+
+
+def _rnnkit_fit(x: np.ndarray, y: np.ndarray) -> Steps:
+    return _keras_api_steps(rnnkit_chapter_model(), x, y)
 
 
 def _torch_fit(x: np.ndarray, y: np.ndarray) -> Steps:
@@ -163,16 +168,7 @@ def _keras_fit(keras: Any, x: np.ndarray, y: np.ndarray) -> Steps:
         ]
     )
     model.compile(optimizer="rmsprop", loss="binary_crossentropy", metrics=["acc"])
-    x = x.astype(np.int32)
-    batch_size = CHAPTER_MODEL["batch_size"]
-
-    def fit_epoch() -> Any:
-        return model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
-
-    def predict() -> np.ndarray:
-        return model.predict(x, batch_size=batch_size, verbose=0)
-
-    return fit_epoch, predict
+    return _keras_api_steps(model, x.astype(np.int32), y)
 
 
 def fit_rows(repeats: int, stream: Any = sys.stdout) -> list[dict[str, Any]]:

@@ -14,9 +14,8 @@ before training (at initialization) and after training.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ import torch
 
 import rnnkit as rk
 from rnnkit import initializers, layers
+from rnnkit._threads import one_torch_thread
 from rnnkit.data.synthetic import ADDING_BASELINE_MSE, adding_problem
 from rnnkit.diagnostics import GradientFlow, gradient_flow
 from rnnkit.training.optimizers import Adam
@@ -107,18 +107,6 @@ def train(model: rk.Sequential, timesteps: int, *, steps: int, batch_size: int, 
         done += chunk
 
 
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """PyTorch on one thread, restored afterwards: these models are small enough that a second
-    thread barely helps, and on a busy machine its synchronisation costs several times more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def run_experiment(
     lengths: Sequence[int],
     *,
@@ -166,7 +154,9 @@ def run_experiment(
     )
     runs = [(timesteps, layer_type) for timesteps in lengths for layer_type in layer_types]
     start = time.perf_counter()
-    with _one_thread():
+    # On one thread: these models are small enough that a second thread barely helps, and on
+    # a busy machine its synchronisation costs several times more.
+    with one_torch_thread():
         for number, (timesteps, layer_type) in enumerate(runs, start=1):
             began = time.perf_counter()
             mse = _train_and_measure(results, layer_type, timesteps)

@@ -10,9 +10,8 @@ a model both ways on held-out text (benchmarks/charlm_generation.py).
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 
 import rnnkit as rk
 from rnnkit import layers
+from rnnkit._threads import one_torch_thread
 from rnnkit.data import text_corpus
 from rnnkit.layers.base import uninitialized_weights
 from rnnkit.models import saving, step_plan
@@ -101,25 +101,6 @@ def stateful_copy(model: Any) -> Any:
         if isinstance(module, layers.RNN):
             module.stateful = True
     return copy.eval()
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
-    """Runs the block on one torch thread, then restores the thread count.
-
-    At batch 1 threads have nothing to share, and they cost: MKL runs even the Dense layer's
-    tiny product on every thread, and threads used by work just before (building the stateful
-    copy, for one) spin on through the characters. On a 2-core machine with
-    `OMP_NUM_THREADS=2`, stateful generation took from 1.3x to 5x the CPU time it takes on one
-    thread (benchmarks/README.md). The count is the process's: other Python threads running
-    torch meanwhile run on one thread too.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 class StatefulPredictor:
@@ -210,7 +191,7 @@ def generate(
 
     With `stateful=True` a stateful copy of the model (`StatefulPredictor`) reads the seed once,
     then one character per step, so each new character costs one step of the recurrent layers
-    and the model sees everything generated so far (on one torch thread: `_one_thread`). With
+    and the model sees everything generated so far (on one torch thread: `one_torch_thread`). With
     `stateful=False` it samples the book's way (`sample`): the last `len(seed_text)` characters
     go through the model again for each new character (a window's steps per character, and no
     memory beyond the window).
@@ -244,8 +225,13 @@ def generate(
     index = _check_generation(seed_text, length, vocabulary, temperature)
     generator = np.random.default_rng(seed)
     generated = []
-    with torch.no_grad(), _one_thread():  # once, not a context per character
-        predictor = StatefulPredictor(model)  # on one thread too (see `_one_thread`)
+    # On one thread: at batch 1 threads have nothing to share, and they cost: MKL runs even the
+    # Dense layer's tiny product on every thread, and threads used by work just before
+    # (building the stateful copy, for one, so it runs inside too) spin on through the
+    # characters. On 2 cores with `OMP_NUM_THREADS=2`, stateful generation took 1.3x to 5x the
+    # CPU time of one thread (benchmarks/README.md).
+    with torch.no_grad(), one_torch_thread():  # once, not a context per character
+        predictor = StatefulPredictor(model)
         plan = predictor.plan
         seed_ids = [index[char] for char in seed_text]
         if plan is not None:
@@ -329,7 +315,7 @@ def bits_per_character(
     x, targets = text_corpus.make_char_dataset(text, window, 1, index)  # (n, window), (n,)
     if stateful:
         ids = [index[char] for char in text]
-        with _one_thread():
+        with one_torch_thread():
             predictor = StatefulPredictor(model)
             rows = [predictor.feed(ids[:window])]
             rows += [predictor.feed([ids[position]]) for position in range(window, len(ids) - 1)]
