@@ -174,6 +174,8 @@ def worker(scenario: str, out: Path) -> None:
             model.fit(x, y, verbose=0)
         except ValueError as error:
             (out / f"different-data-{rank}.txt").write_text(str(error))
+        model.fit(*sentiment_data(), batch_size=8, verbose=0)  # mended: the group still works
+        np.savez(out / f"mended-{rank}.npz", *model.get_weights())
         return
 
     if scenario == "uneven":  # a mistake: process 1 has one batch more
@@ -181,10 +183,14 @@ def worker(scenario: str, out: Path) -> None:
         loader = torch.utils.data.DataLoader(
             SampleDataset(x[: 12 + 4 * rank], y[: 12 + 4 * rank]), 4
         )
+        model = sentiment_model(seed=rank)
         try:
-            sentiment_model(seed=0).fit(loader, epochs=2, verbose=0)
+            model.fit(loader, epochs=2, verbose=0)
         except ValueError as error:
             (out / f"uneven-{rank}.txt").write_text(str(error))
+        even = torch.utils.data.DataLoader(SampleDataset(x[:12], y[:12]), 4)
+        model.fit(even, verbose=0)  # mended: the group still works
+        np.savez(out / f"mended-{rank}.npz", *model.get_weights())
         return
 
     def fail(batch, logs):
@@ -329,6 +335,14 @@ def test_dataloaders_with_different_numbers_of_batches_are_refused(tmp_path):
         message = (tmp_path / f"uneven-{rank}.txt").read_text()
         assert "different numbers of batches in `x`: 1 of 2 still have a batch" in message
         assert "DistributedSampler" in message
+        assert "training stopped" not in result["stderr"]  # raised everywhere: nothing shut down
+    assert_trained_in_step(tmp_path / "mended-0.npz", tmp_path / "mended-1.npz")
+
+
+def assert_trained_in_step(first: Path, second: Path) -> None:
+    """The two processes' weights are equal: a fit after a refused one still trained together."""
+    for got, expected in zip(load_weights(first), load_weights(second), strict=True):
+        np.testing.assert_array_equal(got, expected)
 
 
 @launches
@@ -344,10 +358,17 @@ def test_stateful_layers_carry_their_state_per_process(trained):
 
 @launches
 def test_processes_with_different_data_are_refused(trained):
-    out, _ = trained
+    out, results = trained
     for rank in range(WORLD_SIZE):
         message = (out / f"different-data-{rank}.txt").read_text()
         assert "the number of training samples ranges from 40 to 41" in message
+        assert "training stopped" not in results[rank]["stderr"]  # nothing shut down
+        mended, before = (
+            load_weights(out / f"mended-{rank}.npz"),
+            load_weights(out / f"result-{rank}.npz"),
+        )
+        assert not np.allclose(mended[0], before[0])  # the mended fit trained
+    assert_trained_in_step(out / "mended-0.npz", out / "mended-1.npz")
 
 
 @launches

@@ -44,8 +44,13 @@ the same script on the same, whole data set; then, in every process:
 - `evaluate` and `predict` are not split: each process computes the whole result, with no
   communication, so calling them on process 0 only is safe.
 
-A failure on one process (an exception, Ctrl-C, a killed process) ends the others: the failing
-process prints which process stopped and why, and shuts the process group down, which the
+Data that differs between the processes in a way they detect together (different numbers of
+samples, a DataLoader that runs out on some processes only) raises the same `ValueError` on every
+process at the same exchange; the processes are still in step, so the process group is kept and
+a script may catch the error, mend its data and call `fit` again.
+
+Any other failure on one process (an exception, Ctrl-C, a killed process) ends the others: the
+failing process prints which process stopped and why, and shuts the process group down, which the
 others see at once as a lost connection; a process that hangs is given up on after
 `RNNKIT_DIST_TIMEOUT` seconds (default 600). Each process then raises, so the run exits non-zero.
 """
@@ -68,6 +73,11 @@ from rnnkit.training.metrics import Metric
 
 TIMEOUT_VARIABLE = "RNNKIT_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_SECONDS = 600.0
+
+
+class DataDisagreement(ValueError):
+    """The processes' data differ; raised on every process at the same exchange, from its
+    result, so the processes stay in step and the process group stays usable."""
 
 
 def _environment_world_size() -> int:
@@ -208,7 +218,8 @@ class Group:
         """Checks that every process has the same `values` (e.g. sample counts).
 
         Raises:
-            ValueError: on every process, naming the values that differ and their range.
+            DataDisagreement: a ValueError, on every process, naming the values that differ and
+                their range.
         """
         if not self.distributed:
             return
@@ -222,7 +233,7 @@ class Group:
             if high != -low
         ]
         if differing:
-            raise ValueError(
+            raise DataDisagreement(
                 f"The {self.world_size} processes of this distributed run called fit with "
                 f"different data: {'; '.join(differing)}. Pass every process the same, whole "
                 "data set: fit splits each batch between them."
@@ -240,7 +251,8 @@ class Group:
             The global batch size (the sum over processes; 0 when every process has run out).
 
         Raises:
-            ValueError: on every process, when some have a batch and others have run out.
+            DataDisagreement: a ValueError, on every process, when some have a batch and others
+                have run out.
         """
         if not self.distributed:
             return size or 0
@@ -253,7 +265,7 @@ class Group:
         having, total = counts.tolist()
         if 0 < having < self.world_size:
             this = "has a batch" if size is not None else "has run out of data"
-            raise ValueError(
+            raise DataDisagreement(
                 f"The processes of this distributed run have different numbers of batches in "
                 f"`{argument}`: {having} of {self.world_size} still have a batch at this step "
                 f"(process {self.rank} {this}). A DataLoader or generator gives each process its "
@@ -308,6 +320,8 @@ class Group:
         """
         try:
             yield
+        except DataDisagreement:
+            raise  # raised on every process at the same exchange: the group is still in step
         except BaseException as error:
             if not self.distributed:
                 raise
