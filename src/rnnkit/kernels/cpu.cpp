@@ -1159,7 +1159,10 @@ template <typename T, int64_t ACT, int64_t RACT> struct Backward {
       return stacked ? pack_gates<T>(weights, p.gates * p.units, width, 1, true)
                      : pack_gates<T>(weights, p.units, width, p.gates, true);
     };
-    PackedWeights<T> w{packed(p.kernel_t, p.features, kernel_stacked),
+    // The kernel is read only for the inputs' gradient (a benchmark's or an Embedding-fed
+    // layer's inputs need none).
+    PackedWeights<T> w{p.input_gradient ? packed(p.kernel_t, p.features, kernel_stacked)
+                                        : std::vector<T>{},
                        packed(p.recurrent_kernel_t, p.units, recurrent_stacked), kernel_stacked,
                        recurrent_stacked};
     if (forms_weight_gradients<T>(p))
