@@ -119,13 +119,15 @@ template <typename T> struct Continued {
 };
 
 // acc (ROWS x NV vectors) += A (ROWS x depth; A(r, k) = A[r * lda + k * a_step]) @ B (depth x
-// NV vectors, row stride ldb).
-template <typename T, int ROWS, int NV>
+// NV vectors, row stride ldb). PACKED: A is a block of `pack_row_blocks` (lda 1, a_step ROWS),
+// its strides compile-time constants.
+template <typename T, int ROWS, int NV, bool PACKED = false>
 __attribute__((always_inline)) inline void add_products(
     typename Vector<T>::type (&acc)[ROWS][NV], const T* A, int64_t lda, int64_t a_step,
     const T* B, int64_t ldb, int64_t depth) {
   using V = typename Vector<T>::type;
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
+  if constexpr (PACKED) lda = 1, a_step = ROWS;
   // Unrolled: the loop's own instructions then take fewer of the core's issue slots (by 8, not
   // 4: see benchmarks/README.md, "Why the fused CPU kernels are written as they are").
 #pragma GCC unroll 8
@@ -147,8 +149,8 @@ __attribute__((always_inline)) inline void add_products(
 // C (ROWS x NV vectors) (+)= A (ROWS x depth; A(r, k) = A[r * lda + k * a_step]) @ B (depth x
 // NV vectors, row stride ldb), then + `then`'s rows @ B's next then.depth rows, plus the row
 // `bias` in every row if given (without accumulate): the ROWS x NV accumulators stay in
-// registers for the whole depth of both.
-template <typename T, int ROWS, int NV>
+// registers for the whole depth of both. PACKED as for `add_products`.
+template <typename T, int ROWS, int NV, bool PACKED = false>
 inline void matmul_block(const T* A, int64_t lda, int64_t a_step, const T* B, int64_t ldb, T* C,
                          int64_t ldc, int64_t depth, bool accumulate, const T* bias,
                          Continued<T> then = {}) {
@@ -158,7 +160,7 @@ inline void matmul_block(const T* A, int64_t lda, int64_t a_step, const T* B, in
   for (int r = 0; r < ROWS; ++r)
     for (int v = 0; v < NV; ++v)
       acc[r][v] = accumulate ? load(C + r * ldc + v * LANES) : bias ? load(bias + v * LANES) : V{};
-  add_products<T, ROWS, NV>(acc, A, lda, a_step, B, ldb, depth);
+  add_products<T, ROWS, NV, PACKED>(acc, A, lda, a_step, B, ldb, depth);
   if (then.depth)
     add_products<T, ROWS, NV>(acc, then.A, then.lda, 1, B + depth * ldb, ldb, then.depth);
   for (int r = 0; r < ROWS; ++r)
@@ -222,13 +224,14 @@ void pack(const T* B, int64_t ldb, int64_t depth, int64_t width, T* P) {
 // whatever the block shape, so a row's result does not depend on its place in the chunk (and so
 // on the number of threads). A's row blocks start `block_step` apart (ROWS * lda, or packed
 // blocks: `pack_row_blocks`).
+// From column j0 on (`matmul_row_blocks` does the two-vector panels before it).
 template <typename T, int ROWS>
 void matmul_rows(const T* A, int64_t lda, int64_t a_step, int64_t block_step, const T* P, T* C,
                  int64_t ldc, int64_t rows, int64_t depth, int64_t width, bool accumulate,
-                 const T* bias, Continued<T> then = {}) {
+                 const T* bias, Continued<T> then = {}, int64_t j0 = 0) {
   constexpr int LANES = VECTOR_BYTES / sizeof(T);
   const int64_t panel_depth = depth + then.depth;
-  int64_t j = 0;
+  int64_t j = j0;
   if constexpr (ROWS == 1)  // four panels at a time (`matmul_row_panels`)
     for (; j + 8 * LANES <= width; j += 8 * LANES)
       for (int64_t i = 0; i < rows; ++i)
@@ -328,14 +331,28 @@ void pack_row_blocks(const T* A, int64_t lda, int64_t rows, int64_t depth, T* P)
 
 inline bool packs_in_row_blocks(int64_t rows) { return (rows - six_row_rows(rows)) % 4 == 0; }
 
-// matmul_strided (the same sums in the same order) for A packed by `pack_row_blocks`.
+// matmul_strided (the same sums in the same order) for A packed by `pack_row_blocks`. The
+// two-vector panels' blocks take the packed strides as compile-time constants (a block's values
+// for one depth index lie together, 6 or 4 apart); through `matmul_rows`, which reads them at
+// run time, the weight gradients at the large LSTM shape took 1.04x the time.
 template <typename T>
-void matmul_row_blocks(const T* P_A, int64_t rows, int64_t depth, const T* P, T* C, int64_t ldc,
+__attribute__((flatten)) void matmul_row_blocks(const T* P_A, int64_t rows, int64_t depth, const T* P, T* C, int64_t ldc,
                        int64_t width, bool accumulate) {
+  constexpr int64_t PANEL = 2 * VECTOR_BYTES / sizeof(T);
   const int64_t sixes = six_row_rows(rows);
-  matmul_rows<T, 6>(P_A, 1, 6, 6 * depth, P, C, ldc, sixes, depth, width, accumulate, nullptr);
+  int64_t j = 0;
+  for (; j + PANEL <= width; j += PANEL) {
+    for (int64_t i = 0; i < sixes; i += 6)  // block i starts at P_A + i * depth
+      matmul_block<T, 6, 2, true>(P_A + i * depth, 1, 6, P + depth * j, PANEL, C + i * ldc + j,
+                                  ldc, depth, accumulate, nullptr);
+    for (int64_t i = sixes; i < rows; i += 4)
+      matmul_block<T, 4, 2, true>(P_A + i * depth, 1, 4, P + depth * j, PANEL, C + i * ldc + j,
+                                  ldc, depth, accumulate, nullptr);
+  }
+  matmul_rows<T, 6>(P_A, 1, 6, 6 * depth, P, C, ldc, sixes, depth, width, accumulate, nullptr,
+                    {}, j);
   matmul_rows<T, 4>(P_A + sixes * depth, 1, 4, 4 * depth, P, C + sixes * ldc, ldc,
-                    rows - sixes, depth, width, accumulate, nullptr);
+                    rows - sixes, depth, width, accumulate, nullptr, {}, j);
 }
 
 // The G gate blocks of a weight matrix, each packed: block g is columns g*U.. of B (depth x
