@@ -273,11 +273,16 @@ inline int64_t six_row_rows(int64_t rows) {
 // ldc. Columns go in panels, outermost, so that a panel stays in L1 for all rows; rows in
 // blocks of six (6 x 2 vectors: 12 accumulators, within AVX2's 16 registers) then of four, as
 // many sixes as leave a multiple of four (only fours for a few rows that four divide); a last
-// row on its own, or two or three padded to a block of four.
+// row on its own, or two or three padded to a block of four. Everything it calls is inlined
+// (`flatten`): GCC otherwise calls out-of-line copies of the blocks, and with AVX-512 each call
+// realigns the stack to 64 bytes and passes the accumulators through it (training steps at the
+// chapter shape took 1.05x the time, at the long one 1.02x; the AVX2 build, whose vectors need
+// no such alignment, the same either way).
 template <typename T>
-void matmul_strided(const T* A, int64_t lda, int64_t a_step, const T* P, T* C, int64_t ldc,
-                    int64_t rows, int64_t depth, int64_t width, bool accumulate,
-                    const T* bias = nullptr, Continued<T> then = {}) {
+__attribute__((flatten)) void matmul_strided(const T* A, int64_t lda, int64_t a_step, const T* P,
+                                             T* C, int64_t ldc, int64_t rows, int64_t depth,
+                                             int64_t width, bool accumulate,
+                                             const T* bias = nullptr, Continued<T> then = {}) {
   const int64_t sixes = six_row_rows(rows), fours = sixes + (rows - sixes) / 4 * 4;
   matmul_rows<T, 6>(A, lda, a_step, 6 * lda, P, C, ldc, sixes, depth, width, accumulate, bias,
                     then);
@@ -333,11 +338,13 @@ inline bool packs_in_row_blocks(int64_t rows) { return (rows - six_row_rows(rows
 
 // matmul_strided (the same sums in the same order) for A packed by `pack_row_blocks`. The
 // two-vector panels' blocks take the packed strides as compile-time constants (a block's values
-// for one depth index lie together, 6 or 4 apart); through `matmul_rows`, which reads them at
-// run time, the weight gradients at the large LSTM shape took 1.04x the time.
+// for one depth index lie together, 6 or 4 apart), inlined as in `matmul_strided`; through
+// `matmul_rows`, which reads them at run time, and out-of-line blocks, the weight gradients at
+// the large LSTM shape took 1.04x the time.
 template <typename T>
-__attribute__((flatten)) void matmul_row_blocks(const T* P_A, int64_t rows, int64_t depth, const T* P, T* C, int64_t ldc,
-                       int64_t width, bool accumulate) {
+__attribute__((flatten)) void matmul_row_blocks(const T* P_A, int64_t rows, int64_t depth,
+                                                const T* P, T* C, int64_t ldc, int64_t width,
+                                                bool accumulate) {
   constexpr int64_t PANEL = 2 * VECTOR_BYTES / sizeof(T);
   const int64_t sixes = six_row_rows(rows);
   int64_t j = 0;
