@@ -394,15 +394,19 @@ def _assert_the_fused_layer_agrees_with_the_loop(kind, dtype, dropout):
 
 @pytest.mark.parametrize("kind", ["simple_rnn", "lstm"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-@pytest.mark.parametrize(("batch", "formed"), [(128, True), (96, False)])
+@pytest.mark.parametrize(
+    ("batch", "formed"), [(128, True), (96, True), (32, True), (16, True), (100, False)]
+)
 @pytest.mark.parametrize("sizes", ["odd", "whole_panels"])
 def test_the_backward_forms_the_weight_gradients_in_row_groups(kind, dtype, batch, formed, sizes,
                                                                monkeypatch):  # fmt: skip
-    """At batches of whole pairs of 64-row groups the backward pass forms the weight gradients
-    itself (each group's sums, added in order); elsewhere the long products do. Both agree with
-    the loop: masks, go_backwards; odd sizes (11 inputs, 13 units: padded rows and single
-    columns in the group products, the rows gathered) or inputs and units of whole two-vector
-    panels (packed where they lie)."""
+    """At batches of whole pairs of 64-row groups, or of two groups of a multiple of eight rows
+    under 64 (96: 48 rows, one step per product; 32: 16 rows, four steps; 16: 8 rows, eight
+    steps; 11 steps, so that a pass's first product takes the steps left over), the backward
+    pass forms the weight gradients itself (each group's sums, added in order); elsewhere the
+    long products do. Both agree with the loop: masks, go_backwards; odd sizes (11 inputs, 13
+    units: padded rows and single columns in the group products, the rows gathered) or inputs
+    and units of whole two-vector panels (packed where they lie)."""
     features, units = (
         (11, 13) if sizes == "odd" else (32, 32) if dtype == torch.float32 else (16, 16)
     )
@@ -414,8 +418,8 @@ def test_the_backward_forms_the_weight_gradients_in_row_groups(kind, dtype, batc
     torch.manual_seed(0)
     fused_layer, loop_layer = (make(units, use_fused=f, go_backwards=True, dtype=dtype)
                                for f in (True, False))  # fmt: skip
-    x = torch.randn(batch, 5, features, dtype=dtype)
-    mask = torch.arange(5) < torch.randint(1, 6, (batch,))[:, None]
+    x = torch.randn(batch, 11, features, dtype=dtype)
+    mask = torch.arange(11) < torch.randint(1, 12, (batch,))[:, None]
     fused_layer.build(x.shape)
     loop_layer.build(x.shape)
     loop_layer.set_weights(fused_layer.get_weights())
@@ -428,7 +432,7 @@ def test_the_backward_forms_the_weight_gradients_in_row_groups(kind, dtype, batc
         ).sum().backward()
         results.append([output, inputs.grad, *[p.grad for p in layer.parameters()]])
     assert returned == [formed]
-    # float32 sums over 640 rows and steps, in another order than the loop's.
+    # float32 sums over up to 1,408 rows and steps, in another order than the loop's.
     tolerance = CLOSE if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)
     for got, want in zip(*results):
         torch.testing.assert_close(got, want, **tolerance)

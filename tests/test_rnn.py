@@ -519,8 +519,9 @@ def test_fused_and_loop_gradients_agree(kind):
 @pytest.mark.parametrize("kind", sorted(KINDS))
 # Weight gradients: at 12 rows x 9 steps (one depth block) the threads split the columns; at 200
 # rows they take the depth in parts. At 200 rows, several chunks of 96 rows at most. At 128 rows,
-# SimpleRNN and LSTM without dropout form them in the backward pass, in groups of 64 rows.
-@pytest.mark.parametrize("batch", [12, 128, 200])
+# SimpleRNN and LSTM without dropout form them in the backward pass, in groups of 64 rows; at 16,
+# in groups of 8 rows, each product over 8 steps (9 steps: the first product takes one).
+@pytest.mark.parametrize("batch", [12, 16, 128, 200])
 def test_fused_results_do_not_depend_on_the_thread_count(kind, options, batch):
     layer, _ = make_layer(kind, dtype=torch.float32, use_fused=True, **options)
     timesteps = 9
@@ -534,7 +535,7 @@ def test_fused_results_do_not_depend_on_the_thread_count(kind, options, batch):
     results = []
     threads = torch.get_num_threads()
     try:
-        for count in (1, 2):
+        for count in (1, 2, 3):
             torch.set_num_threads(count)
             layer.zero_grad()
             x.grad = None
@@ -543,8 +544,9 @@ def test_fused_results_do_not_depend_on_the_thread_count(kind, options, batch):
             results.append([output.detach(), x.grad, *[p.grad for p in layer.parameters()]])
     finally:
         torch.set_num_threads(threads)
-    for one, two in zip(*results):
-        assert torch.equal(one, two)
+    for other in results[1:]:
+        for one, two in zip(results[0], other):
+            assert torch.equal(one, two)
 
 
 MASKED_STEP_CASES = {

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 #include <vector>
 
@@ -545,68 +546,119 @@ template <typename T> struct PackedWeights {
   bool kernel_stacked = false, recurrent_stacked = false;  // see `gate_products_transposed`
   // Forward, SimpleRNN and LSTM without dropout masks: [K; R] ((F + U) x G*U) packed as one.
   std::vector<T> both;
-  // Backward, where it forms the weight gradients (`forms_weight_gradients`): each row group's
-  // sums, written by the thread that runs the group.
+  // Backward, where it forms the weight gradients (`gradient_group`): the rows of a group, and
+  // each group's sums, written by the thread that runs the group.
+  int64_t gradient_group = 0;
   mutable std::vector<T> gradient_sums;
 };
 
-// Where the backward pass forms the weight gradients itself, each group of GRADIENT_GROUP rows
-// sums its steps' products into sums of its own, [K; R]'s gradient transposed (G*U x (F + U))
-// and the bias's (G*U), and the groups are added in order at the end: the sums' order depends
-// on the sizes alone, not on the number of threads. Each step's pre-activation gradient is then
-// still in L1 when the products read it, instead of being written to memory by this pass and
-// read back by the long products after it (benchmarks/README.md has the measurements). For
-// SimpleRNN and LSTM without dropout masks, at batches of whole pairs of groups (so that two
-// threads take equal shares), where a group's sums fit 64 KiB.
-constexpr int64_t GRADIENT_GROUP = 64;
+// Where the backward pass forms the weight gradients itself, each group of `gradient_group`
+// rows sums its steps' products into sums of its own, [K; R]'s gradient transposed (G*U x (F +
+// U)) and the bias's (G*U), and the groups are added in order at the end: the sums' order
+// depends on the sizes alone, not on the number of threads. Each step's pre-activation gradient
+// is then still in cache when the products read it, instead of being written to memory by this
+// pass and read back by the long products after it (benchmarks/README.md has the
+// measurements). Each product is GRADIENT_DEPTH rows deep: one step of a 64-row group, or
+// several steps of a smaller group at once (`GradientSteps`; one step's 8 rows would load and
+// store the sums for every 8 multiply-adds).
+constexpr int64_t GRADIENT_DEPTH = 64;
 
-template <typename T> bool forms_weight_gradients(const Problem& p) {
+// The rows of a group, or 0 where the backward pass does not form the weight gradients: for
+// SimpleRNN and LSTM without dropout masks, GRADIENT_DEPTH rows at batches of whole pairs of
+// them, else half the batch where that is a multiple of eight under GRADIENT_DEPTH (two threads
+// then take equal shares), where a group's sums fit the limit (64 KiB for the first, whose
+// products are one step deep; SMALL_GROUP_SUMS_BYTES for the second).
+constexpr int64_t SMALL_GROUP_SUMS_BYTES = 256 << 10;
+
+template <typename T> int64_t gradient_group(const Problem& p) {
   const int64_t W = p.gates * p.units;
   const int64_t sums_bytes = (p.features + p.units + 1) * W * int64_t(sizeof(T));
-  return p.weight_gradients && (p.cell == SIMPLE_RNN || p.cell == LSTM) && !p.input_dropout &&
-         !p.recurrent_dropout && p.batch % (2 * GRADIENT_GROUP) == 0 && sums_bytes <= 64 << 10;
+  if (!p.weight_gradients || (p.cell != SIMPLE_RNN && p.cell != LSTM) || p.input_dropout ||
+      p.recurrent_dropout)
+    return 0;
+  if (p.batch % (2 * GRADIENT_DEPTH) == 0 && sums_bytes <= 64 << 10) return GRADIENT_DEPTH;
+  if (p.batch % 16 == 0 && p.batch < 2 * GRADIENT_DEPTH && sums_bytes <= SMALL_GROUP_SUMS_BYTES)
+    return p.batch / 2;
+  return 0;
 }
 
-// One step's part of the row groups' sums (`GRADIENT_GROUP`), for the chunk's rows from b0:
-// sums (W x (F + U)) += DX_group^T @ [x_t | h]_group, and the bias's (W) += DX_group's column
-// sums, in each group's own sums. XH (unless F and U are whole panels) and P: (GRADIENT_GROUP x
-// (F + U)) scratch.
+// A chunk's steps whose weight-gradient products run at once: `steps` of them per product, each
+// group's [x_t | h] rows packed straight into that product's panels, and its pre-activation
+// gradient rows kept (each group's steps together), until the last step of the product. The
+// first product of a pass takes the steps left over (timesteps % steps), so that every
+// product's size is known at its first step.
+template <typename T> struct GradientSteps {
+  int64_t group, steps, rows, S, W;
+  std::vector<T> packed, xh, dx;  // per group: (steps * group) x S, the same, and x W (kept
+                                  // only for products of several steps)
+
+  GradientSteps(int64_t group_rows, int64_t chunk_rows, int64_t features, int64_t units,
+                int64_t width)
+      : group(group_rows), steps(std::max<int64_t>(1, GRADIENT_DEPTH / group_rows)),
+        rows(chunk_rows), S(features + units), W(width),
+        packed(chunk_rows * steps * S), xh(packed.size()),
+        dx(steps > 1 ? chunk_rows * steps * width : 0) {}
+
+  // The product that processing index c (0 for the pass's first step) falls in: its steps and
+  // c's slot in it.
+  std::pair<int64_t, int64_t> product_of(int64_t c, int64_t timesteps) const {
+    const int64_t first = timesteps % steps;
+    if (c < first) return {first, c};
+    return {steps, (c - first) % steps};
+  }
+};
+
+// One step's part of the row groups' sums, for the chunk's rows from b0: stashed in `g` at slot
+// `slot` of a product of `steps` steps, and at its last slot the product: each group's sums (W x
+// (F + U)) += DX_group^T @ [x | h]_group over the product's steps, and the bias's (W) += DX_group's
+// column sums. DX: the step's (rows x W) pre-activation gradient.
 template <typename T>
-void add_step_weight_gradients(const Problem& p, const T* DX, int64_t b0, int64_t rows,
-                               int64_t t, T* sums, T* XH, T* P) {
-  const int64_t F = p.features, U = p.units, W = p.gates * U, S = F + U;
+void add_step_weight_gradients(const Problem& p, const T* DX, int64_t b0, int64_t t, T* sums,
+                               GradientSteps<T>& g, int64_t slot, int64_t steps) {
+  const int64_t F = p.features, U = p.units, W = g.W, S = g.S, group = g.group;
+  const int64_t depth = steps * group;  // of this product
   const T* inputs = static_cast<const T*>(p.inputs);
   const T* hs = static_cast<const T*>(p.hs);
   // Where F and U are whole two-vector panels, x_t's and h's panels are packed straight from
-  // where they lie (the panel of column j starts at P + GRADIENT_GROUP * j either way).
+  // where they lie into the slot's rows of the product's panels (the panel of column j starts
+  // at P + depth * j).
   constexpr int64_t PANEL = 2 * VECTOR_BYTES / sizeof(T);
   const bool whole_panels = F % PANEL == 0 && U % PANEL == 0;
-  for (int64_t g0 = 0; g0 < rows; g0 += GRADIENT_GROUP) {
-    T* group_sums = sums + g0 / GRADIENT_GROUP * (S + 1) * W;
+  for (int64_t g0 = 0; g0 < g.rows; g0 += group) {
     const int64_t b = b0 + g0;
+    T* P = &g.packed[g0 * g.steps * S];
+    T* XH = &g.xh[g0 * g.steps * S];
     if (whole_panels) {
-      pack(inputs + (b * p.timesteps + t) * F, p.timesteps * F, GRADIENT_GROUP, F, P);
-      pack(hs + (t * p.batch + b) * U, U, GRADIENT_GROUP, U, P + GRADIENT_GROUP * F);
+      for (int64_t j = 0; j < F; j += PANEL)
+        pack_panel<T, PANEL>(inputs + (b * p.timesteps + t) * F + j, p.timesteps * F, group,
+                             P + depth * j + slot * group * PANEL);
+      for (int64_t j = 0; j < U; j += PANEL)
+        pack_panel<T, PANEL>(hs + (t * p.batch + b) * U + j, U, group,
+                             P + depth * (F + j) + slot * group * PANEL);
     } else {
-      for (int64_t i = 0; i < GRADIENT_GROUP; ++i) {
-        copy_row(inputs + ((b + i) * p.timesteps + t) * F, F, XH + i * S);
-        copy_row(hs + (t * p.batch + b + i) * U, U, XH + i * S + F);
+      for (int64_t i = 0; i < group; ++i) {
+        copy_row(inputs + ((b + i) * p.timesteps + t) * F, F, XH + (slot * group + i) * S);
+        copy_row(hs + (t * p.batch + b + i) * U, U, XH + (slot * group + i) * S + F);
       }
-      pack(XH, S, GRADIENT_GROUP, S, P);
     }
-    const T* D = DX + g0 * W;
-    matmul_strided(D, 1, W, P, group_sums, S, W, GRADIENT_GROUP, S, true);
+    // One step's rows are read where they are; several steps' are kept for their product.
+    const T* D = g.steps > 1 ? &g.dx[g0 * g.steps * W] : DX + g0 * W;
+    if (g.steps > 1) copy_row(DX + g0 * W, group * W, &g.dx[(g0 * g.steps + slot * group) * W]);
+    if (slot + 1 < steps) continue;
+    if (!whole_panels) pack(XH, S, depth, S, P);
+    T* group_sums = sums + g0 / group * (S + 1) * W;
+    matmul_strided(D, 1, W, P, group_sums, S, W, depth, S, true);
     T* bias_sums = group_sums + S * W;
-    for (int64_t i = 0; i < GRADIENT_GROUP; ++i)
+    for (int64_t i = 0; i < depth; ++i)
 #pragma GCC ivdep
       for (int64_t j = 0; j < W; ++j) bias_sums[j] += D[i * W + j];
   }
 }
 
 // The row groups' sums added in order, into dkernel (F x W), drecurrent (U x W) and dbias (W).
-template <typename T> void finish_weight_gradients(const Problem& p, T* sums) {
+template <typename T> void finish_weight_gradients(const Problem& p, int64_t rows, T* sums) {
   const int64_t F = p.features, U = p.units, W = p.gates * U, S = F + U, size = (S + 1) * W;
-  for (int64_t group = 1; group < p.batch / GRADIENT_GROUP; ++group)
+  for (int64_t group = 1; group < p.batch / rows; ++group)
 #pragma GCC ivdep
     for (int64_t n = 0; n < size; ++n) sums[n] += sums[group * size + n];
   T* dkernel = static_cast<T*>(p.dkernel);
@@ -807,11 +859,11 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   std::vector<T> dHP(rows * U), d_rh(rows * U), Tg(rows * U), TgF(rows * F);
   // Where this pass forms the weight gradients: the chunk's groups' sums, and a step's DX in a
   // buffer of its own instead of dxproj.
-  T* sums = w.gradient_sums.empty()
-                ? nullptr
-                : w.gradient_sums.data() + b0 / GRADIENT_GROUP * (F + U + 1) * W;
-  std::vector<T> dx_step(sums ? rows * W : 0), XH(sums ? GRADIENT_GROUP * (F + U) : 0),
-      packed_xh(XH.size());  // `add_step_weight_gradients`'s scratch
+  const int64_t group = w.gradient_group;
+  T* sums = group ? w.gradient_sums.data() + b0 / group * (F + U + 1) * W : nullptr;
+  std::vector<T> dx_step(sums ? rows * W : 0);
+  std::optional<GradientSteps<T>> gradient_steps;
+  if (sums) gradient_steps.emplace(group, rows, F, U, W);
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const int64_t t = p.go_backwards ? T_ - 1 - s : s;
     auto at = [&](const void* array, int64_t i, int64_t size) {  // row i's entry at time t
@@ -918,7 +970,10 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
         if (DI) std::fill_n(DI + i * ldi, U, T(0));
         copy_row(&dH[i * U], U, &dHP[i * U]);
       }
-    if (sums) add_step_weight_gradients(p, DX, b0, rows, t, sums, XH.data(), packed_xh.data());
+    if (sums) {
+      const auto [steps, slot] = gradient_steps->product_of(T_ - 1 - s, T_);
+      add_step_weight_gradients(p, DX, b0, t, sums, *gradient_steps, slot, steps);
+    }
     // The gradient reaching the recurrent product: DX, and DI for GRU reset_after's h gate.
     gate_products_transposed(DX, ldx, M, RT, w.recurrent_stacked, dHP.data(), U, rows, U, G, U,
                              0, direct, true, Tg.data());
@@ -1129,15 +1184,14 @@ void run_chunks(const Problem& p, bool precise, const void* packed = nullptr) {
     if (!packed) own = pass.pack(p);
     const Weights& weights = packed ? *static_cast<const Weights*>(packed) : own;
     // Row groups that sum the weight gradients run whole in one chunk.
-    const bool grouped = !weights.gradient_sums.empty();
-    const int64_t max_rows = grouped ? std::max(GRADIENT_GROUP, chunk_rows(p) / GRADIENT_GROUP *
-                                                                    GRADIENT_GROUP)
-                                     : chunk_rows(p);
+    const int64_t group = weights.gradient_group;
+    const int64_t max_rows =
+        group ? std::max(group, chunk_rows(p) / group * group) : chunk_rows(p);
     for_each_chunk(
         p.batch, p.threads, max_rows,
         [&](int64_t b0, int64_t rows) { pass.run(p, weights, b0, rows); },
-        grouped ? GRADIENT_GROUP : 0);
-    if (grouped) finish_weight_gradients(p, weights.gradient_sums.data());
+        group);
+    if (group) finish_weight_gradients(p, group, weights.gradient_sums.data());
   };
   if (precise) return body(Pass<double, -1, -1>{});
   if (sigmoid_gates && p.activation == TANH) return body(Pass<float, TANH, SIGMOID>{});
@@ -1189,8 +1243,9 @@ template <typename T, int64_t ACT, int64_t RACT> struct Backward {
                                         : std::vector<T>{},
                        packed(p.recurrent_kernel_t, p.units, recurrent_stacked), kernel_stacked,
                        recurrent_stacked};
-    if (forms_weight_gradients<T>(p))
-      w.gradient_sums.assign(p.batch / GRADIENT_GROUP * (p.features + p.units + 1) * p.gates *
+    w.gradient_group = gradient_group<T>(p);
+    if (w.gradient_group)
+      w.gradient_sums.assign(p.batch / w.gradient_group * (p.features + p.units + 1) * p.gates *
                                  p.units,
                              T(0));
     return w;
@@ -1253,11 +1308,11 @@ void rnnkit_free_forward_weights(void* packed, int64_t precise) {
 
 // Backpropagates through `rnnkit_forward`: the gradients of the inputs, the initial states and
 // the pre-activations; the weight gradients are `rnnkit_long_product`s of what this fills, or,
-// where it returns 1 (`forms_weight_gradients`: only if `weight_gradients` asked for them),
+// where it returns 1 (`gradient_group`: only if `weight_gradients` asked for them),
 // this pass has formed them (dkernel, drecurrent, dbias) and left dxproj unwritten.
 int64_t rnnkit_backward(const Problem* p, int64_t precise) {
   run_chunks<Backward>(*p, precise);
-  return precise ? forms_weight_gradients<double>(*p) : forms_weight_gradients<float>(*p);
+  return (precise ? gradient_group<double>(*p) : gradient_group<float>(*p)) > 0;
 }
 
 // The widest vector instructions this build was compiled for
