@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -419,6 +420,38 @@ def test_a_hanging_process_is_given_up_on_after_the_timeout(tmp_path):
 
 
 # -------------------------------------------------------------- pieces, in one process
+def hand_to_a_worker_thread(hold_seconds: float, released: list[float]):
+    """A stand-in for a blocking collective whose worker thread keeps a reference to the tensor
+    for `hold_seconds` after the call returns (as gloo's does at times); appends the time it
+    lets go to `released`."""
+
+    def collective(tensor: torch.Tensor) -> None:
+        def hold(held: list[torch.Tensor]) -> None:
+            time.sleep(hold_seconds)
+            held.clear()
+            released.append(time.monotonic())
+
+        threading.Thread(target=hold, args=([tensor],), daemon=True).start()
+
+    return collective
+
+
+def test_an_exchange_returns_once_the_worker_thread_has_let_go_of_its_tensor():
+    released: list[float] = []
+    tensor = torch.zeros(2)
+    assert distributed._exchange(hand_to_a_worker_thread(0.05, released), tensor) is tensor
+    returned = time.monotonic()
+    assert released and released[0] <= returned
+
+
+def test_an_exchange_waits_for_a_worker_thread_no_longer_than_the_bound(monkeypatch):
+    monkeypatch.setattr(distributed, "RELEASE_WAIT_SECONDS", 0.05)
+    released: list[float] = []
+    started = time.monotonic()
+    distributed._exchange(hand_to_a_worker_thread(2.0, released), torch.zeros(2))
+    assert not released and time.monotonic() - started < 1.5
+
+
 def test_shard_splits_each_batch_into_contiguous_parts():
     first, second = distributed.Group(0, 2), distributed.Group(1, 2)
     assert first.shard(slice(8, 16)) == (slice(8, 12), 1.0)
