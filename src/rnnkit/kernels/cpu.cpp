@@ -598,15 +598,21 @@ template <typename T> int64_t gradient_group(const Problem& p) {
 // first product of a pass takes the steps left over (timesteps % steps), so that every
 // product's size is known at its first step.
 template <typename T> struct GradientSteps {
+  static constexpr int64_t PANEL = 2 * VECTOR_BYTES / sizeof(T);
   int64_t group, steps, rows, S, W;
-  std::vector<T> packed, xh, dx;  // per group: (steps * group) x S, the same, and x W (kept
-                                  // only for products of several steps)
+  // Where the inputs and units are whole two-vector panels, x_t's and h's panels are packed
+  // straight from where they lie; else their rows are copied to `xh` first.
+  bool whole_panels;
+  // Per group: (steps * group) x S, the same (else empty), and (steps * group) x W (only for
+  // products of several steps: one step's are read where they are).
+  std::vector<T> packed, xh, dx;
 
   GradientSteps(int64_t group_rows, int64_t chunk_rows, int64_t features, int64_t units,
                 int64_t width)
       : group(group_rows), steps(std::max<int64_t>(1, GRADIENT_DEPTH / group_rows)),
         rows(chunk_rows), S(features + units), W(width),
-        packed(chunk_rows * steps * S), xh(packed.size()),
+        whole_panels(features % PANEL == 0 && units % PANEL == 0),
+        packed(chunk_rows * steps * S), xh(whole_panels ? 0 : packed.size()),
         dx(steps > 1 ? chunk_rows * steps * width : 0) {}
 
   // The product that processing index c (0 for the pass's first step) falls in: its steps and
@@ -629,16 +635,14 @@ void add_step_weight_gradients(const Problem& p, const T* DX, int64_t b0, int64_
   const int64_t depth = steps * group;  // of this product
   const T* inputs = static_cast<const T*>(p.inputs);
   const T* hs = static_cast<const T*>(p.hs);
-  // Where F and U are whole two-vector panels, x_t's and h's panels are packed straight from
-  // where they lie into the slot's rows of the product's panels (the panel of column j starts
+  // Whole panels go into the slot's rows of the product's panels (the panel of column j starts
   // at P + depth * j).
-  constexpr int64_t PANEL = 2 * VECTOR_BYTES / sizeof(T);
-  const bool whole_panels = F % PANEL == 0 && U % PANEL == 0;
+  constexpr int64_t PANEL = GradientSteps<T>::PANEL;
   for (int64_t g0 = 0; g0 < g.rows; g0 += group) {
     const int64_t b = b0 + g0;
     T* P = &g.packed[g0 * g.steps * S];
-    T* XH = &g.xh[g0 * g.steps * S];
-    if (whole_panels) {
+    T* XH = g.whole_panels ? nullptr : &g.xh[g0 * g.steps * S];
+    if (g.whole_panels) {
       for (int64_t j = 0; j < F; j += PANEL)
         pack_panel<T, PANEL>(inputs + (b * p.timesteps + t) * F + j, p.timesteps * F, group,
                              P + depth * j + slot * group * PANEL);
@@ -655,7 +659,7 @@ void add_step_weight_gradients(const Problem& p, const T* DX, int64_t b0, int64_
     const T* D = g.steps > 1 ? &g.dx[g0 * g.steps * W] : DX + g0 * W;
     if (g.steps > 1) copy_row(DX + g0 * W, group * W, &g.dx[(g0 * g.steps + slot * group) * W]);
     if (slot + 1 < steps) continue;
-    if (!whole_panels) pack(XH, S, depth, S, P);
+    if (!g.whole_panels) pack(XH, S, depth, S, P);
     T* group_sums = sums + g0 / group * (S + 1) * W;
     matmul_strided(D, 1, W, P, group_sums, S, W, depth, S, true);
     T* bias_sums = group_sums + S * W;
