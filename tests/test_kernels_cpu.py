@@ -398,7 +398,9 @@ def _assert_the_fused_layer_agrees_with_the_loop(kind, dtype, dropout):
     ("batch", "formed"), [(128, True), (96, True), (32, True), (16, True), (100, False)]
 )
 @pytest.mark.parametrize("sizes", ["odd", "whole_panels"])
+@pytest.mark.parametrize("recurrent_dropout", [0.0, 0.3], ids=["plain", "recurrent_dropout"])
 def test_the_backward_forms_the_weight_gradients_in_row_groups(kind, dtype, batch, formed, sizes,
+                                                               recurrent_dropout,
                                                                monkeypatch):  # fmt: skip
     """At batches of whole pairs of 64-row groups, or of two groups of a multiple of eight rows
     under 64 (96: 48 rows, one step per product; 32: 16 rows, four steps; 16: 8 rows, eight
@@ -406,7 +408,8 @@ def test_the_backward_forms_the_weight_gradients_in_row_groups(kind, dtype, batc
     pass forms the weight gradients itself (each group's sums, added in order); elsewhere the
     long products do. Both agree with the loop: masks, go_backwards; odd sizes (11 inputs, 13
     units: padded rows and single columns in the group products, the rows gathered) or inputs
-    and units of whole two-vector panels (packed where they lie)."""
+    and units of whole two-vector panels (packed where they lie); with recurrent dropout, a
+    mask per gate (LSTM: h packed once per gate, times that gate's mask)."""
     features, units = (
         (11, 13) if sizes == "odd" else (32, 32) if dtype == torch.float32 else (16, 16)
     )
@@ -416,13 +419,18 @@ def test_the_backward_forms_the_weight_gradients_in_row_groups(kind, dtype, batc
                         returned[-1])  # fmt: skip
     make = partial(KINDS[kind].layer, **KINDS[kind].options)
     torch.manual_seed(0)
-    fused_layer, loop_layer = (make(units, use_fused=f, go_backwards=True, dtype=dtype)
+    fused_layer, loop_layer = (make(units, use_fused=f, go_backwards=True, dtype=dtype,
+                                    recurrent_dropout=recurrent_dropout)
                                for f in (True, False))  # fmt: skip
     x = torch.randn(batch, 11, features, dtype=dtype)
     mask = torch.arange(11) < torch.randint(1, 12, (batch,))[:, None]
     fused_layer.build(x.shape)
     loop_layer.build(x.shape)
     loop_layer.set_weights(fused_layer.get_weights())
+    if recurrent_dropout:
+        masks = fused_layer.cell.make_dropout_masks(batch)
+        for layer in (fused_layer, loop_layer):
+            layer.cell.make_dropout_masks = lambda rows: masks
     results = []
     for layer in (fused_layer, loop_layer):
         inputs = x.clone().requires_grad_()  # the inputs' gradient from the same step buffers

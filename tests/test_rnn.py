@@ -513,14 +513,18 @@ def test_fused_and_loop_gradients_agree(kind):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"dropout": 0.2, "recurrent_dropout": 0.2, "go_backwards": True}],
-    ids=["plain", "dropout_mask_backwards"],
+    [
+        {},
+        {"dropout": 0.2, "recurrent_dropout": 0.2, "go_backwards": True},
+        {"recurrent_dropout": 0.3},
+    ],
+    ids=["plain", "dropout_mask_backwards", "recurrent_dropout_mask"],
 )
 @pytest.mark.parametrize("kind", sorted(KINDS))
 # Weight gradients: at 12 rows x 9 steps (one depth block) the threads split the columns; at 200
 # rows they take the depth in parts. At 200 rows, several chunks of 96 rows at most. At 128 rows,
-# SimpleRNN and LSTM without dropout form them in the backward pass, in groups of 64 rows; at 16,
-# in groups of 8 rows, each product over 8 steps (9 steps: the first product takes one).
+# SimpleRNN and LSTM without input dropout form them in the backward pass, in groups of 64 rows;
+# at 16, in groups of 8 rows, each product over 8 steps (9 steps: the first product takes one).
 @pytest.mark.parametrize("batch", [12, 16, 128, 200])
 def test_fused_results_do_not_depend_on_the_thread_count(kind, options, batch):
     layer, _ = make_layer(kind, dtype=torch.float32, use_fused=True, **options)

@@ -211,6 +211,15 @@ inline void pack_panel(const T* B, int64_t ldb, int64_t depth, T* P) {
     for (int64_t jj = 0; jj < PANEL; ++jj) P[k * PANEL + jj] = B[k * ldb + jj];
 }
 
+// pack_panel of B times a mask row per depth index (mask[k * ldm + jj]): states times their
+// dropout masks.
+template <typename T, int64_t PANEL>
+inline void pack_masked_panel(const T* B, int64_t ldb, const T* mask, int64_t ldm, int64_t depth,
+                              T* P) {
+  for (int64_t k = 0; k < depth; ++k)
+    for (int64_t jj = 0; jj < PANEL; ++jj) P[k * PANEL + jj] = B[k * ldb + jj] * mask[k * ldm + jj];
+}
+
 template <typename T>
 void pack(const T* B, int64_t ldb, int64_t depth, int64_t width, T* P) {
   constexpr int64_t LANES = VECTOR_BYTES / sizeof(T);
@@ -574,7 +583,7 @@ template <typename T> struct PackedWeights {
 constexpr int64_t GRADIENT_DEPTH = 64;
 
 // The rows of a group, or 0 where the backward pass does not form the weight gradients: for
-// SimpleRNN and LSTM without dropout masks, GRADIENT_DEPTH rows at batches of whole pairs of
+// SimpleRNN and LSTM without input dropout, GRADIENT_DEPTH rows at batches of whole pairs of
 // them, else half the batch where that is a multiple of eight under GRADIENT_DEPTH (two threads
 // then take equal shares), where a group's sums fit the limit (64 KiB for the first, whose
 // products are one step deep; SMALL_GROUP_SUMS_BYTES for the second).
@@ -583,8 +592,7 @@ constexpr int64_t SMALL_GROUP_SUMS_BYTES = 256 << 10;
 template <typename T> int64_t gradient_group(const Problem& p) {
   const int64_t W = p.gates * p.units;
   const int64_t sums_bytes = (p.features + p.units + 1) * W * int64_t(sizeof(T));
-  if (!p.weight_gradients || (p.cell != SIMPLE_RNN && p.cell != LSTM) || p.input_dropout ||
-      p.recurrent_dropout)
+  if (!p.weight_gradients || (p.cell != SIMPLE_RNN && p.cell != LSTM) || p.input_dropout)
     return 0;
   if (p.batch % (2 * GRADIENT_DEPTH) == 0 && sums_bytes <= 64 << 10) return GRADIENT_DEPTH;
   if (p.batch % 16 == 0 && p.batch < 2 * GRADIENT_DEPTH && sums_bytes <= SMALL_GROUP_SUMS_BYTES)
@@ -596,23 +604,28 @@ template <typename T> int64_t gradient_group(const Problem& p) {
 // group's [x_t | h] rows packed straight into that product's panels, and its pre-activation
 // gradient rows kept (each group's steps together), until the last step of the product. The
 // first product of a pass takes the steps left over (timesteps % steps), so that every
-// product's size is known at its first step.
+// product's size is known at its first step. With recurrent dropout the recurrent kernel's
+// gradient for gate g reads h times that gate's mask (Keras's LSTM draws one per gate): h is
+// packed once per gate, each copy times its mask (`copies`), and each gate's columns of the
+// recurrent kernel's gradient are a product of their own.
 template <typename T> struct GradientSteps {
   static constexpr int64_t PANEL = 2 * VECTOR_BYTES / sizeof(T);
-  int64_t group, steps, rows, S, W;
+  int64_t group, steps, rows, S, W, copies, packed_width;
   // Where the inputs and units are whole two-vector panels, x_t's and h's panels are packed
   // straight from where they lie; else their rows are copied to `xh` first.
   bool whole_panels;
-  // Per group: (steps * group) x S, the same (else empty), and (steps * group) x W (only for
-  // products of several steps: one step's are read where they are).
+  // Per group: (steps * group) x packed_width (x, then each copy of h), the same (else empty),
+  // and (steps * group) x W (only for products of several steps: one step's are read where
+  // they are).
   std::vector<T> packed, xh, dx;
 
   GradientSteps(int64_t group_rows, int64_t chunk_rows, int64_t features, int64_t units,
-                int64_t width)
+                int64_t width, int64_t h_copies)
       : group(group_rows), steps(std::max<int64_t>(1, GRADIENT_DEPTH / group_rows)),
-        rows(chunk_rows), S(features + units), W(width),
+        rows(chunk_rows), S(features + units), W(width), copies(h_copies),
+        packed_width(features + h_copies * units),
         whole_panels(features % PANEL == 0 && units % PANEL == 0),
-        packed(chunk_rows * steps * S), xh(whole_panels ? 0 : packed.size()),
+        packed(chunk_rows * steps * packed_width), xh(whole_panels ? 0 : packed.size()),
         dx(steps > 1 ? chunk_rows * steps * width : 0) {}
 
   // The product that processing index c (0 for the pass's first step) falls in: its steps and
@@ -626,12 +639,15 @@ template <typename T> struct GradientSteps {
 
 // One step's part of the row groups' sums, for the chunk's rows from b0: stashed in `g` at slot
 // `slot` of a product of `steps` steps, and at its last slot the product: each group's sums (W x
-// (F + U)) += DX_group^T @ [x | h]_group over the product's steps, and the bias's (W) += DX_group's
-// column sums. DX: the step's (rows x W) pre-activation gradient.
+// (F + U)) += DX_group^T @ [x | h]_group over the product's steps (with recurrent dropout, gate
+// g's columns of h's part from h times its mask M_g), and the bias's (W) += DX_group's column
+// sums. DX: the step's (rows x W) pre-activation gradient; M: the chunk's (rows x G x U)
+// recurrent dropout masks, or null.
 template <typename T>
-void add_step_weight_gradients(const Problem& p, const T* DX, int64_t b0, int64_t t, T* sums,
-                               GradientSteps<T>& g, int64_t slot, int64_t steps) {
+void add_step_weight_gradients(const Problem& p, const T* DX, const T* M, int64_t b0, int64_t t,
+                               T* sums, GradientSteps<T>& g, int64_t slot, int64_t steps) {
   const int64_t F = p.features, U = p.units, W = g.W, S = g.S, group = g.group;
+  const int64_t SP = g.packed_width, G = p.gates;
   const int64_t depth = steps * group;  // of this product
   const T* inputs = static_cast<const T*>(p.inputs);
   const T* hs = static_cast<const T*>(p.hs);
@@ -640,28 +656,51 @@ void add_step_weight_gradients(const Problem& p, const T* DX, int64_t b0, int64_
   constexpr int64_t PANEL = GradientSteps<T>::PANEL;
   for (int64_t g0 = 0; g0 < g.rows; g0 += group) {
     const int64_t b = b0 + g0;
-    T* P = &g.packed[g0 * g.steps * S];
-    T* XH = g.whole_panels ? nullptr : &g.xh[g0 * g.steps * S];
+    T* P = &g.packed[g0 * g.steps * SP];
+    T* XH = g.whole_panels ? nullptr : &g.xh[g0 * g.steps * SP];
+    const T* h = hs + (t * p.batch + b) * U;
     if (g.whole_panels) {
       for (int64_t j = 0; j < F; j += PANEL)
         pack_panel<T, PANEL>(inputs + (b * p.timesteps + t) * F + j, p.timesteps * F, group,
                              P + depth * j + slot * group * PANEL);
-      for (int64_t j = 0; j < U; j += PANEL)
-        pack_panel<T, PANEL>(hs + (t * p.batch + b) * U + j, U, group,
-                             P + depth * (F + j) + slot * group * PANEL);
+      for (int64_t c = 0; c < g.copies; ++c)
+        for (int64_t j = 0; j < U; j += PANEL) {
+          T* to = P + depth * (F + c * U + j) + slot * group * PANEL;
+          if (M)
+            pack_masked_panel<T, PANEL>(h + j, U, M + (g0 * G + c) * U + j, G * U, group, to);
+          else
+            pack_panel<T, PANEL>(h + j, U, group, to);
+        }
     } else {
       for (int64_t i = 0; i < group; ++i) {
-        copy_row(inputs + ((b + i) * p.timesteps + t) * F, F, XH + (slot * group + i) * S);
-        copy_row(hs + (t * p.batch + b + i) * U, U, XH + (slot * group + i) * S + F);
+        T* row = XH + (slot * group + i) * SP;
+        copy_row(inputs + ((b + i) * p.timesteps + t) * F, F, row);
+        for (int64_t c = 0; c < g.copies; ++c)
+          if (M)
+            masked_row(h + i * U, M + ((g0 + i) * G + c) * U, U, row + F + c * U);
+          else
+            copy_row(h + i * U, U, row + F + c * U);
       }
     }
     // One step's rows are read where they are; several steps' are kept for their product.
     const T* D = g.steps > 1 ? &g.dx[g0 * g.steps * W] : DX + g0 * W;
     if (g.steps > 1) copy_row(DX + g0 * W, group * W, &g.dx[(g0 * g.steps + slot * group) * W]);
     if (slot + 1 < steps) continue;
-    if (!g.whole_panels) pack(XH, S, depth, S, P);
     T* group_sums = sums + g0 / group * (S + 1) * W;
-    matmul_strided(D, 1, W, P, group_sums, S, W, depth, S, true);
+    if (g.copies == 1) {  // [x | h] (h times its one mask with dropout) as one product
+      if (!g.whole_panels) pack(XH, S, depth, S, P);
+      matmul_strided(D, 1, W, P, group_sums, S, W, depth, S, true);
+    } else {  // x's columns for every gate, then each gate's against its copy of h
+      if (!g.whole_panels) {
+        pack(XH, SP, depth, F, P);
+        for (int64_t c = 0; c < g.copies; ++c)
+          pack(XH + F + c * U, SP, depth, U, P + depth * (F + c * U));
+      }
+      matmul_strided(D, 1, W, P, group_sums, S, W, depth, F, true);
+      for (int64_t c = 0; c < g.copies; ++c)
+        matmul_strided(D + c * U, 1, W, P + depth * (F + c * U), group_sums + c * U * S + F, S,
+                       U, depth, U, true);
+    }
     T* bias_sums = group_sums + S * W;
     for (int64_t i = 0; i < depth; ++i)
 #pragma GCC ivdep
@@ -877,7 +916,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   T* sums = group ? w.gradient_sums.data() + b0 / group * (F + U + 1) * W : nullptr;
   std::vector<T> dx_step(sums ? rows * W : 0);
   std::optional<GradientSteps<T>> gradient_steps;
-  if (sums) gradient_steps.emplace(group, rows, F, U, W);
+  if (sums) gradient_steps.emplace(group, rows, F, U, W, M && G > 1 ? G : 1);
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const int64_t t = p.go_backwards ? T_ - 1 - s : s;
     auto at = [&](const void* array, int64_t i, int64_t size) {  // row i's entry at time t
@@ -986,7 +1025,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
       }
     if (sums) {
       const auto [steps, slot] = gradient_steps->product_of(T_ - 1 - s, T_);
-      add_step_weight_gradients(p, DX, b0, t, sums, *gradient_steps, slot, steps);
+      add_step_weight_gradients(p, DX, M, b0, t, sums, *gradient_steps, slot, steps);
     }
     // The gradient reaching the recurrent product: DX, and DI for GRU reset_after's h gate.
     gate_products_transposed(DX, ldx, M, RT, w.recurrent_stacked, dHP.data(), U, rows, U, G, U,

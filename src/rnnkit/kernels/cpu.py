@@ -4,8 +4,8 @@ Each step's input and recurrent products (`x_t @ kernel + h @ recurrent_kernel`)
 arithmetic, masking and direction run step by step in the kernels, with no projected sequence
 in memory; the backward pass does the same in reverse and passes the gradients of the
 pre-activations to `weight_gradient`, which forms the weight gradients as long products over
-every row and step (for SimpleRNN and LSTM without dropout at some sizes the backward pass
-forms them itself, step by step, in groups of rows: see `backward`). Rows of the batch are
+every row and step (for SimpleRNN and LSTM without input dropout at some sizes the backward
+pass forms them itself, step by step, in groups of rows: see `backward`). Rows of the batch are
 independent, so chunks of rows run on `torch.get_num_threads()` OpenMP threads (PyTorch's own
 pool) that never synchronise inside the sequence; no result depends on how rows are split, so
 results do not depend on the number of threads.
@@ -159,8 +159,8 @@ def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> bool:
     """Runs the backward recurrence: fills dinner (GRU reset_after), dinputs, dh0, dc0, and
     either dxproj (for `weight_gradient`) or, where it can and `options["weight_gradients"]`
     asks for it, the weight gradients dkernel, drecurrent and dbias themselves (for SimpleRNN and
-    LSTM without dropout, at some sizes: the kernel decides by the sizes alone, so the result
-    does not depend on the number of threads).
+    LSTM without input dropout, at some sizes: the kernel decides by the sizes alone, so the
+    result does not depend on the number of threads).
 
     Returns:
         Whether it formed the weight gradients (and left dxproj unwritten).
