@@ -563,7 +563,9 @@ void gate_products_transposed(const T* D, int64_t ldD, const T* mask, const T* P
 template <typename T> struct PackedWeights {
   std::vector<T> kernel, recurrent;
   bool kernel_stacked = false, recurrent_stacked = false;  // see `gate_products_transposed`
-  // Forward, SimpleRNN and LSTM without dropout masks: [K; R] ((F + U) x G*U) packed as one.
+  // Forward, SimpleRNN and LSTM without input dropout: [K; R] ((F + U) x G*U) packed as one,
+  // or with recurrent dropout each gate's [K_g; R_g] ((F + U) x U) packed apart, one after
+  // another (each gate's product then continues into h times that gate's mask).
   std::vector<T> both;
   // Backward, where it forms the weight gradients (`gradient_group`): the rows of a group, and
   // each group's sums, written by the thread that runs the group.
@@ -785,9 +787,17 @@ void forward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int6
         for (int64_t j = 0; j < W; ++j) z[j] = x_product[j] + biases[j];
       }
     const T* start = table ? nullptr : biases.data();  // what the products start from
-    if (!w.both.empty()) {  // x_t @ K, then h @ R in the same accumulators (the same sums)
+    if (!w.both.empty() && !M) {  // x_t @ K, then h @ R in the same accumulators (the same sums)
       matmul(inputs + (b0 * T_ + t) * F, T_ * F, w.both.data(), pre, W, rows, F, W,
              table != nullptr, start, Continued<T>{H, U, U});
+    } else if (!w.both.empty()) {  // the same per gate, into h times the gate's mask
+      for (int64_t g = 0; g < G; ++g) {
+        for (int64_t i = 0; i < rows; ++i)
+          masked_row(H + i * U, M + (i * G + g) * U, U, Hg.data() + i * U);
+        matmul(inputs + (b0 * T_ + t) * F, T_ * F, w.both.data() + g * (F + U) * U, pre + g * U,
+               W, rows, F, U, table != nullptr, start ? start + g * U : start,
+               Continued<T>{Hg.data(), U, U});
+      }
     } else {
       if (!table)
         gate_products(inputs + (b0 * T_ + t) * F, T_ * F, xmask, K, pre, W, rows, F, G, U, 0, G,
@@ -1261,14 +1271,18 @@ template <typename T, int64_t ACT, int64_t RACT> struct Forward {
     const int64_t F = p.features, U = p.units, W = p.gates * p.units;
     const bool fits = (F + U) * 2 * VECTOR_BYTES <= 16 << 10;
     PackedWeights<T> w;
-    const bool no_dropout = !p.input_dropout && !p.recurrent_dropout;
-    if ((p.cell == SIMPLE_RNN || p.cell == LSTM) && no_dropout && fits) {
+    if ((p.cell == SIMPLE_RNN || p.cell == LSTM) && !p.input_dropout && fits) {
       std::vector<T> stacked(static_cast<const T*>(p.kernel),
                              static_cast<const T*>(p.kernel) + F * W);
       stacked.insert(stacked.end(), static_cast<const T*>(p.recurrent_kernel),
                      static_cast<const T*>(p.recurrent_kernel) + U * W);
       w.both.resize((F + U) * W);
-      ::pack<T>(stacked.data(), W, F + U, W, w.both.data());
+      if (!p.recurrent_dropout) {
+        ::pack<T>(stacked.data(), W, F + U, W, w.both.data());
+        return w;
+      }
+      for (int64_t g = 0; g < p.gates; ++g)  // each gate's apart: see `both`
+        ::pack<T>(stacked.data() + g * U, W, F + U, U, w.both.data() + g * (F + U) * U);
       return w;
     }
     w.kernel = pack_gates<T>(p.kernel, F, U, p.gates, false);
