@@ -1063,6 +1063,25 @@ void add_block_sums(const T* G, int64_t ldg, int64_t n, int64_t count, T* sums, 
   for (int64_t jj = 0; jj < count; ++jj) sums[jj] = (first ? T(0) : sums[jj]) + block_sums[jj];
 }
 
+// pack_panel of a whole strip (PANEL values a row) that also sums its columns, as
+// `add_block_sums` does (the same sums in the same order), while each row is in registers:
+// summed in a pass of its own, the strip's rows were read twice.
+template <typename T, int64_t PANEL>
+inline void pack_panel_with_sums(const T* B, int64_t ldb, int64_t depth, T* P, T* sums,
+                                 bool first) {
+  using V = typename Vector<T>::type;
+  constexpr int64_t LANES = VECTOR_BYTES / sizeof(T), NV = PANEL / LANES;
+  V block_sums[NV] = {};
+  for (int64_t k = 0; k < depth; ++k)
+    for (int64_t v = 0; v < NV; ++v) {
+      const V b = load(B + k * ldb + v * LANES);
+      store(P + k * PANEL + v * LANES, b);
+      block_sums[v] += b;
+    }
+  for (int64_t v = 0; v < NV; ++v)
+    store(sums + v * LANES, (first ? V{} : load(sums + v * LANES)) + block_sums[v]);
+}
+
 // out (size x width, ldc) = sum over n < depth of (states[n] * mask[b, gate])^T gradients[n]:
 // a weight's gradient. With `sums`, also sums[j] = sum over n of gradients[n, j] (a bias's
 // gradient). With `states2` (depth x size2, time-major contiguous), also out2 (size2 x width,
@@ -1150,7 +1169,12 @@ template <typename T> void long_product(const LongProduct& q) {
       if (by_blocks2) pack_row_blocks(states2 + k * S2, S2, S2, n, blocked2.data());
       for (int64_t strip = first_strip; strip < end_strip; ++strip) {
         const int64_t j = strip * STRIP, strip_width = std::min(STRIP, width - j);
-        pack(B + k * ldb + j, ldb, n, strip_width, panel.data());
+        // A whole strip's column sums (the bias's gradient) as it is packed.
+        const bool whole_strip = strip_width == STRIP;
+        if (sums && whole_strip)
+          pack_panel_with_sums<T, STRIP>(B + k * ldb + j, ldb, n, panel.data(), sums + j, k == k0);
+        else
+          pack(B + k * ldb + j, ldb, n, strip_width, panel.data());
         T* strip_sums = &local[(strip - first_strip) * local_size];
         if (by_blocks)
           matmul_row_blocks(blocked.data(), S, n, panel.data(), strip_sums, STRIP, strip_width,
@@ -1179,7 +1203,8 @@ template <typename T> void long_product(const LongProduct& q) {
                            S2, part_panel, part_sums, STRIP, S2, n, end - c, k > k0);
           if (sums2) add_block_sums<T, STRIP>(from, ld, n, end - c, sums2 + c, k == k0);
         }
-        if (sums) add_block_sums<T, STRIP>(B + k * ldb + j, ldb, n, strip_width, sums + j, k == k0);
+        if (sums && !whole_strip)
+          add_block_sums<T, STRIP>(B + k * ldb + j, ldb, n, strip_width, sums + j, k == k0);
       }
     }
     for (int64_t strip = first_strip; strip < end_strip; ++strip) {
