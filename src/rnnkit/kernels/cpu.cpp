@@ -37,8 +37,8 @@ struct Problem {
   int64_t go_backwards, zero_output_for_mask, unroll, activation, recurrent_activation;
   int64_t input_dropout, recurrent_dropout, save, save_preactivations, input_gradient;
   int64_t return_sequences, threads, weight_gradients;
-  const void *inputs, *kernel, *kernel_t, *input_bias, *input_dropout_mask;
-  const void *recurrent_kernel, *recurrent_kernel_t, *recurrent_bias, *h0, *c0;
+  const void *inputs, *kernel, *input_bias, *input_dropout_mask;
+  const void *recurrent_kernel, *recurrent_bias, *h0, *c0;
   const void* recurrent_dropout_mask;
   const uint8_t* mask;
   void *out, *h_last, *c_last, *hs, *cs, *gate_values, *pre, *inner_h;
@@ -230,6 +230,32 @@ void pack(const T* B, int64_t ldb, int64_t depth, int64_t width, T* P) {
   for (; j < width; ++j) pack_panel<T, 1>(B + j, ldb, depth, P + depth * j);
 }
 
+// `pack` of B = A^T (depth x width, B(k, j) = A[j * lda + k]): A's rows become the panels'
+// columns, 16 depth rows at a time (each tile of A's rows and of the panel stays in L1). The
+// backward pass packs the weights' transposes so, straight from the weights: a transposed
+// copy made first (Python's `.t().contiguous()`) took 0.45 ms for the large LSTM's recurrent
+// kernel, and packing it took another pass.
+template <typename T, int64_t PANEL>
+inline void pack_transposed_panel(const T* A, int64_t lda, int64_t depth, T* P) {
+  constexpr int64_t TILE = 16;
+  for (int64_t k0 = 0; k0 < depth; k0 += TILE) {
+    const int64_t kn = std::min(TILE, depth - k0);
+    for (int64_t jj = 0; jj < PANEL; ++jj)
+      for (int64_t i = 0; i < kn; ++i) P[(k0 + i) * PANEL + jj] = A[jj * lda + k0 + i];
+  }
+}
+
+template <typename T>
+void pack_transposed(const T* A, int64_t lda, int64_t depth, int64_t width, T* P) {
+  constexpr int64_t LANES = VECTOR_BYTES / sizeof(T);
+  int64_t j = 0;
+  for (; j + 2 * LANES <= width; j += 2 * LANES)
+    pack_transposed_panel<T, 2 * LANES>(A + j * lda, lda, depth, P + depth * j);
+  for (; j + LANES <= width; j += LANES)
+    pack_transposed_panel<T, LANES>(A + j * lda, lda, depth, P + depth * j);
+  for (; j < width; ++j) pack_transposed_panel<T, 1>(A + j * lda, lda, depth, P + depth * j);
+}
+
 // Every element of C sums its products over the depth in order, in the same instructions
 // whatever the block shape, so a row's result does not depend on its place in the chunk (and so
 // on the number of threads). A's row blocks start `block_step` apart (ROWS * lda, or packed
@@ -383,15 +409,30 @@ __attribute__((flatten)) void matmul_row_blocks(const T* P_A, int64_t rows, int6
 }
 
 // The G gate blocks of a weight matrix, each packed: block g is columns g*U.. of B (depth x
-// G*width), or with `by_rows` rows g*depth.. of B (G*depth x width); it starts at g*depth*width.
+// G*width); it starts at g*depth*width.
 template <typename T>
-std::vector<T> pack_gates(const void* weights, int64_t depth, int64_t width, int64_t G,
-                          bool by_rows) {
+std::vector<T> pack_gates(const void* weights, int64_t depth, int64_t width, int64_t G) {
   const T* B = static_cast<const T*>(weights);
   std::vector<T> packed(G * depth * width);
   for (int64_t g = 0; g < G; ++g)
-    pack(by_rows ? B + g * depth * width : B + g * width, by_rows ? width : G * width, depth,
-         width, packed.data() + g * depth * width);
+    pack(B + g * width, G * width, depth, width, packed.data() + g * depth * width);
+  return packed;
+}
+
+// The G gate blocks of a weight matrix's transpose, each packed: B (width x G*U), block g is
+// rows g*U.. of B^T (U x width), starting at g*U*width; with `stacked`, B^T (G*U x width)
+// packed as one (the same values: `gate_products_transposed`).
+template <typename T>
+std::vector<T> pack_gates_transposed(const void* weights, int64_t U, int64_t width, int64_t G,
+                                     bool stacked) {
+  const T* B = static_cast<const T*>(weights);
+  std::vector<T> packed(G * U * width);
+  if (stacked) {
+    pack_transposed(B, G * U, G * U, width, packed.data());
+    return packed;
+  }
+  for (int64_t g = 0; g < G; ++g)
+    pack_transposed(B + g * U, G * U, U, width, packed.data() + g * U * width);
   return packed;
 }
 
@@ -533,7 +574,7 @@ void gate_products(const T* A, int64_t lda, const T* mask, const T* P, T* dst, i
 
 // dst (rows x depth, ldd) (+)= sum over g0 <= g < g1 of (D_g @ BT_g) * mask[:, g], D_g =
 // D[:, (g-g0)*U : (g-g0+1)*U]: the gradient `gate_products` passes to A. PT holds BT_g = B_g^T
-// (U x depth) packed (`pack_gates` by rows), or with `stacked` all G blocks packed as one (G*U x
+// (U x depth) packed (`pack_gates_transposed`), or with `stacked` all G blocks packed as one (G*U x
 // depth) matrix (then g0 = 0, g1 = G, no mask: one product G*U deep instead of G products U
 // deep, the same sums in the same order); mask (rows, G, depth) or null; Tg (rows x depth)
 // scratch.
@@ -1310,8 +1351,8 @@ template <typename T, int64_t ACT, int64_t RACT> struct Forward {
         ::pack<T>(stacked.data() + g * U, W, F + U, U, w.both.data() + g * (F + U) * U);
       return w;
     }
-    w.kernel = pack_gates<T>(p.kernel, F, U, p.gates, false);
-    w.recurrent = pack_gates<T>(p.recurrent_kernel, U, U, p.gates, false);
+    w.kernel = pack_gates<T>(p.kernel, F, U, p.gates);
+    w.recurrent = pack_gates<T>(p.recurrent_kernel, U, U, p.gates);
     return w;
   }
   static void run(const Problem& p, const PackedWeights<T>& w, int64_t b0, int64_t rows) {
@@ -1325,16 +1366,15 @@ template <typename T, int64_t ACT, int64_t RACT> struct Backward {
   static PackedWeights<T> pack(const Problem& p) {
     const bool kernel_stacked = !p.input_dropout;
     const bool recurrent_stacked = !p.recurrent_dropout && (p.cell == SIMPLE_RNN || p.cell == LSTM);
-    auto packed = [&](const void* weights, int64_t width, bool stacked) {
-      return stacked ? pack_gates<T>(weights, p.gates * p.units, width, 1, true)
-                     : pack_gates<T>(weights, p.units, width, p.gates, true);
-    };
     // The kernel is read only for the inputs' gradient (a benchmark's or an Embedding-fed
     // layer's inputs need none).
-    PackedWeights<T> w{p.input_gradient ? packed(p.kernel_t, p.features, kernel_stacked)
-                                        : std::vector<T>{},
-                       packed(p.recurrent_kernel_t, p.units, recurrent_stacked), kernel_stacked,
-                       recurrent_stacked};
+    PackedWeights<T> w{
+        p.input_gradient
+            ? pack_gates_transposed<T>(p.kernel, p.units, p.features, p.gates, kernel_stacked)
+            : std::vector<T>{},
+        pack_gates_transposed<T>(p.recurrent_kernel, p.units, p.units, p.gates,
+                                 recurrent_stacked),
+        kernel_stacked, recurrent_stacked};
     w.gradient_group = gradient_group<T>(p);
     if (w.gradient_group)
       w.gradient_sums.assign(p.batch / w.gradient_group * (p.features + p.units + 1) * p.gates *

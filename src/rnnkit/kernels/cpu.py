@@ -18,10 +18,11 @@ chunk of the batch lie together (one stream per array for the hardware prefetche
 one per row, which made reading them back the larger part of the backward pass):
 
     inputs  (B, T, F)     the layer's inputs by time index
-    K       (F, G*U)      kernel (KT: its transpose); bias (G*U,) input bias (zeros without)
+    K       (F, G*U)      kernel (the backward pass packs its transpose from it); bias (G*U,)
+                          input bias (zeros without)
     input_dropout_mask (B, G, F)  read when `input_dropout`
-    R       (U, G*U)      recurrent kernel (RT: its transpose, (G*U, U)); brec (G*U,) recurrent
-                          bias (GRU reset_after; zeros otherwise)
+    R       (U, G*U)      recurrent kernel (the same); brec (G*U,) recurrent bias (GRU
+                          reset_after; zeros otherwise)
     mask    (B, T)        False (0) where a step is masked
     recurrent_dropout_mask (B, G, U)  read when `recurrent_dropout`
     out     (B, T, U)     outputs in processing order (reversed when going backwards); with
@@ -41,8 +42,8 @@ one per row, which made reading them back the larger part of the backward pass):
     dinputs (B, T, F)     backward: the inputs' gradient, filled when `input_gradient`
     dkernel (F, G*U), drecurrent (U, G*U), dbias (G*U,)  backward: the weight gradients,
                           where the backward pass forms them (`backward`)
-    ids     (B, T) int64  folded inputs (where `table` is given; F is then 0 and inputs, K and
-                          KT are not read): each step's input product is its id's table row
+    ids     (B, T) int64  folded inputs (where `table` is given; F is then 0 and inputs and K
+                          are not read): each step's input product is its id's table row
     table   (V, G*U)      folded inputs: each id's input product x @ K + bias, formed once
 
 Cells (`CellKind`): SIMPLE_RNN (G=1), LSTM (G=4: i, f, c, o), GRU_RESET_AFTER and

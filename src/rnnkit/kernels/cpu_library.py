@@ -57,8 +57,8 @@ OPTIONS = (
     "threads", "weight_gradients",
 )  # fmt: skip
 ARRAYS = (
-    "inputs", "kernel", "kernel_t", "input_bias", "input_dropout_mask", "recurrent_kernel",
-    "recurrent_kernel_t", "recurrent_bias", "h0", "c0", "recurrent_dropout_mask", "mask", "out",
+    "inputs", "kernel", "input_bias", "input_dropout_mask", "recurrent_kernel",
+    "recurrent_bias", "h0", "c0", "recurrent_dropout_mask", "mask", "out",
     "h_last", "c_last", "hs", "cs", "gate_values", "pre", "inner_h", "dout", "dh_last",
     "dc_last", "dxproj", "dinner", "dinputs", "dh0", "dc0", "dkernel", "drecurrent", "dbias",
     "ids", "table",

@@ -167,12 +167,8 @@ def run_backward(
     """
     batch, _, units = dout.shape
     dtype = dout.dtype
-    kernel = arrays["kernel"]
-    features, width = kernel.shape
+    features, width = arrays["kernel"].shape
     arrays.update(
-        # Read only for the inputs' gradient (the kernels do not pack it otherwise).
-        kernel_t=kernel.t().contiguous() if options["input_gradient"] else kernel.new_empty(0),
-        recurrent_kernel_t=arrays["recurrent_kernel"].t().contiguous(),
         dout=dout.contiguous(),
         dh_last=dh_last.contiguous(),
         dc_last=dc_last.contiguous(),
