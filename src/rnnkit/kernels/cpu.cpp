@@ -232,9 +232,9 @@ void pack(const T* B, int64_t ldb, int64_t depth, int64_t width, T* P) {
 
 // `pack` of B = A^T (depth x width, B(k, j) = A[j * lda + k]): A's rows become the panels'
 // columns, 16 depth rows at a time (each tile of A's rows and of the panel stays in L1). The
-// backward pass packs the weights' transposes so, straight from the weights: a transposed
-// copy made first (Python's `.t().contiguous()`) took 0.45 ms for the large LSTM's recurrent
-// kernel, and packing it took another pass.
+// backward pass packs the weights' transposes so, straight from the weights, rather than
+// packing a transposed copy made first (one pass over the weights instead of two: see
+// benchmarks/README.md, "The large LSTM step (issue 24, eleventh session)").
 template <typename T, int64_t PANEL>
 inline void pack_transposed_panel(const T* A, int64_t lda, int64_t depth, T* P) {
   constexpr int64_t TILE = 16;
