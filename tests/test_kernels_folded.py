@@ -1,7 +1,8 @@
 """Tests of the folded recurrence (rnnkit.kernels.folded): an Embedding's lookup folded into the
 fused kernel's input product computes what the fused kernel computes on the looked-up vectors,
-values and every gradient (embeddings, kernel, biases, recurrent kernel, initial states); the
-table's gradient (`cpu.scatter_rows`) equals `index_add_`'s to the bit, whatever the threads."""
+values and every gradient (embeddings, kernel, biases, recurrent kernel, initial states), also
+where the backward kernel forms the recurrent kernel's gradient itself; the table's gradient
+(`cpu.scatter_rows`) equals `index_add_`'s to the bit, whatever the threads."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ VOCABULARY, FEATURES, UNITS, BATCH, TIMESTEPS = 23, 5, 4, 6, 7
 
 
 def make_call(kind, dtype, seed, *, return_sequences=True, go_backwards=False, masked=True,
-              recurrent_dropout=False):  # fmt: skip
+              recurrent_dropout=False, batch=BATCH):  # fmt: skip
     """A built layer's recurrence with its call's flags, ids, embeddings and initial states."""
     generator = torch.Generator().manual_seed(seed)
     options = dict(KINDS[kind].options, return_sequences=return_sequences, dtype=dtype)
@@ -26,11 +27,11 @@ def make_call(kind, dtype, seed, *, return_sequences=True, go_backwards=False, m
     with torch.no_grad():
         for weight in layer.parameters():
             weight.copy_(torch.randn(weight.shape, generator=generator, dtype=dtype) * 0.5)
-    ids = torch.randint(0, VOCABULARY, (BATCH, TIMESTEPS), generator=generator)
-    mask = torch.rand(BATCH, TIMESTEPS, generator=generator) > 0.3 if masked else None
+    ids = torch.randint(0, VOCABULARY, (batch, TIMESTEPS), generator=generator)
+    mask = torch.rand(batch, TIMESTEPS, generator=generator) > 0.3 if masked else None
     masks = None
     if recurrent_dropout:
-        keep = torch.rand(BATCH, KINDS[kind].gates, UNITS, generator=generator) > 0.4
+        keep = torch.rand(batch, KINDS[kind].gates, UNITS, generator=generator) > 0.4
         masks = DropoutMasks(None, keep.to(dtype) / 0.6)
     recurrence = Recurrence(
         layer.cell_spec(),
@@ -42,7 +43,7 @@ def make_call(kind, dtype, seed, *, return_sequences=True, go_backwards=False, m
     embeddings = torch.randn(VOCABULARY, FEATURES, generator=generator, dtype=dtype)
     embeddings.requires_grad_(True)
     states = [
-        torch.randn(BATCH, UNITS, generator=generator, dtype=dtype).requires_grad_(True)
+        torch.randn(batch, UNITS, generator=generator, dtype=dtype).requires_grad_(True)
         for _ in range(KINDS[kind].states)
     ]
     return layer, recurrence, ids, embeddings, states
@@ -92,6 +93,21 @@ def test_folded_recurrence_matches_the_fused_kernel_on_the_looked_up_inputs(kind
 )
 def test_folded_recurrence_matches_with_each_call_flag(kind, flags):
     assert_folded_matches_unfolded(torch.float64, kind, seed=5, **flags)
+
+
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm"])
+@pytest.mark.parametrize("batch", [16, 128])  # row groups of 8 (several steps a product), of 64
+@pytest.mark.parametrize("recurrent_dropout", [False, True])
+def test_the_backward_kernel_forms_the_folded_recurrent_kernels_gradient(
+    kind, batch, recurrent_dropout, monkeypatch
+):
+    def long_products(*args):
+        raise AssertionError("the backward kernel should have formed the gradient itself")
+
+    monkeypatch.setattr(fused, "recurrent_gradients", long_products)
+    assert_folded_matches_unfolded(
+        torch.float32, kind, seed=9, batch=batch, recurrent_dropout=recurrent_dropout
+    )
 
 
 def test_folded_recurrence_passes_gradcheck():

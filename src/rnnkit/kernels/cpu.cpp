@@ -37,6 +37,9 @@ struct Problem {
   int64_t go_backwards, zero_output_for_mask, unroll, activation, recurrent_activation;
   int64_t input_dropout, recurrent_dropout, save, save_preactivations, input_gradient;
   int64_t return_sequences, threads, weight_gradients;
+  // Where the backward forms the weight gradients, whether it also writes dxproj (the folded
+  // path's table gradient sums it); elsewhere dxproj is always written.
+  int64_t write_dxproj;
   const void *inputs, *kernel, *input_bias, *input_dropout_mask;
   const void *recurrent_kernel, *recurrent_bias, *h0, *c0;
   const void* recurrent_dropout_mask;
@@ -962,10 +965,11 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   std::vector<T> dH(dh_last, dh_last + rows * U), dC(dc_last, dc_last + rows * U);
   std::vector<T> dHP(rows * U), d_rh(rows * U), Tg(rows * U), TgF(rows * F);
   // Where this pass forms the weight gradients: the chunk's groups' sums, and a step's DX in a
-  // buffer of its own instead of dxproj.
+  // buffer of its own instead of dxproj (unless dxproj is still wanted).
   const int64_t group = w.gradient_group;
   T* sums = group ? w.gradient_sums.data() + b0 / group * (F + U + 1) * W : nullptr;
-  std::vector<T> dx_step(sums ? rows * W : 0);
+  const bool own_dx = sums && !p.write_dxproj;
+  std::vector<T> dx_step(own_dx ? rows * W : 0);
   std::optional<GradientSteps<T>> gradient_steps;
   if (sums) gradient_steps.emplace(group, rows, F, U, W, M && G > 1 ? G : 1);
   for (int64_t s = T_ - 1; s >= 0; --s) {
@@ -983,7 +987,7 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
     }
     // DX: the pre-activations' gradient, written straight into dxproj; DI, GRU reset_after:
     // the gradient of inner_h, straight into dinner (the chunk's rows, contiguous).
-    T* DX = sums ? dx_step.data() : at(p.dxproj, 0, W);
+    T* DX = own_dx ? dx_step.data() : at(p.dxproj, 0, W);
     T* DI = p.cell == GRU_RESET_AFTER ? at(p.dinner, 0, U) : nullptr;
     const int64_t ldx = W, ldi = U;
     for (int64_t i = 0; i < rows; ++i) {
@@ -1441,7 +1445,8 @@ void rnnkit_free_forward_weights(void* packed, int64_t precise) {
 // Backpropagates through `rnnkit_forward`: the gradients of the inputs, the initial states and
 // the pre-activations; the weight gradients are `rnnkit_long_product`s of what this fills, or,
 // where it returns 1 (`gradient_group`: only if `weight_gradients` asked for them),
-// this pass has formed them (dkernel, drecurrent, dbias) and left dxproj unwritten.
+// this pass has formed them (dkernel, drecurrent, dbias) and left dxproj unwritten unless
+// `write_dxproj` asked for it.
 int64_t rnnkit_backward(const Problem* p, int64_t precise) {
   run_chunks<Backward>(*p, precise);
   return (precise ? gradient_group<double>(*p) : gradient_group<float>(*p)) > 0;

@@ -161,10 +161,11 @@ def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> bool:
     either dxproj (for `weight_gradient`) or, where it can and `options["weight_gradients"]`
     asks for it, the weight gradients dkernel, drecurrent and dbias themselves (for SimpleRNN and
     LSTM without input dropout, at some sizes: the kernel decides by the sizes alone, so the
-    result does not depend on the number of threads).
+    result does not depend on the number of threads), and then dxproj too only where
+    `options["write_dxproj"]` asks for it (the folded path's table gradient).
 
     Returns:
-        Whether it formed the weight gradients (and left dxproj unwritten).
+        Whether it formed the weight gradients (and left dxproj unwritten unless asked).
     """
     problem = _problem(options, arrays)
     precise = arrays["dout"].dtype == torch.float64

@@ -54,7 +54,7 @@ OPTIONS = (
     "cell", "batch", "timesteps", "features", "units", "gates", "go_backwards",
     "zero_output_for_mask", "unroll", "activation", "recurrent_activation", "input_dropout",
     "recurrent_dropout", "save", "save_preactivations", "input_gradient", "return_sequences",
-    "threads", "weight_gradients",
+    "threads", "weight_gradients", "write_dxproj",
 )  # fmt: skip
 ARRAYS = (
     "inputs", "kernel", "input_bias", "input_dropout_mask", "recurrent_kernel",

@@ -120,16 +120,23 @@ class _FoldedRecurrence(torch.autograd.Function):
     def backward(ctx, dout, dh_last, dc_last):
         ids, *saved = ctx.saved_tensors
         arrays = dict(zip(fused.SAVED, saved))
-        # dxproj, which the table's gradient sums, not the weight gradients in the kernel.
-        options = dict(ctx.kernel_options, input_gradient=False, weight_gradients=False)
-        fused.run_backward(options, arrays, dout, dh_last, dc_last)
+        # The recurrent kernel's gradient in the kernel where it can (no inputs: the kernel's
+        # and input bias's are the table's), and dxproj for the table's gradient to sum.
+        needs_table = ctx.needs_input_grad[1]
+        options = dict(ctx.kernel_options, input_gradient=False, weight_gradients=True,
+                       write_dxproj=needs_table)  # fmt: skip
+        formed = fused.run_backward(options, arrays, dout, dh_last, dc_last)
         dtable = None
         dxproj = arrays["dxproj"]  # (T, B, G, U), time-major
-        if ctx.needs_input_grad[1]:  # before recurrent_gradients, which may overwrite a gate
+        if needs_table:  # before recurrent_gradients, which may overwrite a gate
             timesteps, batch, gates, units = dxproj.shape
             dtable = dxproj.new_empty(ctx.table_rows, gates * units)
             ids_by_time = ids.t().contiguous().view(-1)  # (T*B,), dxproj's row order
             cpu.scatter_rows(ids_by_time, dxproj.view(timesteps * batch, -1), dtable)
-        drecurrent, drecurrent_bias = fused.recurrent_gradients(options, arrays)
+        if formed:  # SimpleRNN and LSTM alone, which have no recurrent bias
+            drecurrent = arrays["drecurrent"]
+            drecurrent_bias = torch.zeros(drecurrent.shape[1], dtype=dout.dtype)
+        else:
+            drecurrent, drecurrent_bias = fused.recurrent_gradients(options, arrays)
         return (None, dtable, drecurrent, drecurrent_bias, arrays["dh0"], arrays["dc0"],
                 None, None, None, None)  # fmt: skip

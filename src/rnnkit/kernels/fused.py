@@ -20,7 +20,7 @@ import torch
 
 from rnnkit.activations import ActivationCode
 from rnnkit.kernels import buffers, cpu, cpu_library
-from rnnkit.kernels.loop import zero_masked_steps
+from rnnkit.kernels.loop import zero_nonfinite_masked_steps
 from rnnkit.kernels.spec import (
     CellKind,
     CellSpec,
@@ -294,9 +294,10 @@ def operands(
     if will_run_backward(differentiable):
         # The forward pass keeps the states of a padded step (a selection: whatever the step
         # held, NaN or inf, reaches no output), but the backward pass's weight gradients
-        # multiply every step's inputs by its gradients, zeros there: NaN * 0 is NaN. Without
-        # a backward pass the inputs are passed as they are (a pass over them saved).
-        differentiable[0] = zero_masked_steps(inputs, recurrence.mask)
+        # multiply every step's inputs by its gradients, zeros there: NaN * 0 is NaN, so masked
+        # steps holding one are zeroed first. Without a backward pass the inputs are passed as
+        # they are.
+        differentiable[0] = zero_nonfinite_masked_steps(inputs, recurrence.mask)
     differentiable = tuple(differentiable)
     activation, recurrent_activation = spec.activation_code, spec.recurrent_activation_code
     options = {
