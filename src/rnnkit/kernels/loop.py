@@ -48,7 +48,7 @@ def zero_nonfinite_masked_steps(inputs: torch.Tensor, mask: torch.Tensor | None)
         return inputs
     with torch.no_grad():
         masked_rows = (~mask).reshape(-1).nonzero().squeeze(1)
-        held = inputs.reshape(-1, inputs.shape[-1]).index_select(0, masked_rows)
+        held = inputs.flatten(0, 1).index_select(0, masked_rows)
         if bool(torch.isfinite(held.sum())):  # a NaN or inf anywhere makes the sum one
             return inputs
     return zero_masked_steps(inputs, mask)
