@@ -94,8 +94,8 @@ class _FoldedRecurrence(torch.autograd.Function):
     """The compiled forward and backward recurrences on folded inputs.
 
     The backward kernel fills the pre-activations' gradients (and those of the initial
-    states); the table's gradient is their sum per id, the recurrent weights' the long products
-    of the unfolded path.
+    states); the table's gradient is their sum per id, the recurrent weights' are formed as on
+    the unfolded path (in the backward kernel's row groups where it can, else long products).
     """
 
     @staticmethod
