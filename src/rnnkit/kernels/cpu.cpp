@@ -223,19 +223,9 @@ inline void pack_masked_panel(const T* B, int64_t ldb, const T* mask, int64_t ld
     for (int64_t jj = 0; jj < PANEL; ++jj) P[k * PANEL + jj] = B[k * ldb + jj] * mask[k * ldm + jj];
 }
 
-template <typename T>
-void pack(const T* B, int64_t ldb, int64_t depth, int64_t width, T* P) {
-  constexpr int64_t LANES = VECTOR_BYTES / sizeof(T);
-  int64_t j = 0;
-  for (; j + 2 * LANES <= width; j += 2 * LANES)
-    pack_panel<T, 2 * LANES>(B + j, ldb, depth, P + depth * j);
-  for (; j + LANES <= width; j += LANES) pack_panel<T, LANES>(B + j, ldb, depth, P + depth * j);
-  for (; j < width; ++j) pack_panel<T, 1>(B + j, ldb, depth, P + depth * j);
-}
-
-// `pack` of B = A^T (depth x width, B(k, j) = A[j * lda + k]): A's rows become the panels'
-// columns, 16 depth rows at a time (each tile of A's rows and of the panel stays in L1). The
-// backward pass packs the weights' transposes so, straight from the weights, rather than
+// pack_panel of B = A^T (depth x PANEL, B(k, jj) = A[jj * lda + k]): A's rows become the
+// panel's columns, 16 depth rows at a time (each tile of A's rows and of the panel stays in L1).
+// The backward pass packs the weights' transposes so, straight from the weights, rather than
 // packing a transposed copy made first (one pass over the weights instead of two: see
 // benchmarks/README.md, "The large LSTM step (issue 24, eleventh session)").
 template <typename T, int64_t PANEL>
@@ -248,15 +238,24 @@ inline void pack_transposed_panel(const T* A, int64_t lda, int64_t depth, T* P) 
   }
 }
 
-template <typename T>
-void pack_transposed(const T* A, int64_t lda, int64_t depth, int64_t width, T* P) {
+// B (depth x width, row stride ld) in panels, as above; with TRANSPOSED, B = A^T for A (width x
+// depth, row stride ld) given in its place.
+template <typename T, bool TRANSPOSED = false>
+void pack(const T* B, int64_t ld, int64_t depth, int64_t width, T* P) {
   constexpr int64_t LANES = VECTOR_BYTES / sizeof(T);
+  auto panel = [&](auto panel_width, int64_t j) {
+    constexpr int64_t PANEL = decltype(panel_width)::value;
+    if constexpr (TRANSPOSED)
+      pack_transposed_panel<T, PANEL>(B + j * ld, ld, depth, P + depth * j);
+    else
+      pack_panel<T, PANEL>(B + j, ld, depth, P + depth * j);
+  };
   int64_t j = 0;
-  for (; j + 2 * LANES <= width; j += 2 * LANES)
-    pack_transposed_panel<T, 2 * LANES>(A + j * lda, lda, depth, P + depth * j);
-  for (; j + LANES <= width; j += LANES)
-    pack_transposed_panel<T, LANES>(A + j * lda, lda, depth, P + depth * j);
-  for (; j < width; ++j) pack_transposed_panel<T, 1>(A + j * lda, lda, depth, P + depth * j);
+  using TwoVectors = std::integral_constant<int64_t, 2 * LANES>;
+  using OneVector = std::integral_constant<int64_t, LANES>;
+  for (; j + 2 * LANES <= width; j += 2 * LANES) panel(TwoVectors{}, j);
+  for (; j + LANES <= width; j += LANES) panel(OneVector{}, j);
+  for (; j < width; ++j) panel(std::integral_constant<int64_t, 1>{}, j);
 }
 
 // Every element of C sums its products over the depth in order, in the same instructions
@@ -431,11 +430,11 @@ std::vector<T> pack_gates_transposed(const void* weights, int64_t U, int64_t wid
   const T* B = static_cast<const T*>(weights);
   std::vector<T> packed(G * U * width);
   if (stacked) {
-    pack_transposed(B, G * U, G * U, width, packed.data());
+    pack<T, true>(B, G * U, G * U, width, packed.data());
     return packed;
   }
   for (int64_t g = 0; g < G; ++g)
-    pack_transposed(B + g * U, G * U, U, width, packed.data() + g * U * width);
+    pack<T, true>(B + g * U, G * U, U, width, packed.data() + g * U * width);
   return packed;
 }
 

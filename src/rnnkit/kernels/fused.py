@@ -163,7 +163,8 @@ def run_backward(
     """Runs the compiled backward pass over what a forward call saved (`arrays`, by the names
     of `SAVED`), adding the gradients it fills to `arrays` (dinner, dinputs, dh0, dc0, and
     dxproj or, where `options["weight_gradients"]` asks and the kernel can, dkernel, drecurrent
-    and dbias); returns `cpu.backward`'s answer: whether it formed the weight gradients.
+    and dbias, then dxproj too where `options["write_dxproj"]` asks); returns `cpu.backward`'s
+    answer: whether it formed the weight gradients.
     """
     batch, _, units = dout.shape
     dtype = dout.dtype
