@@ -985,7 +985,11 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
       }
     }
     // DX: the pre-activations' gradient, written straight into dxproj; DI, GRU reset_after:
-    // the gradient of inner_h, straight into dinner (the chunk's rows, contiguous).
+    // the gradient of inner_h, straight into dinner (the chunk's rows, contiguous). dxproj may
+    // be the saved gate values themselves (`fused.run_backward`, where no second backward can
+    // come): a row's gate values are read at this step alone, by the loops below, each of which
+    // reads a unit's gate values before it writes their gradients (same index, so no `ivdep`
+    // loop is wrong for it), and nothing reads them after.
     T* DX = own_dx ? dx_step.data() : at(p.dxproj, 0, W);
     T* DI = p.cell == GRU_RESET_AFTER ? at(p.dinner, 0, U) : nullptr;
     const int64_t ldx = W, ldi = U;
@@ -1051,8 +1055,9 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
         if (p.cell == GRU_RESET_AFTER) {  // out of the loop above, as in forward_chunk
           #pragma GCC ivdep
           for (int64_t j = 0; j < U; ++j) {
-            dx[U + j] = dx[2 * U + j] * x[j] * derivative_of(f.ract, a[U + j], src[U + j]);
-            di[j] = dx[2 * U + j] * a[U + j];
+            const T reset = a[U + j];  // read before dx[U + j], which may lie over it
+            dx[U + j] = dx[2 * U + j] * x[j] * derivative_of(f.ract, reset, src[U + j]);
+            di[j] = dx[2 * U + j] * reset;
           }
         }
       }
@@ -1066,8 +1071,9 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
         #pragma GCC ivdep
         for (int64_t j = 0; j < U; ++j) {
           const T d_x = d_rh[i * U + j] * (M ? M[(i * G + 2) * U + j] : T(1));
-          DX[i * ldx + U + j] = d_x * hp[j] * derivative_of(f.ract, a[U + j], src[U + j]);
-          dHP[i * U + j] += d_x * a[U + j];
+          const T reset = a[U + j];  // read before DX's entry, which may lie over it
+          DX[i * ldx + U + j] = d_x * hp[j] * derivative_of(f.ract, reset, src[U + j]);
+          dHP[i * U + j] += d_x * reset;
         }
       }
     }

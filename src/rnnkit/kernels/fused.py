@@ -164,16 +164,23 @@ def run_backward(
     of `SAVED`), adding the gradients it fills to `arrays` (dinner, dinputs, dh0, dc0, and
     dxproj or, where `options["weight_gradients"]` asks and the kernel can, dkernel, drecurrent
     and dbias, then dxproj too where `options["write_dxproj"]` asks); returns `cpu.backward`'s
-    answer: whether it formed the weight gradients.
+    answer: whether it formed the weight gradients. Where the graph is not kept for another
+    backward pass, dxproj is `arrays["gate_values"]` itself, overwritten.
     """
     batch, _, units = dout.shape
     dtype = dout.dtype
     features, width = arrays["kernel"].shape
+    # dxproj goes over the saved gate values where no second backward pass can come: the kernel
+    # reads a row's gate values at one step alone, before it writes their gradients (cpu.cpp,
+    # `backward_chunk`), so a fresh buffer's memory and first writes are saved. A graph kept for
+    # another pass (`retain_graph`, `create_graph`, as gradcheck runs) still needs them.
+    gates = arrays["gate_values"]
+    dxproj = _scratch(True, gates.shape, dtype) if backward_keeps_graph() else gates
     arrays.update(
         dout=dout.contiguous(),
         dh_last=dh_last.contiguous(),
         dc_last=dc_last.contiguous(),
-        dxproj=_scratch(True, arrays["gate_values"].shape, dtype),
+        dxproj=dxproj,
         dinner=_scratch(options["cell"] == CellKind.GRU_RESET_AFTER, arrays["hs"].shape, dtype),
         dinputs=_buffer(options["input_gradient"], arrays["inputs"].shape, dtype),
         dh0=torch.empty(batch, units, dtype=dtype),
@@ -183,6 +190,15 @@ def run_backward(
         dbias=torch.empty(width, dtype=dtype),
     )
     return cpu.backward(options, arrays)
+
+
+def backward_keeps_graph() -> bool:
+    """Whether the running backward pass keeps the graph for another one (`retain_graph` or
+    `create_graph`; True outside a backward pass), as PyTorch's own reuse of saved buffers asks
+    (`torch._functorch._aot_autograd`); a PyTorch without that private query counts as keeping
+    it."""
+    query = getattr(torch._C._autograd, "_get_current_graph_task_keep_graph", None)
+    return query is None or bool(query())
 
 
 # What the forward pass keeps for the backward pass.
