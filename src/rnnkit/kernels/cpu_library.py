@@ -210,7 +210,18 @@ def library() -> ctypes.CDLL:
     lib.rnnkit_scatter_rows.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int64] * 3 + [
         ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]  # fmt: skip
     lib.rnnkit_scatter_rows.restype = None
+    lib.rnnkit_rmsprop_update.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] + [
+        ctypes.c_double] * 4 + [ctypes.c_int64] * 2  # fmt: skip
+    lib.rnnkit_rmsprop_update.restype = None
     return lib
+
+
+def loaded() -> bool:
+    """Whether this process has built or loaded the kernels already (`library()` ran and
+    succeeded). Callers that only gain speed from them, such as a fused optimizer step, use
+    them then and never start the build themselves: a model with no recurrent layer would
+    otherwise wait for a compile it does not need."""
+    return library.cache_info().currsize > 0
 
 
 def kernel_isa() -> str:

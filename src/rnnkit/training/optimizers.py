@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from rnnkit.kernels.optimizer_updates import rmsprop_update
 from rnnkit.training.optimizer import (
     KerasOptimizer,
     Optimizer,
@@ -153,8 +154,12 @@ class RMSprop(Optimizer):
                 state["momentum"] = torch.zeros_like(parameter)
             if self.centered:
                 state["average_gradient"] = torch.zeros_like(parameter)
-        # In place: one temporary (the denominator) instead of eight, for embedding tables.
         velocity = state["velocity"]
+        if not (self.momentum > 0 or self.centered) and rmsprop_update(
+            parameter, gradient, velocity, learning_rate, self.rho, self.epsilon
+        ):
+            return  # one compiled pass over the arrays instead of the five below
+        # In place: one temporary (the denominator) instead of eight, for embedding tables.
         velocity.mul_(self.rho).addcmul_(gradient, gradient, value=1 - self.rho)
         if self.centered:
             average = state["average_gradient"]
