@@ -1,5 +1,6 @@
 """Tests of the fused backward pass writing the pre-activations' gradient (dxproj) over the saved
-gate values (rnnkit.kernels.fused.run_backward): where the graph is not kept for another
+gate values, and GRU reset_after's inner_h gradient over inner_h (rnnkit.kernels.fused
+.run_backward): where the graph is not kept for another
 backward pass, every gradient equals, to the bit, the one computed with dxproj in a buffer of its
 own (each cell, masks, go_backwards, dropout, silu's saved pre-activations, float64, the folded
 path and the backward's row groups); where it is kept (`retain_graph=True`, gradcheck), a second
@@ -12,7 +13,7 @@ import torch
 from conftest import KINDS
 
 from rnnkit.kernels import cpu, folded, fused
-from rnnkit.kernels.spec import DropoutMasks, Recurrence
+from rnnkit.kernels.spec import CellKind, DropoutMasks, Recurrence
 
 # Sizes off the vector widths: 13 rows (six-row, four-row blocks and a last row), 13 units and
 # 11 inputs (two-vector strips, one-vector strips and single columns).
@@ -103,12 +104,16 @@ def gradients(kind, fold, **options):
 
 @pytest.fixture
 def dxproj_over_gates(monkeypatch):
-    """Records, for each backward kernel call, whether dxproj was the saved gate values."""
+    """Records, for each backward kernel call, whether dxproj was the saved gate values (and
+    GRU reset_after's dinner inner_h): True, False, or "mixed" where only one was."""
     aliased = []
     backward = cpu.backward
 
     def recording(options, arrays):
-        aliased.append(arrays["dxproj"].data_ptr() == arrays["gate_values"].data_ptr())
+        over = [arrays["dxproj"].data_ptr() == arrays["gate_values"].data_ptr()]
+        if options["cell"] == CellKind.GRU_RESET_AFTER:
+            over.append(arrays["dinner"].data_ptr() == arrays["inner_h"].data_ptr())
+        aliased.append(over[0] if len(set(over)) == 1 else "mixed")
         return backward(options, arrays)
 
     monkeypatch.setattr(cpu, "backward", recording)

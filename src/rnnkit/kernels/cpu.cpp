@@ -986,10 +986,10 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
     }
     // DX: the pre-activations' gradient, written straight into dxproj; DI, GRU reset_after:
     // the gradient of inner_h, straight into dinner (the chunk's rows, contiguous). dxproj may
-    // be the saved gate values themselves (`fused.run_backward`, where no second backward can
-    // come): a row's gate values are read at this step alone, by the loops below, each of which
-    // reads a unit's gate values before it writes their gradients (same index, so no `ivdep`
-    // loop is wrong for it), and nothing reads them after.
+    // be the saved gate values themselves, and dinner inner_h (`fused.run_backward`, where no
+    // second backward can come): a row's saved values are read at this step alone, by the loops
+    // below, each of which reads a unit's values before it writes their gradients (same index,
+    // so no `ivdep` loop is wrong for it), and nothing reads them after.
     T* DX = own_dx ? dx_step.data() : at(p.dxproj, 0, W);
     T* DI = p.cell == GRU_RESET_AFTER ? at(p.dinner, 0, U) : nullptr;
     const int64_t ldx = W, ldi = U;

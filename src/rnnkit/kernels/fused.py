@@ -165,23 +165,28 @@ def run_backward(
     dxproj or, where `options["weight_gradients"]` asks and the kernel can, dkernel, drecurrent
     and dbias, then dxproj too where `options["write_dxproj"]` asks); returns `cpu.backward`'s
     answer: whether it formed the weight gradients. Where the graph is not kept for another
-    backward pass, dxproj is `arrays["gate_values"]` itself, overwritten.
+    backward pass, dxproj is `arrays["gate_values"]` itself, overwritten, and dinner
+    `arrays["inner_h"]`.
     """
     batch, _, units = dout.shape
     dtype = dout.dtype
     features, width = arrays["kernel"].shape
-    # dxproj goes over the saved gate values where no second backward pass can come: the kernel
-    # reads a row's gate values at one step alone, before it writes their gradients (cpu.cpp,
-    # `backward_chunk`), so a fresh buffer's memory and first writes are saved. A graph kept for
-    # another pass (`retain_graph`, `create_graph`, as gradcheck runs) still needs them.
+    # dxproj goes over the saved gate values, and GRU reset_after's dinner over inner_h, where no
+    # second backward pass can come: the kernel reads a row's saved values at one step alone,
+    # before it writes their gradients (cpu.cpp, `backward_chunk`), so a fresh buffer's memory
+    # and first writes are saved. A graph kept for another pass (`retain_graph`, `create_graph`,
+    # as gradcheck runs) still needs them.
+    in_place = not backward_keeps_graph()
+    after = options["cell"] == CellKind.GRU_RESET_AFTER
     gates = arrays["gate_values"]
-    dxproj = _scratch(True, gates.shape, dtype) if backward_keeps_graph() else gates
+    dxproj = gates if in_place else _scratch(True, gates.shape, dtype)
+    dinner = arrays["inner_h"] if in_place and after else _scratch(after, arrays["hs"].shape, dtype)
     arrays.update(
         dout=dout.contiguous(),
         dh_last=dh_last.contiguous(),
         dc_last=dc_last.contiguous(),
         dxproj=dxproj,
-        dinner=_scratch(options["cell"] == CellKind.GRU_RESET_AFTER, arrays["hs"].shape, dtype),
+        dinner=dinner,
         dinputs=_buffer(options["input_gradient"], arrays["inputs"].shape, dtype),
         dh0=torch.empty(batch, units, dtype=dtype),
         dc0=torch.empty(batch, units, dtype=dtype),
