@@ -37,8 +37,10 @@ one per row, which made reading them back the larger part of the backward pass):
                           GRU reset_after: h @ R_h + b_h; GRU reset_before: r * h (times the
                           h-gate's dropout mask); SimpleRNN and LSTM: none
     dout    (B, T, U)     backward: the outputs' gradient, shaped as `out`
-    dxproj  (T, B, G, U)  backward: the gradient of the pre-activations, by time index
+    dxproj  (T, B, G, U)  backward: the gradient of the pre-activations, by time index (may be
+                          `gates` itself: each row's gate values are read before it is written)
     dinner  (T, B, U)     backward, GRU reset_after: the gradient of inner_h, by time index
+                          (may be `inner_h` itself, likewise)
     dinputs (B, T, F)     backward: the inputs' gradient, filled when `input_gradient`
     dkernel (F, G*U), drecurrent (U, G*U), dbias (G*U,)  backward: the weight gradients,
                           where the backward pass forms them (`backward`)
