@@ -16,8 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rnnkit import reference
-from rnnkit.kernels import fused
-from rnnkit.kernels.spec import Recurrence
 from rnnkit.layers import GRU, LSTM, SimpleRNN
 
 KINDS = {
@@ -116,37 +114,6 @@ def test_fused_kernels_match_the_reference_and_the_loops_gradients(problem):
     for got, want in zip(gradients, loop_gradients):
         assert torch.isfinite(got).all()
         torch.testing.assert_close(got, want, atol=gradient_tolerance, rtol=0)
-
-
-@pytest.mark.parametrize("kind", sorted(KINDS))
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_a_bound_inference_call_reads_and_writes_its_buffers_at_each_run(kind, dtype):
-    """`InferenceCall.bind`: each run reads what the input and state buffers hold then, and
-    writes the output and final states, as `run_fused` computes them."""
-    torch.manual_seed(0)
-    layer_class, options, _ = KINDS[kind]
-    layer = layer_class(5, **options)
-    layer(torch.zeros(2, 3, 4))
-    layer = layer.to(dtype)
-    recurrence = Recurrence(layer.cell_spec(), return_sequences=False)
-    count = 2 if kind == "lstm" else 1
-    inputs = torch.zeros(2, 3, 4, dtype=dtype)
-    states = [torch.zeros(2, 5, dtype=dtype) for _ in range(count)]
-    output, final = (
-        torch.zeros(2, 5, dtype=dtype),
-        [torch.zeros(2, 5, dtype=dtype) for _ in range(count)],
-    )
-    with torch.no_grad():
-        run = fused.InferenceCall(recurrence, inputs, states).bind(inputs, states, output, final)
-        for _ in range(2):  # new values in the same buffers each time
-            inputs.copy_(torch.randn(2, 3, 4, dtype=dtype))
-            for state in states:
-                state.copy_(torch.randn(2, 5, dtype=dtype))
-            _, expected_output, expected_states = fused.run_fused(recurrence, inputs, states)
-            run()
-            torch.testing.assert_close(output, expected_output, rtol=0, atol=0)
-            for got, expected in zip(final, expected_states):
-                torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))

@@ -243,3 +243,56 @@ def test_states_carried_from_a_call_with_a_graph_are_detached():
         loop(torch.zeros(1, 1, FEATURES))  # keeps the twins in step (the loop's input differs)
     loop._states = [state.clone() for state in fused.states]
     steps(fused, loop, seed=6)
+
+
+def masked_calls(fused, loop, count=3, batch=3, timesteps=6, seed=6):
+    """Masked calls of every padding pattern (left, right, gaps, a row without a real step) on
+    both layers, each output checked against the loop's."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _ in range(count):
+            x = torch.randn(batch, timesteps, FEATURES, generator=generator)
+            mask = torch.rand(batch, timesteps, generator=generator) > 0.4
+            mask[0] = torch.arange(timesteps) >= timesteps // 2
+            mask[-1] = False
+            expected = loop(x, mask=mask)
+            torch.testing.assert_close(fused(x, mask=mask), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize(
+    "options", [{}, {"return_sequences": True, "go_backwards": True, "zero_output_for_mask": True}]
+)
+def test_masked_calls_rerun_the_prepared_call_with_each_calls_mask(kind, options, monkeypatch):
+    """A model whose Embedding masks padding predicts batch after batch: each batch's mask goes
+    to the prepared call."""
+    fused, loop = twins(kind, **options)
+    masked_calls(fused, loop, count=1)
+    assert fused._small_call is not None
+
+    general_select = rnn.select
+
+    def no_general_path(recurrence, inputs, *, use_fused):
+        if use_fused is True:  # the layer under test (the loop's twin chooses every call)
+            raise AssertionError("a prepared masked call went the general way")
+        return general_select(recurrence, inputs, use_fused=use_fused)
+
+    monkeypatch.setattr(rnn, "select", no_general_path)
+    masked_calls(fused, loop, count=3, seed=7)
+
+
+def test_a_mask_goes_to_a_call_prepared_with_one_alone():
+    """A masked call after an unmasked one, and the reverse, go the general way (which prepares
+    again); a mask the prepared call cannot take as it is (a NumPy array, 0/1 floats) goes the
+    general way, which converts it; a mask of the wrong shape is still refused."""
+    fused, loop = twins()
+    x = torch.randn(3, 6, FEATURES)
+    mask = torch.arange(6)[None, :] < torch.tensor([[6], [2], [4]])
+    with torch.no_grad():
+        for call_mask in (None, mask, None, mask.numpy(), mask.float(), mask):
+            expected = loop(x, mask=call_mask)
+            torch.testing.assert_close(fused(x, mask=call_mask), expected, rtol=1e-5, atol=1e-6)
+        with pytest.raises(ValueError, match=r"expects `mask` of shape \(batch, timesteps\)"):
+            fused(x, mask=mask[:, :5])
+        with pytest.raises(ValueError, match="other than 0 and 1"):
+            fused(x, mask=mask.float() * 2)

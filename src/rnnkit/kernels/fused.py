@@ -14,7 +14,7 @@ each `CellKind`, recurrent dropout per gate; (mask), (unroll) and (last) through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -356,80 +356,6 @@ def run_fused(
     save = will_run_backward(differentiable)
     out, h, c = _FusedRecurrence.apply(*differentiable, *others, dict(options, save=save))
     return kernel_result(recurrence, out, h, c)
-
-
-# What each run of an `InferenceCall` gives anew.
-_CHANGING = ("inputs", "h0", "c0", "out", "h_last", "c_last")
-
-
-class InferenceCall:
-    """A fused call without autograd, packed once for one recurrence and input shape and then
-    run on new inputs and initial states (a stateful layer's one-step calls). It runs the same
-    compiled forward pass on the same arrays as `run_fused`, so its results are the same.
-
-    The weights are packed once (`cpu.PreparedForward`): the caller must prepare a new call
-    when one changes, in place or not.
-    """
-
-    def __init__(
-        self, recurrence: Recurrence, inputs: torch.Tensor, initial_states: list[torch.Tensor]
-    ) -> None:
-        differentiable, others, options = operands(recurrence, inputs, initial_states)
-        self.recurrence = recurrence
-        self._options, arrays = forward_arrays(*differentiable, *others, dict(options, save=False))
-        self._prepared = cpu.PreparedForward(self._options, arrays, _CHANGING)
-        self._lstm = recurrence.cell.kind == CellKind.LSTM
-        self._c0 = None if self._lstm else arrays["c0"]  # zeros: no second state
-        self._out_shape = tuple(arrays["out"].shape)
-        self._return_sequences = recurrence.return_sequences
-        self._dtype = inputs.dtype
-
-    def __call__(self, inputs: torch.Tensor, initial_states: list[torch.Tensor]) -> KernelResult:
-        """Runs the prepared call; `inputs` and `initial_states` contiguous, of the prepared
-        shapes and dtype (the caller checks)."""
-        h0 = initial_states[0]
-        c0 = initial_states[1] if self._lstm else self._c0
-        batch, units = h0.shape
-        if self._return_sequences:
-            out = _buffer(True, self._out_shape, self._dtype)
-            h, c = _buffer(True, (2, batch, units), self._dtype).unbind()
-            last_output = out.select(1, -1)
-        else:
-            # The last output, (batch, 1, units) to the kernel, and the final states: one
-            # allocation (a few microseconds less on every one-step call).
-            last_output, h, c = _buffer(True, (3, batch, units), self._dtype).unbind()
-            out = last_output
-        self._prepared.run(dict(zip(_CHANGING, (inputs, h0, c0, out, h, c))))
-        states = [h, c] if self._lstm else [h]
-        return (out if self._return_sequences else None), last_output, states
-
-    def bind(
-        self,
-        inputs: torch.Tensor,
-        initial_states: list[torch.Tensor],
-        last_output: torch.Tensor,
-        final_states: list[torch.Tensor],
-    ) -> Callable[[], None]:
-        """The call with its arrays fixed: each run reads `inputs` and `initial_states` and
-        writes `last_output` and `final_states`, whatever they hold then (one thread; see
-        `cpu.PreparedForward.bind`). For a call prepared without `return_sequences`.
-
-        Args:
-            inputs: `(batch, timesteps, features)` of the prepared shape and dtype.
-            initial_states: `(batch, units)` each, one per state of the cell.
-            last_output: `(batch, units)`.
-            final_states: as `initial_states`, other arrays (the kernel reads the one while
-                writing the other).
-
-        All contiguous, of the prepared dtype.
-        """
-        if self._return_sequences:
-            raise ValueError("internal: only a call without return_sequences can be bound")
-        h0, h = initial_states[0], final_states[0]
-        c0 = initial_states[1] if self._lstm else self._c0
-        c = final_states[1] if self._lstm else torch.empty_like(h)  # written, never read
-        arrays = (inputs, h0, c0, last_output, h, c)
-        return self._prepared.bind(dict(zip(_CHANGING, arrays)))
 
 
 def compile_kernels() -> None:

@@ -26,11 +26,13 @@ from collections.abc import Callable
 import torch
 
 from rnnkit.kernels import folded, fused, torch_ops
+from rnnkit.kernels.inference_call import InferenceCall
 from rnnkit.kernels.loop import run_loop
 from rnnkit.kernels.spec import Kernel, KernelResult, Recurrence
 
-# A call prepared once and run again on new inputs and initial states of the same shapes.
-PreparedCall = Callable[[torch.Tensor, list[torch.Tensor]], KernelResult]
+# A call prepared once and run again on new inputs, initial states and masks (where the
+# preparing call had one) of the same shapes: `run(inputs, initial_states, mask)`.
+PreparedCall = Callable[[torch.Tensor, list[torch.Tensor], torch.Tensor | None], KernelResult]
 # A kernel on folded inputs: `kernel(recurrence, ids, table, initial_states)`.
 FoldedKernel = Callable[[Recurrence, torch.Tensor, torch.Tensor, list[torch.Tensor]], KernelResult]
 
@@ -75,19 +77,20 @@ def select(recurrence: Recurrence, inputs: torch.Tensor, *, use_fused: str | boo
 def prepare_inference(
     kernel: Kernel, recurrence: Recurrence, inputs: torch.Tensor, states: list[torch.Tensor]
 ) -> PreparedCall | None:
-    """`kernel`'s call of `recurrence` without autograd, packed once to be rerun on new inputs
-    and initial states of the same shapes and dtype (see `rnnkit.layers.small_call`), where
-    the kernel has such a form (the fused CPU kernel); else None.
+    """`kernel`'s call of `recurrence` without autograd, packed once to be rerun on new inputs,
+    initial states and masks of the same shapes and dtype (see `rnnkit.layers.small_call`),
+    where the kernel has such a form (the fused CPU kernel); else None.
 
     Args:
         kernel: what `select` chose for the call.
-        recurrence: the call; its weights contiguous and needing no gradient.
+        recurrence: the call; its weights contiguous and needing no gradient; its mask (if
+            any) contiguous, a CPU bool tensor.
         inputs: `(batch, timesteps, features)`, contiguous, of the weights' dtype.
         states: the initial states, `(batch, units)` each.
     """
     if kernel is not fused.run_fused:
         return None
-    return fused.InferenceCall(recurrence, inputs, states)
+    return InferenceCall(recurrence, inputs, states)
 
 
 def select_folded(

@@ -8,9 +8,10 @@ A recurrent layer runs a cell over time. One call:
     → `kernels.select` → the kernel runs the sequence
     → shape the result (`return_sequences`, `return_state`) → carry states if stateful
 
-Where a call qualifies (inference, no mask or initial state: a stateful layer's one-step calls
-in streaming or generation), the kernel's call is also prepared as a `SmallCall` and the next
-calls of the same shape, weights and mode rerun it without the steps above (`small_call.py`).
+Where a call qualifies (inference without an initial state: a stateful layer's one-step calls
+in streaming or generation, `predict`'s batches, masked or not), the kernel's call is also
+prepared as a `SmallCall` and the next calls of the same shape, weights and mode rerun it
+without the steps above (`small_call.py`).
 
 Inputs are batch-first `(batch, timesteps, features)`. The call takes `mask (batch, timesteps)`
 (True marks real steps) and `initial_state` (one `(batch, size)` tensor per state). Training vs
@@ -272,10 +273,10 @@ class RNN(Layer):
         training: bool | None = None,
     ) -> Any:
         small = self._small_call
-        if small is not None and mask is None and initial_state is None:
+        if small is not None and initial_state is None:
             states = small.states(self._states, self.stateful)
-            if small.accepts(inputs, states, self.is_training(training)):
-                return self.finish_call(small(inputs, states))
+            if small.accepts(inputs, states, self.is_training(training), mask):
+                return self.finish_call(small(inputs, states, mask))
         inputs = self._check_inputs(inputs)
         recurrence, states = self.describe_call(
             inputs.shape[0], inputs.shape[1], mask, initial_state, training
@@ -287,7 +288,7 @@ class RNN(Layer):
             if run is not None:  # it computes this call too, with the weights packed once
                 training = self.is_training(training)
                 self._small_call = SmallCall(run, self, recurrence, inputs, states, training)
-                return self.finish_call(run(inputs, states))
+                return self.finish_call(run(inputs, states, recurrence.mask))
         return self.finish_call(kernel(recurrence, inputs, states))
 
     def describe_call(

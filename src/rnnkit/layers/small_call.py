@@ -15,7 +15,11 @@ depends on has changed:
   reused by new weights while it lives. Writes through a weight's `.data`, which torch does
   not count in its version, are not seen (as autograd does not see them);
 - the call: the input's shape, dtype and device (a new batch size goes the general way, which
-  checks it), the training mode, no mask, initial state or dropout, and no autograd graph;
+  checks it), the training mode, no initial state or dropout, and no autograd graph; a mask
+  exactly where the preparing call had one, given anew each call as a contiguous CPU tensor of
+  bools of the prepared `(batch, timesteps)` (other forms go the general way, which checks and
+  converts them): a model whose Embedding masks padding (`mask_zero=True`) predicts batch
+  after batch this way;
 - the states: the carried states of a stateful layer (or zeros) of the prepared shape and dtype.
 
 Anything else goes the general way, which checks everything and prepares a new `SmallCall`
@@ -66,7 +70,7 @@ def qualifies(
     )
     return (
         initial_state is None
-        and recurrence.mask is None
+        and (recurrence.mask is None or recurrence.mask.is_contiguous())
         and recurrence.dropout_masks is None
         and not needs_graph
         and inputs.dtype == recurrence.cell.dtype
@@ -107,6 +111,7 @@ class SmallCall:
         self._zero_states = [torch.zeros_like(state) for state in states]
         self._training = training
         self._weights_need_grad = any(w.requires_grad for w in _packed_tensors(recurrence))
+        self._masked = recurrence.mask is not None
         self.return_sequences = recurrence.return_sequences
 
     def takes(self, inputs: Any) -> bool:
@@ -121,9 +126,13 @@ class SmallCall:
         """The initial states of a call: the carried ones if stateful, else zeros."""
         return carried if stateful and carried is not None else self._zero_states
 
-    def accepts(self, inputs: Any, states: list[torch.Tensor], training: bool) -> bool:
+    def accepts(
+        self, inputs: Any, states: list[torch.Tensor], training: bool, mask: Any = None
+    ) -> bool:
         """Whether the prepared call computes this call: the same input shape and dtype,
-        training mode and weights, states of the prepared shape, and no autograd graph."""
+        training mode and weights, states of the prepared shape, a mask where the preparing
+        call had one (a contiguous CPU bool tensor of the prepared shape), and no autograd
+        graph."""
         if not (
             self.takes(inputs)
             and inputs.shape == self._shape
@@ -131,6 +140,8 @@ class SmallCall:
             and training == self._training
             and not (torch.is_grad_enabled() and (inputs.requires_grad or self._weights_need_grad))
         ):
+            return False
+        if self._masked != (mask is not None) or (self._masked and not self._takes_mask(mask)):
             return False
         for state in states:
             if not (
@@ -142,6 +153,17 @@ class SmallCall:
                 return False
         return _weights_key(self._weights.values()) == self._weights_key
 
-    def __call__(self, inputs: torch.Tensor, states: list[torch.Tensor]) -> Any:
+    def _takes_mask(self, mask: Any) -> bool:
+        return (
+            isinstance(mask, torch.Tensor)
+            and mask.dtype == torch.bool
+            and mask.shape == self._shape[:2]
+            and mask.device.type == "cpu"
+            and mask.is_contiguous()
+        )
+
+    def __call__(
+        self, inputs: torch.Tensor, states: list[torch.Tensor], mask: torch.Tensor | None = None
+    ) -> Any:
         """Runs the prepared call: `(outputs or None, last_output, final_states)`."""
-        return self._run(inputs, states)
+        return self._run(inputs, states, mask)

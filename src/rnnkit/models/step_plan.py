@@ -10,9 +10,9 @@ softmax. A `StepPlan` does the same arithmetic with everything else settled once
 
 (softmax or linear) on the CPU: each step copies the character's embedding row into the first
 layer's input buffer, runs each layer's compiled step on preallocated input, state and output
-buffers (`rnnkit.kernels.fused.InferenceCall.bind`), and the Dense product into a preallocated
-buffer. `blocker` names what keeps a model from having a plan (its caller then runs the model
-itself).
+buffers (`rnnkit.kernels.inference_call.InferenceCall.bind`), and the Dense product into a
+preallocated buffer. `blocker` names what keeps a model from having a plan (its caller then runs
+the model itself).
 
 The plan packs the weights once and reads the Embedding and Dense weights in place: it is for a
 private copy of a model whose weights do not change while the plan lives.
@@ -28,6 +28,7 @@ import torch
 
 from rnnkit import activations, layers
 from rnnkit.kernels import fused
+from rnnkit.kernels.inference_call import InferenceCall
 from rnnkit.kernels.spec import CellKind, Recurrence
 from rnnkit.models.sequential import Sequential
 
@@ -92,7 +93,7 @@ class _LayerStep:
             [torch.zeros(1, spec.units, dtype=dtype) for _ in range(count)] for _ in range(2)
         ]
         self.output = torch.zeros(1, spec.units, dtype=dtype)
-        call = fused.InferenceCall(Recurrence(spec, return_sequences=False), inputs, self.states[0])
+        call = InferenceCall(Recurrence(spec, return_sequences=False), inputs, self.states[0])
         self.runs = [
             call.bind(inputs, self.states[0], self.output, self.states[1]),
             call.bind(inputs, self.states[1], self.output, self.states[0]),
