@@ -6,8 +6,8 @@ shape (half a million weights) those passes took about 1 ms of a 90 ms training 
 recurrence had pushed the arrays out of the caches; at the chapter's IMDB model they pass over
 the whole 10,000-row embedding table each batch. `rmsprop_update` does the same arithmetic in
 one pass (`rmsprop_update` in `cpu.cpp`): the velocity bit for bit as the torch operations
-compute it, the weights' step within an ulp (the square root is the exact one, where torch's may use
-MKL's).
+compute it, the weights' step within an ulp (the square root is the exact one, where torch's may
+use MKL's).
 
 It runs only where this process has loaded the kernels already (a fused recurrent layer ran):
 an optimizer never starts their build, so a model without recurrent layers does not wait for a
@@ -66,10 +66,10 @@ def rmsprop_update(
         gradient.data_ptr(),
         velocity.data_ptr(),
         parameter.numel(),
-        learning_rate,
-        rho,
-        1 - rho,
-        epsilon,
+        float(learning_rate),  # (a learning-rate schedule may hold a 0-d tensor)
+        float(rho),
+        1 - float(rho),
+        float(epsilon),
         torch.get_num_threads(),
         parameter.dtype == torch.float64,
     )
