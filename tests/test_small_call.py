@@ -43,21 +43,26 @@ def change_weights(layer, seed):
     return [torch.randn(w.shape, generator=generator).numpy() for w in layer.get_weights()]
 
 
+def forbid_the_general_path(monkeypatch):
+    """From now on, a call of the layer under test that goes the general way fails the test
+    (the loop's twin, `use_fused=False`, chooses its kernel every call)."""
+    general_select = rnn.select
+
+    def no_general_path(recurrence, inputs, *, use_fused):
+        if use_fused is True:
+            raise AssertionError("a prepared call went the general way")
+        return general_select(recurrence, inputs, use_fused=use_fused)
+
+    monkeypatch.setattr(rnn, "select", no_general_path)
+
+
 @pytest.mark.parametrize("kind", LAYERS)
 @pytest.mark.parametrize("stateful", [False, True])
 def test_repeated_calls_rerun_the_prepared_call(kind, stateful, monkeypatch):
     fused, loop = twins(kind, stateful=stateful)
     steps(fused, loop, count=2)
     assert fused._small_call is not None
-
-    general_select = rnn.select
-
-    def no_general_path(recurrence, inputs, *, use_fused):
-        if use_fused is True:  # the layer under test (the loop's twin chooses every call)
-            raise AssertionError("a prepared call went the general way")
-        return general_select(recurrence, inputs, use_fused=use_fused)
-
-    monkeypatch.setattr(rnn, "select", no_general_path)
+    forbid_the_general_path(monkeypatch)
     steps(fused, loop, count=2, seed=2)
 
 
@@ -269,15 +274,7 @@ def test_masked_calls_rerun_the_prepared_call_with_each_calls_mask(kind, options
     fused, loop = twins(kind, **options)
     masked_calls(fused, loop, count=1)
     assert fused._small_call is not None
-
-    general_select = rnn.select
-
-    def no_general_path(recurrence, inputs, *, use_fused):
-        if use_fused is True:  # the layer under test (the loop's twin chooses every call)
-            raise AssertionError("a prepared masked call went the general way")
-        return general_select(recurrence, inputs, use_fused=use_fused)
-
-    monkeypatch.setattr(rnn, "select", no_general_path)
+    forbid_the_general_path(monkeypatch)
     masked_calls(fused, loop, count=3, seed=7)
 
 
