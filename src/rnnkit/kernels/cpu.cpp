@@ -1423,6 +1423,31 @@ void scatter_rows(const int64_t* ids, const T* rows, int64_t count, int64_t widt
   }
 }
 
+// Keras's RMSprop step for one variable without momentum or centering, in one pass over its
+// elements: v = rho * v + (1 - rho) * g^2; w -= lr * g / sqrt(v + epsilon). The five torch
+// operations it replaces pass over the arrays five times and allocate a temporary. The
+// velocity's update is the fused multiply-add torch's `addcmul_` makes of it, so that the two
+// velocities agree bit for bit; sqrt is the exact one. Each element is independent: the
+// threads' split changes no result.
+template <typename T>
+void rmsprop_update(T* weights, const T* gradients, T* velocities, int64_t size,
+                    T learning_rate, T rho, T one_minus_rho, T epsilon, int64_t threads) {
+  constexpr int64_t BLOCK = 16 << 10;  // elements a thread takes at a time
+  const int64_t blocks = (size + BLOCK - 1) / BLOCK;
+  threads = std::max<int64_t>(1, std::min(threads, blocks));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t end = std::min(size, (block + 1) * BLOCK);
+#pragma GCC ivdep
+    for (int64_t i = block * BLOCK; i < end; ++i) {
+      const T g = gradients[i];
+      const T v = std::fma(one_minus_rho * g, g, velocities[i] * rho);
+      velocities[i] = v;
+      weights[i] += -learning_rate * g / std::sqrt(v + epsilon);
+    }
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -1491,44 +1516,13 @@ void rnnkit_long_product(const LongProduct* q, int64_t precise) {
   long_product<float>(*q);
 }
 
-}  // extern "C"
-
-namespace {
-
-// Keras's RMSprop step for one variable without momentum or centering, in one pass over its
-// elements: v = rho * v + (1 - rho) * g^2; w -= lr * g / sqrt(v + epsilon). The five torch
-// operations it replaces pass over the arrays five times and allocate a temporary. The
-// velocity's update is the fused multiply-add torch's `addcmul_` makes of it, so that the two
-// velocities agree bit for bit; sqrt is the exact one. Each element is independent: the
-// threads' split changes no result.
-template <typename T>
-void rmsprop_update(T* weights, const T* gradients, T* velocities, int64_t size,
-                    T learning_rate, T rho, T one_minus_rho, T epsilon, int64_t threads) {
-  constexpr int64_t BLOCK = 16 << 10;  // elements a thread takes at a time
-  const int64_t blocks = (size + BLOCK - 1) / BLOCK;
-  threads = std::max<int64_t>(1, std::min(threads, blocks));
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t block = 0; block < blocks; ++block) {
-    const int64_t end = std::min(size, (block + 1) * BLOCK);
-#pragma GCC ivdep
-    for (int64_t i = block * BLOCK; i < end; ++i) {
-      const T g = gradients[i];
-      const T v = std::fma(one_minus_rho * g, g, velocities[i] * rho);
-      velocities[i] = v;
-      weights[i] += -learning_rate * g / std::sqrt(v + epsilon);
-    }
-  }
-}
-
-}  // namespace
-
-extern "C" {
-
 // `rmsprop_update` on float (double when `precise`) arrays of `size` elements; the scalars
-// rounded to the arrays' type, as torch rounds an operation's scalar arguments.
+// rounded to the arrays' type, as torch rounds an operation's scalar arguments (1 - rho is
+// formed in double first, as Python forms the `value` torch's `addcmul_` is given).
 void rnnkit_rmsprop_update(void* weights, const void* gradients, void* velocities, int64_t size,
-                           double learning_rate, double rho, double one_minus_rho,
-                           double epsilon, int64_t threads, int64_t precise) {
+                           double learning_rate, double rho, double epsilon, int64_t threads,
+                           int64_t precise) {
+  const double one_minus_rho = 1.0 - rho;
   if (precise)
     return rmsprop_update(static_cast<double*>(weights), static_cast<const double*>(gradients),
                           static_cast<double*>(velocities), size, learning_rate, rho,

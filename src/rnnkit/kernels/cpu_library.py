@@ -211,7 +211,7 @@ def library() -> ctypes.CDLL:
         ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]  # fmt: skip
     lib.rnnkit_scatter_rows.restype = None
     lib.rnnkit_rmsprop_update.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] + [
-        ctypes.c_double] * 4 + [ctypes.c_int64] * 2  # fmt: skip
+        ctypes.c_double] * 3 + [ctypes.c_int64] * 2  # fmt: skip
     lib.rnnkit_rmsprop_update.restype = None
     return lib
 

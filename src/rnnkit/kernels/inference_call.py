@@ -41,7 +41,6 @@ class InferenceCall:
         self, recurrence: Recurrence, inputs: torch.Tensor, initial_states: list[torch.Tensor]
     ) -> None:
         differentiable, others, options = operands(recurrence, inputs, initial_states)
-        self.recurrence = recurrence
         self._options, arrays = forward_arrays(*differentiable, *others, dict(options, save=False))
         self._prepared = cpu.PreparedForward(self._options, arrays, _CHANGING)
         self._lstm = recurrence.cell.kind == CellKind.LSTM

@@ -68,7 +68,6 @@ def rmsprop_update(
         parameter.numel(),
         float(learning_rate),  # (a learning-rate schedule may hold a 0-d tensor)
         float(rho),
-        1 - float(rho),
         float(epsilon),
         torch.get_num_threads(),
         parameter.dtype == torch.float64,
