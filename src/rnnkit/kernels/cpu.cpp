@@ -15,6 +15,12 @@
 #include <optional>
 #include <type_traits>
 #include <vector>
+#if defined(__linux__)
+#include <sched.h>
+#endif
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 namespace {
 
@@ -513,6 +519,46 @@ template <int64_t ACT, int64_t RACT> struct Activations {
       : act(ACT >= 0 ? ACT : p.activation), ract(RACT >= 0 ? RACT : p.recurrent_activation) {}
 };
 
+// Where each parallel region's threads run. OpenMP's worker threads sleep between regions, and
+// after an idle spell (a pause in a training loop or a notebook, a server between requests)
+// Linux can wake a worker onto the CPU its waker, the master thread, runs on: the region's
+// threads then share one CPU until the load balancer's next pass, a scheduler tick or more
+// later. Traced on this project's 2-vCPU VMs (`perf sched`, benchmarks/README.md), a 2 ms
+// call took 5-6 ms in two of three calls after a 0.2 s pause. So a worker that starts its share
+// on the master's CPU moves to another CPU it may run on, then takes back its own CPU mask: a
+// binding (taskset, OMP_PROC_BIND) stays as it was, and the scheduler stays free to place the
+// thread later. Nothing moves where the mask has fewer CPUs than the region has threads
+// (sharing is then unavoidable), nor off Linux or without OpenMP.
+
+// The CPU the master thread runs on before a region of `threads` threads, or -1 where no
+// worker will need to look (one thread, or no way to tell).
+inline int master_cpu(int64_t threads) {
+#if defined(__linux__) && defined(_OPENMP)
+  return threads > 1 ? sched_getcpu() : -1;
+#else
+  (void)threads;
+  return -1;
+#endif
+}
+
+// Called by every thread at the start of its share of a region of `threads` threads (see
+// above): a worker on `master` moves off it.
+inline void leave_master_cpu(int master, int64_t threads) {
+#if defined(__linux__) && defined(_OPENMP)
+  if (master < 0 || omp_get_thread_num() == 0 || sched_getcpu() != master) return;
+  cpu_set_t own;
+  if (sched_getaffinity(0, sizeof own, &own) != 0 || !CPU_ISSET(master, &own) ||
+      CPU_COUNT(&own) < threads)
+    return;
+  cpu_set_t elsewhere = own;
+  CPU_CLR(master, &elsewhere);
+  if (sched_setaffinity(0, sizeof elsewhere, &elsewhere) == 0)  // moves the thread now
+    sched_setaffinity(0, sizeof own, &own);
+#else
+  (void)master, (void)threads;
+#endif
+}
+
 // Runs body(first_row, rows) over chunks of rows on `threads` threads: each thread takes an
 // about equal share of the rows and runs it as chunks of `max_rows` rows at most. The shares'
 // bounds fall on multiples of the height of `matmul`'s row blocks: four where that makes the
@@ -530,10 +576,13 @@ void for_each_chunk(int64_t batch, int64_t threads, int64_t max_rows, Body body,
     if (t == threads) return batch;
     return std::min(batch, (t * batch / threads + block / 2) / block * block);
   };
+  const int master = master_cpu(threads);
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
-  for (int64_t t = 0; t < threads; ++t)
+  for (int64_t t = 0; t < threads; ++t) {
+    leave_master_cpu(master, threads);
     for (int64_t b0 = bound(t), end = bound(t + 1); b0 < end; b0 += max_rows)
       body(b0, std::min(max_rows, end - b0));
+  }
 }
 
 // Rows per chunk: enough to reuse each strip of the weights over many row blocks (a thread's
@@ -1282,8 +1331,10 @@ template <typename T> void long_product(const LongProduct& q) {
     if (int64_t(copies.size()) < parts * copy) copies.resize(parts * copy);
     T* first = copies.data();
     const int64_t threads = std::max<int64_t>(1, std::min(q.threads, parts));
+    const int master = master_cpu(threads);
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
     for (int64_t part = 0; part < parts; ++part) {
+      leave_master_cpu(master, threads);
       T* mine = first + part * copy;
       T* line_sums = mine + (S + S2) * width;
       product(0, strips, part * blocks / parts * DEPTH_BLOCK,
@@ -1304,10 +1355,13 @@ template <typename T> void long_product(const LongProduct& q) {
     return;
   }
   const int64_t threads = std::max<int64_t>(1, std::min(q.threads, strips));
+  const int master = master_cpu(threads);
 #pragma omp parallel for num_threads(threads) schedule(static, 1)
-  for (int64_t worker = 0; worker < threads; ++worker)
+  for (int64_t worker = 0; worker < threads; ++worker) {
+    leave_master_cpu(master, threads);
     product(worker * strips / threads, (worker + 1) * strips / threads, 0, depth, C, q.ldc, C2,
             q.ldc2, sums, sums2);
+  }
 }
 
 // Runs Pass<T, ACT, RACT> over the batch: compile-time activations for the common pairs (tanh
