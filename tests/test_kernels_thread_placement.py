@@ -4,6 +4,7 @@ mask. Linux only, with at least two CPUs to run on."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -50,7 +51,8 @@ def two_threads():
     yield
     torch.set_num_threads(previous)
     for thread in _thread_ids():
-        os.sched_setaffinity(thread, masks.get(thread, masks[threading.get_native_id()]))
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(thread, masks.get(thread, masks[threading.get_native_id()]))
 
 
 def _openmp_worker(master: int) -> int:
@@ -88,5 +90,5 @@ def test_a_worker_on_the_masters_cpu_moves_off_it_and_keeps_its_mask(two_threads
         call()
         left += _last_cpu(worker) != first
         assert os.sched_getaffinity(worker) == allowed
-    # Left alone, Linux moved it in 4 of 20 such calls on a 2-vCPU VM.
+    # Left alone, Linux moved it in 2-4 of 20 such calls on a 2-vCPU VM.
     assert left == 20

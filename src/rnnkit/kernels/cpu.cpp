@@ -524,11 +524,11 @@ template <int64_t ACT, int64_t RACT> struct Activations {
 // Linux can wake a worker onto the CPU its waker, the master thread, runs on: the region's
 // threads then share one CPU until the load balancer's next pass, a scheduler tick or more
 // later. Traced on this project's 2-vCPU VMs (`perf sched`, benchmarks/README.md), a 2 ms
-// call took 5-6 ms in two of three calls after a 0.2 s pause. So a worker that starts its share
-// on the master's CPU moves to another CPU it may run on, then takes back its own CPU mask: a
-// binding (taskset, OMP_PROC_BIND) stays as it was, and the scheduler stays free to place the
-// thread later. Nothing moves where the mask has fewer CPUs than the region has threads
-// (sharing is then unavoidable), nor off Linux or without OpenMP.
+// call took 5-6 ms in about two of three calls after a 0.2 s pause. So a worker that starts
+// its share on the master's CPU moves to another CPU it may run on, then takes back its own
+// CPU mask: a binding (taskset, OMP_PROC_BIND) stays as it was, and the scheduler stays free
+// to place the thread later. Nothing moves where the mask has fewer CPUs than the region has
+// threads (sharing is then unavoidable), nor off Linux or without OpenMP.
 
 // The CPU the master thread runs on before a region of `threads` threads, or -1 where no
 // worker will need to look (one thread, or no way to tell).
