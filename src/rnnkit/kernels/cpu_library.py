@@ -10,8 +10,10 @@ the source, the compiler or the CPU leaves one behind). `blocker()` says why the
 cannot run (no compiler, a failed build), and the fused path then falls back.
 
 `$RNNKIT_CPU_ISA` picks the vector instructions of the build: `native` (the default: all this
-CPU has) or `avx2` (`-march=native -mno-avx512f`: AVX2 and FMA without AVX-512, to run and
-time the AVX2 code path on an AVX-512 machine). Each has its own cached build;
+CPU has), `avx2` (`-march=native -mno-avx512f`: AVX2 and FMA without AVX-512, to run and time
+the AVX2 code path on an AVX-512 machine) or `baseline` (no target flags: the compiler's
+default, SSE2 on x86-64, the portable build the fallbacks below also make). Each has its own
+cached build;
 `kernel_isa()` says which instructions the loaded build was compiled for.
 """
 
@@ -41,7 +43,11 @@ _FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fno-math-errno",
           "-fno-trapping-math", "-ffp-contract=fast"]  # fmt: skip
 # `$RNNKIT_CPU_ISA` → the target flags tried first (see the module docstring).
 ISA_ENV_VAR = "RNNKIT_CPU_ISA"
-_ISA_TARGETS = {"native": ["-march=native"], "avx2": ["-march=native", "-mno-avx512f"]}
+_ISA_TARGETS = {
+    "native": ["-march=native"],
+    "avx2": ["-march=native", "-mno-avx512f"],
+    "baseline": [],
+}
 # The C++ enums' values, from the one Python definition of each.
 _CODES = [
     f"-D{macro}={','.join(f'{code.name}={code.value}' for code in codes)}"
@@ -126,7 +132,9 @@ def _compile(compiler: str, library: Path, target: list[str]) -> None:
     target, then neither (the kernels then run on one thread)."""
     library.parent.mkdir(parents=True, exist_ok=True)
     errors = []
-    for flags in ([*target, "-fopenmp"], ["-fopenmp"], []):
+    tries = [[*target, "-fopenmp"], ["-fopenmp"], []]
+    # Each set once: `baseline`'s target is the compiler's default one.
+    for flags in [flags for i, flags in enumerate(tries) if flags not in tries[:i]]:
         with tempfile.NamedTemporaryFile(dir=library.parent, suffix=".so", delete=False) as file:
             partial = Path(file.name)
         command = [compiler, *_FLAGS, *_CODES, *flags, str(_SOURCE), "-o", str(partial)]
@@ -137,8 +145,8 @@ def _compile(compiler: str, library: Path, target: list[str]) -> None:
         partial.unlink(missing_ok=True)
         errors.append(f"$ {' '.join(command)}\n{completed.stderr.strip()}")
     raise KernelBuildError(
-        f"compiling the fused CPU kernels failed ({compiler} rejected cpu.cpp three ways); "
-        "the compiler said:\n" + "\n".join(errors)
+        f"compiling the fused CPU kernels failed ({compiler} rejected all {len(errors)} flag sets "
+        "tried); the compiler said:\n" + "\n".join(errors)
     )
 
 
