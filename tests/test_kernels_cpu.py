@@ -101,9 +101,9 @@ def test_the_avx2_build_is_cached_apart_and_agrees_with_the_loop(fresh_library, 
 
 
 def test_the_baseline_build_compiles_and_agrees_with_the_loop(fresh_library, monkeypatch):
-    """`RNNKIT_CPU_ISA=baseline` builds with no target flags (SSE2 on x86-64: the portable
-    build, as on a compiler without -march=native), into a build of its own that agrees with
-    the loop."""
+    """`RNNKIT_CPU_ISA=baseline` builds with no target flags (SSE2 on x86-64, 16-byte vectors:
+    the portable build, as on a compiler without -march=native), into a build of its own that
+    agrees with the loop."""
     native = cpu_library.library()._name
     monkeypatch.setenv(cpu_library.ISA_ENV_VAR, "baseline")
     cpu_library.library.cache_clear()
@@ -111,7 +111,8 @@ def test_the_baseline_build_compiles_and_agrees_with_the_loop(fresh_library, mon
         assert cpu_library.kernel_isa() == "sse2"
     assert cpu_library.library()._name != native
     for kind in ("lstm", "gru_reset_after"):
-        _assert_the_fused_layer_agrees_with_the_loop(kind, torch.float32, dropout=False)
+        for dtype in (torch.float32, torch.float64):
+            _assert_the_fused_layer_agrees_with_the_loop(kind, dtype, dropout=False)
 
 
 def test_an_unknown_instruction_set_is_named(fresh_library, monkeypatch):

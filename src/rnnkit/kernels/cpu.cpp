@@ -77,19 +77,14 @@ struct LongProduct {
 
 namespace {
 
-// One SIMD register of T (AVX2: 8 floats; AVX-512: 16), through GCC's vector extensions.
+// One SIMD register of T (AVX-512: 16 floats; AVX: 8; the portable builds, SSE2 on x86-64 or
+// NEON on ARM: 4), through GCC's vector extensions.
 #if defined(__AVX512F__)
 constexpr int VECTOR_BYTES = 64;
-#else
+#elif defined(__AVX__)
 constexpr int VECTOR_BYTES = 32;
-#endif
-// Whether one such vector fits one of the registers the `+x` hint in `matmul_block` names: on
-// x86 with AVX. Not in the portable builds (SSE2's registers and ARM's hold 16 bytes, and GCC
-// rejects the hint there as an impossible constraint).
-#if defined(__AVX__)
-constexpr bool VECTOR_IN_ONE_REGISTER = true;
 #else
-constexpr bool VECTOR_IN_ONE_REGISTER = false;
+constexpr int VECTOR_BYTES = 16;
 #endif
 typedef float float_vector __attribute__((vector_size(VECTOR_BYTES)));
 typedef double double_vector __attribute__((vector_size(VECTOR_BYTES)));
@@ -155,7 +150,7 @@ __attribute__((always_inline)) inline void add_products(
       b[v] = load(B + k * ldb + v * LANES);
       // Keeps a four-row block's b[v] in a register: left alone, GCC reloads it from memory in
       // every row's multiply-add. Six-row blocks need no such hint.
-      if constexpr (ROWS < 6 && VECTOR_IN_ONE_REGISTER) __asm__("" : "+x"(b[v]));
+      if constexpr (ROWS < 6) __asm__("" : "+x"(b[v]));
     }
     for (int r = 0; r < ROWS; ++r) {
       const T a = A[r * lda + k * a_step];
