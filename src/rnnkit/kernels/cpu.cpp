@@ -522,7 +522,7 @@ template <int64_t ACT, int64_t RACT> struct Activations {
       : act(ACT >= 0 ? ACT : p.activation), ract(RACT >= 0 ? RACT : p.recurrent_activation) {}
 };
 
-// Where each parallel region's threads run. OpenMP's worker threads sleep between regions, and
+// Where a parallel region's threads run. OpenMP's worker threads sleep between regions, and
 // after an idle spell (a pause in a training loop or a notebook, a server between requests)
 // Linux can wake a worker onto the CPU its waker, the master thread, runs on: the region's
 // threads then share one CPU until the load balancer's next pass, a scheduler tick or more
@@ -531,7 +531,9 @@ template <int64_t ACT, int64_t RACT> struct Activations {
 // its share on the master's CPU moves to another CPU it may run on, then takes back its own
 // CPU mask: a binding (taskset, OMP_PROC_BIND) stays as it was, and the scheduler stays free
 // to place the thread later. Nothing moves where the mask has fewer CPUs than the region has
-// threads (sharing is then unavoidable), nor off Linux or without OpenMP.
+// threads (sharing is then unavoidable), nor off Linux or without OpenMP. The long regions
+// check (`for_each_chunk`, `long_product`); the short ones (`scatter_rows`, `rmsprop_update`)
+// do not.
 
 // The CPU the master thread runs on before a region of `threads` threads, or -1 where no
 // worker will need to look (one thread, or no way to tell).
