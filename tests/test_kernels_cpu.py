@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 from functools import partial
 
 import pytest
@@ -113,6 +114,34 @@ def test_the_baseline_build_compiles_and_agrees_with_the_loop(fresh_library, mon
     for kind in ("lstm", "gru_reset_after"):
         for dtype in (torch.float32, torch.float64):
             _assert_the_fused_layer_agrees_with_the_loop(kind, dtype, dropout=False)
+
+
+# A compiler without OpenMP, as Apple's clang: it rejects -fopenmp and passes the rest on to
+# the real compiler.
+COMPILER_WITHOUT_OPENMP = """#!/bin/sh
+for flag in "$@"; do
+  if [ "$flag" = -fopenmp ]; then
+    echo "clang: error: unsupported option '-fopenmp'" >&2
+    exit 1
+  fi
+done
+exec "{real}" "$@"
+"""
+
+
+def test_a_compiler_without_openmp_still_builds_for_this_cpu(fresh_library, tmp_path, monkeypatch):
+    """Without OpenMP the kernels run on one thread, but with this CPU's vector instructions,
+    not the portable build's."""
+    native_isa = cpu_library.kernel_isa()
+    compiler = tmp_path / "c++-without-openmp"
+    real = shutil.which(os.environ.get("CXX", "c++"))
+    compiler.write_text(COMPILER_WITHOUT_OPENMP.format(real=real))
+    compiler.chmod(0o755)
+    monkeypatch.setenv("RNNKIT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CXX", str(compiler))
+    cpu_library.library.cache_clear()
+    assert cpu_library.kernel_isa() == native_isa
+    _assert_the_fused_layer_agrees_with_the_loop("lstm", torch.float32, dropout=False)
 
 
 def test_an_unknown_instruction_set_is_named(fresh_library, monkeypatch):

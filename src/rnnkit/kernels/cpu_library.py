@@ -128,11 +128,12 @@ def _isa_target() -> list[str]:
 
 def _compile(compiler: str, library: Path, target: list[str]) -> None:
     """Builds cpu.cpp into `library` (atomically: a temporary file, then a rename); tries
-    `target` (e.g. -march=native) with OpenMP first, then OpenMP on the compiler's default
-    target, then neither (the kernels then run on one thread)."""
+    `target` (e.g. -march=native) with OpenMP first, then `target` alone (a compiler without
+    OpenMP, as Apple's clang: the kernels then run on one thread, with this CPU's vectors), then
+    OpenMP on the compiler's default target, then neither."""
     library.parent.mkdir(parents=True, exist_ok=True)
     errors = []
-    tries = [[*target, "-fopenmp"], ["-fopenmp"], []]
+    tries = [[*target, "-fopenmp"], target, ["-fopenmp"], []]
     # Each set once: `baseline`'s target is the compiler's default one.
     for flags in [flags for i, flags in enumerate(tries) if flags not in tries[:i]]:
         with tempfile.NamedTemporaryFile(dir=library.parent, suffix=".so", delete=False) as file:
