@@ -484,7 +484,7 @@ def test_the_backward_forms_the_weight_gradients_in_row_groups(kind, dtype, batc
             output * torch.linspace(-1, 1, output.numel(), dtype=dtype).view_as(output)
         ).sum().backward()
         results.append([output, inputs.grad, *[p.grad for p in layer.parameters()]])
-    assert returned == [formed]
+    assert [answer.weights for answer in returned] == [formed]
     # float32 sums over up to 1,408 rows and steps, in another order than the loop's.
     tolerance = CLOSE if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-4)
     for got, want in zip(*results):

@@ -1,8 +1,9 @@
 """Tests of the folded recurrence (rnnkit.kernels.folded): an Embedding's lookup folded into the
 fused kernel's input product computes what the fused kernel computes on the looked-up vectors,
 values and every gradient (embeddings, kernel, biases, recurrent kernel, initial states), also
-where the backward kernel forms the recurrent kernel's gradient itself; the table's gradient
-(`cpu.scatter_rows`) equals `index_add_`'s to the bit, whatever the threads."""
+where the backward kernel forms the recurrent kernel's and the table's gradients itself; the
+table's gradient (the kernel's, or `cpu.scatter_rows`', which equals `index_add_`'s to the bit)
+does not depend on the threads."""
 
 from __future__ import annotations
 
@@ -108,6 +109,42 @@ def test_the_backward_kernel_forms_the_folded_recurrent_kernels_gradient(
     assert_folded_matches_unfolded(
         torch.float32, kind, seed=9, batch=batch, recurrent_dropout=recurrent_dropout
     )
+
+
+@pytest.mark.parametrize("kind", ["simple_rnn", "lstm"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_the_backward_kernel_forms_the_folded_tables_gradient(
+    kind, dtype, go_backwards, monkeypatch
+):
+    """Where the backward kernel forms the recurrent kernel's gradient in row groups, it sums the
+    table's gradient there too (no dxproj to scatter)."""
+
+    def scatter(*args):
+        raise AssertionError("the backward kernel should have formed the table's gradient")
+
+    monkeypatch.setattr(cpu, "scatter_rows", scatter)
+    assert_folded_matches_unfolded(dtype, kind, seed=11, batch=16, go_backwards=go_backwards)
+
+
+def test_the_folded_tables_gradient_does_not_depend_on_the_threads():
+    """The backward kernel's table gradient, summed in row groups fixed by the batch size, has
+    the same bits on one, two or three threads (one thread runs both groups in one chunk)."""
+    _, recurrence, ids, embeddings, states = make_call("lstm", torch.float32, 13, batch=32)
+    spec = recurrence.cell
+    table = folded.input_table(embeddings, spec.kernel, spec.input_bias).detach()
+    table.requires_grad_(True)
+    threads = torch.get_num_threads()
+    gradients = []
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            outputs, _, _ = folded.run_folded(recurrence, ids, table, states)
+            weights = torch.linspace(-1, 1, outputs.numel()).view_as(outputs)
+            gradients.append(torch.autograd.grad((outputs * weights).sum(), table)[0])
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(gradient, gradients[0]) for gradient in gradients[1:])
 
 
 def test_folded_recurrence_passes_gradcheck():

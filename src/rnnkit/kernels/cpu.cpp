@@ -44,8 +44,9 @@ struct Problem {
   int64_t input_dropout, recurrent_dropout, save, save_preactivations, input_gradient;
   int64_t return_sequences, threads, weight_gradients;
   // Where the backward forms the weight gradients, whether it also writes dxproj (the folded
-  // path's table gradient sums it); elsewhere dxproj is always written.
-  int64_t write_dxproj;
+  // path's table gradient sums it, unless this pass forms that too: `forms_table_gradient`);
+  // elsewhere dxproj is always written. table_rows: V, the folded table's rows (backward).
+  int64_t write_dxproj, table_rows;
   const void *inputs, *kernel, *input_bias, *input_dropout_mask;
   const void *recurrent_kernel, *recurrent_bias, *h0, *c0;
   const void* recurrent_dropout_mask;
@@ -58,6 +59,9 @@ struct Problem {
   // input product x @ K + b formed once (an Embedding folded into the kernel); features is 0.
   const int64_t* ids;
   const void* table;
+  // Backward, folded inputs: the table's gradient (V x G*U), and scratch for the row groups'
+  // tables of sums (`rnnkit_table_sums_size` values), or null.
+  void *dtable, *table_sums;
 };
 
 // A weight's gradient as one long product over every row and step (`long_product`). Mirrored
@@ -699,6 +703,24 @@ template <typename T> int64_t gradient_group(const Problem& p) {
   return 0;
 }
 
+// Where the backward pass forms the weight gradients in groups of `group` rows, it can form the
+// folded table's gradient too: each group adds each step's pre-activation gradient rows into its
+// own table of sums (V x G*U, zeroed by the thread that runs the group) at their ids' rows, while
+// they are in cache, and the groups' tables are added in order at the end
+// (`finish_table_gradient`): dxproj is then neither written nor read back and summed by
+// `scatter_rows`, a write and a read of T*B*G*U values. Only where the groups' tables are no
+// larger than dxproj. The values the tables take, or 0 where the pass does not form them.
+inline int64_t table_sums_size(const Problem& p, int64_t group) {
+  if (!group || !p.ids || p.table_rows < 1) return 0;
+  const int64_t groups = p.batch / group;
+  return groups * p.table_rows <= p.batch * p.timesteps ? groups * p.table_rows * p.gates * p.units
+                                                         : 0;
+}
+
+inline bool forms_table_gradient(const Problem& p, int64_t group) {
+  return table_sums_size(p, group) > 0 && p.dtable && p.table_sums;
+}
+
 // A chunk's steps whose weight-gradient products run at once: `steps` of them per product, each
 // group's [x_t | h] rows packed straight into that product's panels, and its pre-activation
 // gradient rows kept (each group's steps together), until the last step of the product. The
@@ -820,6 +842,41 @@ template <typename T> void finish_weight_gradients(const Problem& p, int64_t row
     for (int64_t k = 0; k < U; ++k) drecurrent[k * W + j] = sums[j * S + F + k];
   }
   std::copy_n(sums + S * W, W, static_cast<T*>(p.dbias));
+}
+
+// One step's part of the table sums of the chunk's row groups (of `group` rows, from b0; their
+// tables one after another from `tables`): table[ids[b0 + i, t]] += DX[i] for the chunk's rows
+// i (DX: rows x W), each into its group's table; the rows the next step (time `next`, or -1)
+// adds to are asked for meanwhile.
+template <typename T>
+void add_table_rows(const Problem& p, const T* DX, int64_t b0, int64_t rows, int64_t group,
+                    int64_t t, int64_t next, T* tables) {
+  const int64_t W = p.gates * p.units;
+  for (int64_t i = 0; i < rows; ++i) {
+    const int64_t* ids = p.ids + (b0 + i) * p.timesteps;
+    T* table = tables + i / group * p.table_rows * W;
+    if (next >= 0) prefetch_row(table + ids[next] * W, W);
+    T* to = table + ids[t] * W;
+    const T* from = DX + i * W;
+    #pragma GCC ivdep
+    for (int64_t j = 0; j < W; ++j) to[j] += from[j];
+  }
+}
+
+// The groups' table sums added in order into dtable (V x W): each element's sum has the same
+// order on any number of threads, which split the rows.
+template <typename T> void finish_table_gradient(const Problem& p, int64_t group, const T* sums) {
+  const int64_t W = p.gates * p.units, size = p.table_rows * W, groups = p.batch / group;
+  T* dtable = static_cast<T*>(p.dtable);
+  const int64_t threads = std::max<int64_t>(1, std::min(p.threads, p.table_rows));
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t v = 0; v < p.table_rows; ++v) {
+    T* out = dtable + v * W;
+    std::copy_n(sums + v * W, W, out);
+    for (int64_t g = 1; g < groups; ++g)
+      #pragma GCC ivdep
+      for (int64_t j = 0; j < W; ++j) out[j] += sums[g * size + v * W + j];
+  }
 }
 
 template <typename T, int64_t ACT, int64_t RACT>
@@ -1018,10 +1075,16 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   std::vector<T> dH(dh_last, dh_last + rows * U), dC(dc_last, dc_last + rows * U);
   std::vector<T> dHP(rows * U), d_rh(rows * U), Tg(rows * U), TgF(rows * F);
   // Where this pass forms the weight gradients: the chunk's groups' sums, and a step's DX in a
-  // buffer of its own instead of dxproj (unless dxproj is still wanted).
+  // buffer of its own instead of dxproj (unless dxproj is still wanted: the folded table's
+  // gradient, where this pass does not sum it too).
   const int64_t group = w.gradient_group;
   T* sums = group ? w.gradient_sums.data() + b0 / group * (F + U + 1) * W : nullptr;
-  const bool own_dx = sums && !p.write_dxproj;
+  // The chunk's groups' tables of sums, where this pass forms the folded table's gradient.
+  T* tables = forms_table_gradient(p, group)
+                  ? static_cast<T*>(p.table_sums) + b0 / group * p.table_rows * W
+                  : nullptr;
+  if (tables) std::fill_n(tables, rows / group * p.table_rows * W, T(0));
+  const bool own_dx = sums && (!p.write_dxproj || tables);
   std::vector<T> dx_step(own_dx ? rows * W : 0);
   std::optional<GradientSteps<T>> gradient_steps;
   if (sums) gradient_steps.emplace(group, rows, F, U, W, M && G > 1 ? G : 1);
@@ -1137,6 +1200,9 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
         if (DI) std::fill_n(DI + i * ldi, U, T(0));
         copy_row(&dH[i * U], U, &dHP[i * U]);
       }
+    if (tables)
+      add_table_rows(p, DX, b0, rows, group, t, s > 0 ? (p.go_backwards ? t + 1 : t - 1) : -1,
+                     tables);
     if (sums) {
       const auto [steps, slot] = gradient_steps->product_of(T_ - 1 - s, T_);
       add_step_weight_gradients(p, DX, M, b0, t, sums, *gradient_steps, slot, steps);
@@ -1389,6 +1455,10 @@ void run_chunks(const Problem& p, bool precise, const void* packed = nullptr) {
         [&](int64_t b0, int64_t rows) { pass.run(p, weights, b0, rows); },
         group);
     if (group) finish_weight_gradients(p, group, weights.gradient_sums.data());
+    if (forms_table_gradient(p, group)) {
+      using T = typename decltype(weights.gradient_sums)::value_type;
+      finish_table_gradient(p, group, static_cast<const T*>(p.table_sums));
+    }
   };
   if (precise) return body(Pass<double, -1, -1>{});
   if (sigmoid_gates && p.activation == TANH) return body(Pass<float, TANH, SIGMOID>{});
@@ -1533,12 +1603,20 @@ void rnnkit_free_forward_weights(void* packed, int64_t precise) {
 
 // Backpropagates through `rnnkit_forward`: the gradients of the inputs, the initial states and
 // the pre-activations; the weight gradients are `rnnkit_long_product`s of what this fills, or,
-// where it returns 1 (`gradient_group`: only if `weight_gradients` asked for them),
-// this pass has formed them (dkernel, drecurrent, dbias) and left dxproj unwritten unless
-// `write_dxproj` asked for it.
+// where bit 1 of what it returns is set (`gradient_group`: only if `weight_gradients` asked for
+// them), this pass has formed them (dkernel, drecurrent, dbias) and left dxproj unwritten unless
+// `write_dxproj` asked for it; where bit 2 is set too, it has formed the folded table's
+// gradient (dtable) and left dxproj unwritten (`forms_table_gradient`).
 int64_t rnnkit_backward(const Problem* p, int64_t precise) {
   run_chunks<Backward>(*p, precise);
-  return (precise ? gradient_group<double>(*p) : gradient_group<float>(*p)) > 0;
+  const int64_t group = precise ? gradient_group<double>(*p) : gradient_group<float>(*p);
+  return (group > 0 ? 1 : 0) | (forms_table_gradient(*p, group) ? 2 : 0);
+}
+
+// The values `rnnkit_backward`'s `table_sums` must hold for it to form the folded table's
+// gradient (given `dtable` too), or 0 where it will not (`table_sums_size`).
+int64_t rnnkit_table_sums_size(const Problem* p, int64_t precise) {
+  return table_sums_size(*p, precise ? gradient_group<double>(*p) : gradient_group<float>(*p));
 }
 
 // The widest vector instructions this build was compiled for

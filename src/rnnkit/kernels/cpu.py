@@ -47,6 +47,8 @@ one per row, which made reading them back the larger part of the backward pass):
     ids     (B, T) int64  folded inputs (where `table` is given; F is then 0 and inputs and K
                           are not read): each step's input product is its id's table row
     table   (V, G*U)      folded inputs: each id's input product x @ K + bias, formed once
+    dtable  (V, G*U)      backward, folded inputs: the table's gradient, where the backward
+                          pass forms it (`backward`; `table_rows` is V)
 
 Cells (`CellKind`): SIMPLE_RNN (G=1), LSTM (G=4: i, f, c, o), GRU_RESET_AFTER and
 GRU_RESET_BEFORE (G=3: z, r, h); activations by `ActivationCode`. The C++ enums get both from
@@ -158,20 +160,45 @@ class PreparedForward:
         return run
 
 
-def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> bool:
+def table_sums_size(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> int:
+    """How many values `backward`'s `table_sums` scratch must hold for the pass to form the
+    folded table's gradient itself, or 0 where it will not: where it forms the weight gradients
+    in row groups whose tables of sums (one `(V, G*U)` table each) are no larger than dxproj.
+    `arrays` as `backward`'s (with `ids`)."""
+    problem = _problem(options, arrays)
+    precise = arrays["dout"].dtype == torch.float64
+    return library().rnnkit_table_sums_size(ctypes.byref(problem), precise)
+
+
+class Formed(NamedTuple):
+    """What a backward pass formed itself (`backward`).
+
+    Attributes:
+        weights: the weight gradients dkernel, drecurrent and dbias.
+        table: the folded table's gradient dtable; dxproj is then unwritten.
+    """
+
+    weights: bool
+    table: bool
+
+
+def backward(options: dict[str, int], arrays: dict[str, torch.Tensor]) -> Formed:
     """Runs the backward recurrence: fills dinner (GRU reset_after), dinputs, dh0, dc0, and
     either dxproj (for `weight_gradient`) or, where it can and `options["weight_gradients"]`
     asks for it, the weight gradients dkernel, drecurrent and dbias themselves (for SimpleRNN and
     LSTM without input dropout, at some sizes: the kernel decides by the sizes alone, so the
     result does not depend on the number of threads), and then dxproj too only where
-    `options["write_dxproj"]` asks for it (the folded path's table gradient).
+    `options["write_dxproj"]` asks for it (the folded path's table gradient). Given folded
+    inputs' `ids`, `options["table_rows"]`, a `dtable` and `table_sums` scratch of
+    `table_sums_size` values, it forms the table's gradient too, and then writes no dxproj.
 
     Returns:
-        Whether it formed the weight gradients (and left dxproj unwritten unless asked).
+        What it formed.
     """
     problem = _problem(options, arrays)
     precise = arrays["dout"].dtype == torch.float64
-    return bool(library().rnnkit_backward(ctypes.byref(problem), precise))
+    formed = library().rnnkit_backward(ctypes.byref(problem), precise)
+    return Formed(weights=bool(formed & 1), table=bool(formed & 2))
 
 
 class SecondProduct(NamedTuple):

@@ -60,14 +60,14 @@ OPTIONS = (
     "cell", "batch", "timesteps", "features", "units", "gates", "go_backwards",
     "zero_output_for_mask", "unroll", "activation", "recurrent_activation", "input_dropout",
     "recurrent_dropout", "save", "save_preactivations", "input_gradient", "return_sequences",
-    "threads", "weight_gradients", "write_dxproj",
+    "threads", "weight_gradients", "write_dxproj", "table_rows",
 )  # fmt: skip
 ARRAYS = (
     "inputs", "kernel", "input_bias", "input_dropout_mask", "recurrent_kernel",
     "recurrent_bias", "h0", "c0", "recurrent_dropout_mask", "mask", "out",
     "h_last", "c_last", "hs", "cs", "gate_values", "pre", "inner_h", "dout", "dh_last",
     "dc_last", "dxproj", "dinner", "dinputs", "dh0", "dc0", "dkernel", "drecurrent", "dbias",
-    "ids", "table",
+    "ids", "table", "dtable", "table_sums",
 )  # fmt: skip
 
 
@@ -206,6 +206,8 @@ def library() -> ctypes.CDLL:
         getattr(lib, name).argtypes = [ctypes.POINTER(Problem), ctypes.c_int64]
     lib.rnnkit_forward.restype = None
     lib.rnnkit_backward.restype = ctypes.c_int64
+    lib.rnnkit_table_sums_size.argtypes = [ctypes.POINTER(Problem), ctypes.c_int64]
+    lib.rnnkit_table_sums_size.restype = ctypes.c_int64
     lib.rnnkit_pack_forward.argtypes = [ctypes.POINTER(Problem), ctypes.c_int64]
     lib.rnnkit_pack_forward.restype = ctypes.c_void_p
     lib.rnnkit_forward_packed.argtypes = [ctypes.POINTER(Problem), ctypes.c_int64, ctypes.c_void_p]

@@ -9,18 +9,18 @@ a row of the table `embeddings @ kernel + input_bias` (`input_table`, `(V, G*U)`
 with more tokens than the vocabulary has ids, forming the table once costs less than a product
 per token: at the chapter's IMDB model (V = 10,000 ids of 32 values, LSTM 32), 41 million
 multiply-adds against 262 million per batch of 128 x 500 ids. The backward pass gains more: the
-table's gradient is each id's sum of the pre-activations' gradients (`dxproj`, which the
-backward kernel writes anyway), in place of the per-token product for the kernel's gradient,
-the per-token product for the inputs' gradient and the Embedding's own scatter; the gradients
-of the embeddings, the kernel and the input bias then come from autograd through the table's
-one product.
+table's gradient is each id's sum of the pre-activations' gradients, in place of the per-token
+product for the kernel's gradient, the per-token product for the inputs' gradient and the
+Embedding's own scatter; the gradients of the embeddings, the kernel and the input bias then
+come from autograd through the table's one product.
 
 The model is the same; only the order of float sums changes (so results agree with the
 unfolded path to rounding, not to the bit). `run_folded` is `fused.run_fused` with `ids` and
 the table in place of the inputs, kernel and input bias: the compiled forward pass starts each
-step's pre-activations from the table's rows (`features` 0), the backward pass runs unchanged,
-then `cpu.scatter_rows` forms the table's gradient and `fused.recurrent_gradients` the
-recurrent weights'. Input dropout multiplies x_t before the kernel, so it cannot fold.
+step's pre-activations from the table's rows (`features` 0), the backward pass runs unchanged
+and forms the table's gradient in its row groups where it forms the recurrent weights' (else
+`cpu.scatter_rows` sums dxproj for it, and `fused.recurrent_gradients` forms the recurrent
+weights'). Input dropout multiplies x_t before the kernel, so it cannot fold.
 """
 
 from __future__ import annotations
@@ -121,19 +121,22 @@ class _FoldedRecurrence(torch.autograd.Function):
         ids, *saved = ctx.saved_tensors
         arrays = dict(zip(fused.SAVED, saved))
         # The recurrent kernel's gradient in the kernel where it can (no inputs: the kernel's
-        # and input bias's are the table's), and dxproj for the table's gradient to sum.
+        # and input bias's are the table's), and the table's gradient there too where it can,
+        # else dxproj for it to sum.
         needs_table = ctx.needs_input_grad[1]
         options = dict(ctx.kernel_options, input_gradient=False, weight_gradients=True,
-                       write_dxproj=needs_table)  # fmt: skip
-        formed = fused.run_backward(options, arrays, dout, dh_last, dc_last)
+                       write_dxproj=needs_table, table_rows=ctx.table_rows)  # fmt: skip
         dtable = None
+        if needs_table:
+            dtable = dout.new_empty(ctx.table_rows, arrays["recurrent_kernel"].shape[1])
+            arrays.update(ids=ids, dtable=dtable)
+        formed = fused.run_backward(options, arrays, dout, dh_last, dc_last, table=needs_table)
         dxproj = arrays["dxproj"]  # (T, B, G, U), time-major
-        if needs_table:  # before recurrent_gradients, which may overwrite a gate
-            timesteps, batch, gates, units = dxproj.shape
-            dtable = dxproj.new_empty(ctx.table_rows, gates * units)
+        if needs_table and not formed.table:  # before recurrent_gradients, which may overwrite
+            timesteps, batch = dxproj.shape[:2]  # a gate of dxproj
             ids_by_time = ids.t().contiguous().view(-1)  # (T*B,), dxproj's row order
             cpu.scatter_rows(ids_by_time, dxproj.view(timesteps * batch, -1), dtable)
-        if formed:  # SimpleRNN and LSTM alone, which have no recurrent bias
+        if formed.weights:  # SimpleRNN and LSTM alone, which have no recurrent bias
             drecurrent = arrays["drecurrent"]
             drecurrent_bias = torch.zeros(drecurrent.shape[1], dtype=dout.dtype)
         else:

@@ -143,7 +143,7 @@ class _FusedRecurrence(torch.autograd.Function):
         options = dict(
             ctx.kernel_options, input_gradient=ctx.needs_input_grad[0], weight_gradients=True
         )
-        if run_backward(options, arrays, dout, dh_last, dc_last):  # the weight gradients too
+        if run_backward(options, arrays, dout, dh_last, dc_last).weights:  # formed in the kernel
             width = arrays["kernel"].shape[1]  # (no recurrent bias there)
             gradients = (arrays["dkernel"], arrays["dbias"], arrays["drecurrent"],
                          torch.zeros(width, dtype=dout.dtype))  # fmt: skip
@@ -159,14 +159,16 @@ def run_backward(
     dout: torch.Tensor,
     dh_last: torch.Tensor,
     dc_last: torch.Tensor,
-) -> bool:
+    table: bool = False,
+) -> cpu.Formed:
     """Runs the compiled backward pass over what a forward call saved (`arrays`, by the names
     of `SAVED`), adding the gradients it fills to `arrays` (dinner, dinputs, dh0, dc0, and
     dxproj or, where `options["weight_gradients"]` asks and the kernel can, dkernel, drecurrent
-    and dbias, then dxproj too where `options["write_dxproj"]` asks); returns `cpu.backward`'s
-    answer: whether it formed the weight gradients. Where the graph is not kept for another
-    backward pass, dxproj is `arrays["gate_values"]` itself, overwritten, and dinner
-    `arrays["inner_h"]`.
+    and dbias, then dxproj too where `options["write_dxproj"]` asks); with `table` (folded
+    inputs: `arrays` holds `ids` and `dtable`), the table's gradient too where the kernel can,
+    in reused scratch. Returns `cpu.backward`'s answer: what it formed itself. Where the graph
+    is not kept for another backward pass, dxproj is `arrays["gate_values"]` itself,
+    overwritten, and dinner `arrays["inner_h"]`.
     """
     batch, _, units = dout.shape
     dtype = dout.dtype
@@ -194,6 +196,10 @@ def run_backward(
         drecurrent=torch.empty(units, width, dtype=dtype),
         dbias=torch.empty(width, dtype=dtype),
     )
+    if table:
+        size = cpu.table_sums_size(options, arrays)
+        if size:
+            arrays["table_sums"] = _scratch(True, (size,), dtype)
     return cpu.backward(options, arrays)
 
 
