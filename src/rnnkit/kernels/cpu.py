@@ -49,6 +49,8 @@ one per row, which made reading them back the larger part of the backward pass):
     table   (V, G*U)      folded inputs: each id's input product x @ K + bias, formed once
     dtable  (V, G*U)      backward, folded inputs: the table's gradient, where the backward
                           pass forms it (`backward`; `table_rows` is V)
+    table_sums            backward, folded inputs: scratch for its row groups' tables of sums
+                          (`table_sums_size` values)
 
 Cells (`CellKind`): SIMPLE_RNN (G=1), LSTM (G=4: i, f, c, o), GRU_RESET_AFTER and
 GRU_RESET_BEFORE (G=3: z, r, h); activations by `ActivationCode`. The C++ enums get both from

@@ -132,8 +132,9 @@ class _FoldedRecurrence(torch.autograd.Function):
             arrays.update(ids=ids, dtable=dtable)
         formed = fused.run_backward(options, arrays, dout, dh_last, dc_last, table=needs_table)
         dxproj = arrays["dxproj"]  # (T, B, G, U), time-major
-        if needs_table and not formed.table:  # before recurrent_gradients, which may overwrite
-            timesteps, batch = dxproj.shape[:2]  # a gate of dxproj
+        if needs_table and not formed.table:
+            # Summed from dxproj before recurrent_gradients, which may overwrite a gate of it.
+            timesteps, batch = dxproj.shape[:2]
             ids_by_time = ids.t().contiguous().view(-1)  # (T*B,), dxproj's row order
             cpu.scatter_rows(ids_by_time, dxproj.view(timesteps * batch, -1), dtable)
         if formed.weights:  # SimpleRNN and LSTM alone, which have no recurrent bias
