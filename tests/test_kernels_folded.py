@@ -111,6 +111,10 @@ def test_the_backward_kernel_forms_the_folded_recurrent_kernels_gradient(
     )
 
 
+def _scatter_rows_unwanted(*args):
+    raise AssertionError("the backward kernel should have formed the table's gradient")
+
+
 @pytest.mark.parametrize("kind", ["simple_rnn", "lstm"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("go_backwards", [False, True])
@@ -119,17 +123,14 @@ def test_the_backward_kernel_forms_the_folded_tables_gradient(
 ):
     """Where the backward kernel forms the recurrent kernel's gradient in row groups, it sums the
     table's gradient there too (no dxproj to scatter)."""
-
-    def scatter(*args):
-        raise AssertionError("the backward kernel should have formed the table's gradient")
-
-    monkeypatch.setattr(cpu, "scatter_rows", scatter)
+    monkeypatch.setattr(cpu, "scatter_rows", _scatter_rows_unwanted)
     assert_folded_matches_unfolded(dtype, kind, seed=11, batch=16, go_backwards=go_backwards)
 
 
-def test_the_folded_tables_gradient_does_not_depend_on_the_threads():
+def test_the_folded_tables_gradient_does_not_depend_on_the_threads(monkeypatch):
     """The backward kernel's table gradient, summed in row groups fixed by the batch size, has
     the same bits on one, two or three threads (one thread runs both groups in one chunk)."""
+    monkeypatch.setattr(cpu, "scatter_rows", _scatter_rows_unwanted)
     _, recurrence, ids, embeddings, states = make_call("lstm", torch.float32, 13, batch=32)
     spec = recurrence.cell
     table = folded.input_table(embeddings, spec.kernel, spec.input_bias).detach()

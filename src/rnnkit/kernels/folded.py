@@ -130,7 +130,7 @@ class _FoldedRecurrence(torch.autograd.Function):
         if needs_table:
             dtable = dout.new_empty(ctx.table_rows, arrays["recurrent_kernel"].shape[1])
             arrays.update(ids=ids, dtable=dtable)
-        formed = fused.run_backward(options, arrays, dout, dh_last, dc_last, table=needs_table)
+        formed = fused.run_backward(options, arrays, dout, dh_last, dc_last)
         dxproj = arrays["dxproj"]  # (T, B, G, U), time-major
         if needs_table and not formed.table:
             # Summed from dxproj before recurrent_gradients, which may overwrite a gate of it.

@@ -159,14 +159,13 @@ def run_backward(
     dout: torch.Tensor,
     dh_last: torch.Tensor,
     dc_last: torch.Tensor,
-    table: bool = False,
 ) -> cpu.Formed:
     """Runs the compiled backward pass over what a forward call saved (`arrays`, by the names
     of `SAVED`), adding the gradients it fills to `arrays` (dinner, dinputs, dh0, dc0, and
     dxproj or, where `options["weight_gradients"]` asks and the kernel can, dkernel, drecurrent
-    and dbias, then dxproj too where `options["write_dxproj"]` asks); with `table` (folded
-    inputs: `arrays` holds `ids` and `dtable`), the table's gradient too where the kernel can,
-    in reused scratch. Returns `cpu.backward`'s answer: what it formed itself. Where the graph
+    and dbias, then dxproj too where `options["write_dxproj"]` asks); where `arrays` holds
+    folded inputs' `ids` and a `dtable`, the table's gradient too where the kernel can, in
+    reused scratch. Returns `cpu.backward`'s answer: what it formed itself. Where the graph
     is not kept for another backward pass, dxproj is `arrays["gate_values"]` itself,
     overwritten, and dinner `arrays["inner_h"]`.
     """
@@ -196,7 +195,7 @@ def run_backward(
         drecurrent=torch.empty(units, width, dtype=dtype),
         dbias=torch.empty(width, dtype=dtype),
     )
-    if table:
+    if "dtable" in arrays:
         size = cpu.table_sums_size(options, arrays)
         if size:
             arrays["table_sums"] = _scratch(True, (size,), dtype)
