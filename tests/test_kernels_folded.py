@@ -3,7 +3,8 @@ fused kernel's input product computes what the fused kernel computes on the look
 values and every gradient (embeddings, kernel, biases, recurrent kernel, initial states), also
 where the backward kernel forms the recurrent kernel's and the table's gradients itself; the
 table's gradient (the kernel's, or `cpu.scatter_rows`', which equals `index_add_`'s to the bit)
-does not depend on the threads."""
+does not depend on the threads; the table's product and its gradients (`cpu.table_product`,
+`cpu.table_gradients`) are addmm's, and do not depend on the threads either."""
 
 from __future__ import annotations
 
@@ -188,3 +189,68 @@ def test_scatter_rows_equals_index_add_to_the_bit_whatever_the_threads(dtype):
             assert torch.equal(out, want)
     finally:
         torch.set_num_threads(threads)
+
+
+def _table_operands(rows, features, width, dtype, bias, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    operands = [torch.randn(rows, features, generator=generator, dtype=dtype),
+                torch.randn(features, width, generator=generator, dtype=dtype),
+                torch.randn(width, generator=generator, dtype=dtype) if bias else None]  # fmt: skip
+    return [None if operand is None else operand.requires_grad_(True) for operand in operands]
+
+
+# Rows over several of the kernels' 256-row blocks and a part of one; widths and features that
+# are not whole vectors.
+TABLE_SHAPES = [(1000, 32, 128), (513, 17, 33), (7, 3, 12)]
+
+
+@pytest.mark.parametrize("shape", TABLE_SHAPES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_input_table_and_its_gradients_are_addmms(shape, dtype, bias):
+    """Within rounding of addmm's and its gradients' values in float64 (a float32 sum over a
+    thousand rows differs from torch's own by more than elementwise tolerances allow)."""
+    embeddings, kernel, input_bias = _table_operands(*shape, dtype, bias)
+    weights = [w for w in (embeddings, kernel, input_bias) if w is not None]
+    table = folded.input_table(embeddings, kernel, input_bias)
+    dtable = torch.randn(table.shape, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    got = [table, *torch.autograd.grad(table, weights, dtable)]
+    exact = [w.detach().double().requires_grad_(True) for w in weights]
+    want = exact[0] @ exact[1] if input_bias is None else torch.addmm(exact[2], *exact[:2])
+    wanted = [want, *torch.autograd.grad(want, exact, dtable.double())]
+    rounding = 1e-6 if dtype == torch.float32 else 1e-14
+    for value, expected in zip(got, wanted):
+        bound = rounding * float(expected.detach().abs().max())
+        torch.testing.assert_close(value.detach().double(), expected.detach(), rtol=0, atol=bound)
+
+
+def test_the_input_tables_gradients_skip_frozen_embeddings():
+    embeddings, kernel, input_bias = _table_operands(300, 5, 20, torch.float64, True)
+    embeddings.requires_grad_(False)
+    table = folded.input_table(embeddings, kernel, input_bias)
+    dkernel, dbias = torch.autograd.grad(table.sum(), [kernel, input_bias])
+    torch.testing.assert_close(dkernel, embeddings.sum(0)[:, None].expand_as(kernel))
+    torch.testing.assert_close(dbias, torch.full_like(dbias, 300.0))
+
+
+def test_the_input_table_passes_gradcheck():
+    operands = _table_operands(300, 5, 20, torch.float64, True)
+    assert torch.autograd.gradcheck(folded.input_table, operands)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_input_table_and_its_gradients_do_not_depend_on_the_threads(dtype):
+    embeddings, kernel, input_bias = _table_operands(1000, 32, 128, dtype, True)
+    dtable = torch.randn(1000, 128, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            table = folded.input_table(embeddings, kernel, input_bias)
+            gradients = torch.autograd.grad(table, [embeddings, kernel, input_bias], dtable)
+            results.append([table.detach().clone(), *gradients])
+    finally:
+        torch.set_num_threads(threads)
+    for result in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(result, results[0]))

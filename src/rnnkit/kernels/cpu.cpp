@@ -1552,6 +1552,69 @@ void scatter_rows(const int64_t* ids, const T* rows, int64_t count, int64_t widt
   }
 }
 
+// The folded input table (`rnnkit.kernels.folded`) and its gradients, in blocks of TABLE_BLOCK
+// of its rows. Each block's sums run in the same instructions whatever thread takes it, and the
+// blocks' parts of the weights' gradients are added in the blocks' order, so no result depends
+// on the number of threads. Through torch, the table's product and its bias were two passes
+// over the table (the bias copied in, then the product added), its gradients three (two
+// products and a sum); here the table is written once and its gradient read once.
+constexpr int64_t TABLE_BLOCK = 256;
+
+// table (V x W) = E (V x F) @ K (F x W) + bias (W; none where null).
+template <typename T>
+void table_product(const T* E, const T* K, const T* bias, int64_t V, int64_t F, int64_t W,
+                   T* table, int64_t threads) {
+  std::vector<T> packed(F * W);
+  pack(K, W, F, W, packed.data());
+  for_each_chunk(
+      V, threads, TABLE_BLOCK,
+      [&](int64_t v0, int64_t rows) {
+        matmul(E + v0 * F, F, packed.data(), table + v0 * W, W, rows, F, W, false, bias);
+      },
+      TABLE_BLOCK);
+}
+
+// From the table's gradient D (V x W): dE (V x F) = D @ K^T (none where dE is null), dK (F x
+// W) = E^T @ D and dbias (W) = D's column sums. Each block forms its rows of dE, its part of
+// dK^T (D_block^T @ E_block, D read in place as the transposed operand, E_block packed) and
+// its column sums while its rows of D are in cache.
+template <typename T>
+void table_gradients(const T* D, const T* E, const T* K, int64_t V, int64_t F, int64_t W, T* dE,
+                     T* dK, T* dbias, int64_t threads) {
+  const int64_t blocks = (V + TABLE_BLOCK - 1) / TABLE_BLOCK;
+  std::vector<T> packed_transposed(dE ? W * F : 0);
+  if (dE) pack<T, true>(K, W, W, F, packed_transposed.data());
+  // Block b's part of dK^T (W x F), then its column sums (W).
+  std::vector<T> parts(blocks * (W * F + W));
+  for_each_chunk(
+      V, threads, TABLE_BLOCK,
+      [&](int64_t v0, int64_t rows) {
+        const T* block = D + v0 * W;
+        if (dE)
+          matmul(block, W, packed_transposed.data(), dE + v0 * F, F, rows, W, F, false);
+        thread_local std::vector<T> packed_inputs;
+        packed_inputs.resize(TABLE_BLOCK * F);
+        pack(E + v0 * F, F, rows, F, packed_inputs.data());
+        T* part = &parts[v0 / TABLE_BLOCK * (W * F + W)];
+        matmul_strided(block, 1, W, packed_inputs.data(), part, F, W, rows, F, false);
+        T* sums = part + W * F;
+        std::copy_n(block, W, sums);
+        for (int64_t v = 1; v < rows; ++v) {
+          #pragma GCC ivdep
+          for (int64_t j = 0; j < W; ++j) sums[j] += block[v * W + j];
+        }
+      },
+      TABLE_BLOCK);
+  std::fill_n(dK, F * W, T(0));
+  std::fill_n(dbias, W, T(0));
+  for (int64_t b = 0; b < blocks; ++b) {
+    const T* part = &parts[b * (W * F + W)];
+    for (int64_t j = 0; j < W; ++j)
+      for (int64_t f = 0; f < F; ++f) dK[f * W + j] += part[j * F + f];
+    for (int64_t j = 0; j < W; ++j) dbias[j] += part[W * F + j];
+  }
+}
+
 // Keras's RMSprop step for one variable without momentum or centering, in one pass over its
 // elements: v = rho * v + (1 - rho) * g^2; w -= lr * g / sqrt(v + epsilon). The five torch
 // operations it replaces pass over the arrays five times and allocate a temporary. The
@@ -1645,6 +1708,30 @@ void rnnkit_scatter_rows(const int64_t* ids, const void* rows, int64_t count, in
                         static_cast<double*>(out), threads);
   scatter_rows(ids, static_cast<const float*>(rows), count, width, table_rows,
                static_cast<float*>(out), threads);
+}
+
+// `table_product` (double when `precise`); bias may be null.
+void rnnkit_table_product(const void* E, const void* K, const void* bias, int64_t V, int64_t F,
+                          int64_t W, void* table, int64_t threads, int64_t precise) {
+  if (precise)
+    return table_product(static_cast<const double*>(E), static_cast<const double*>(K),
+                         static_cast<const double*>(bias), V, F, W, static_cast<double*>(table),
+                         threads);
+  table_product(static_cast<const float*>(E), static_cast<const float*>(K),
+                static_cast<const float*>(bias), V, F, W, static_cast<float*>(table), threads);
+}
+
+// `table_gradients` (double when `precise`); dE may be null.
+void rnnkit_table_gradients(const void* D, const void* E, const void* K, int64_t V, int64_t F,
+                            int64_t W, void* dE, void* dK, void* dbias, int64_t threads,
+                            int64_t precise) {
+  if (precise)
+    return table_gradients(static_cast<const double*>(D), static_cast<const double*>(E),
+                           static_cast<const double*>(K), V, F, W, static_cast<double*>(dE),
+                           static_cast<double*>(dK), static_cast<double*>(dbias), threads);
+  table_gradients(static_cast<const float*>(D), static_cast<const float*>(E),
+                  static_cast<const float*>(K), V, F, W, static_cast<float*>(dE),
+                  static_cast<float*>(dK), static_cast<float*>(dbias), threads);
 }
 
 // The weight gradient `long_product` computes (double when `precise`); see there.

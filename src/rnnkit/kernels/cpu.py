@@ -304,10 +304,64 @@ def scatter_rows(ids: torch.Tensor, rows: torch.Tensor, out: torch.Tensor) -> No
         rows: `(N, W)` contiguous.
         out: `(V, W)` contiguous, of `rows`' dtype (float32 or float64): filled.
     """
-    if not (ids.is_contiguous() and rows.is_contiguous() and out.is_contiguous()):
-        raise ValueError("internal: scatter_rows needs contiguous arrays")
+    _check_contiguous("scatter_rows", ids, rows, out)
     count, width = rows.shape
     library().rnnkit_scatter_rows(
         ids.data_ptr(), rows.data_ptr(), count, width, out.shape[0], out.data_ptr(),
         torch.get_num_threads(), out.dtype == torch.float64,
     )  # fmt: skip
+
+
+def table_product(
+    embeddings: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor
+) -> None:
+    """out = embeddings @ kernel + bias: the folded input table, written in one pass. Each
+    row's sums do not depend on the number of threads.
+
+    Args:
+        embeddings: `(V, F)` contiguous, float32 or float64.
+        kernel: `(F, W)` contiguous, of that dtype.
+        bias: `(W,)` contiguous, or None.
+        out: `(V, W)` contiguous: filled.
+    """
+    _check_contiguous("table_product", embeddings, kernel, bias, out)
+    (rows, features), width = embeddings.shape, kernel.shape[1]
+    library().rnnkit_table_product(
+        embeddings.data_ptr(), kernel.data_ptr(), None if bias is None else bias.data_ptr(),
+        rows, features, width, out.data_ptr(), torch.get_num_threads(),
+        out.dtype == torch.float64,
+    )  # fmt: skip
+
+
+def table_gradients(
+    dtable: torch.Tensor,
+    embeddings: torch.Tensor,
+    kernel: torch.Tensor,
+    dembeddings: torch.Tensor | None,
+    dkernel: torch.Tensor,
+    dbias: torch.Tensor,
+) -> None:
+    """The gradients of `table_product`'s operands from its output's, `dtable`, in one pass
+    over it: dembeddings = dtable @ kernel^T (skipped where None), dkernel = embeddings^T @
+    dtable, dbias = dtable's column sums. No result depends on the number of threads.
+
+    Args:
+        dtable: `(V, W)` contiguous, float32 or float64.
+        embeddings: `(V, F)` contiguous, of that dtype.
+        kernel: `(F, W)` contiguous.
+        dembeddings: `(V, F)` contiguous, or None: filled.
+        dkernel: `(F, W)` contiguous: filled.
+        dbias: `(W,)` contiguous: filled.
+    """
+    _check_contiguous("table_gradients", dtable, embeddings, kernel, dembeddings, dkernel, dbias)
+    (rows, width), features = dtable.shape, embeddings.shape[1]
+    library().rnnkit_table_gradients(
+        dtable.data_ptr(), embeddings.data_ptr(), kernel.data_ptr(), rows, features, width,
+        None if dembeddings is None else dembeddings.data_ptr(), dkernel.data_ptr(),
+        dbias.data_ptr(), torch.get_num_threads(), dtable.dtype == torch.float64,
+    )  # fmt: skip
+
+
+def _check_contiguous(name: str, *arrays: torch.Tensor | None) -> None:
+    if not all(array is None or array.is_contiguous() for array in arrays):
+        raise ValueError(f"internal: {name} needs contiguous arrays")

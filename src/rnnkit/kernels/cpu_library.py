@@ -221,6 +221,12 @@ def library() -> ctypes.CDLL:
     lib.rnnkit_scatter_rows.argtypes = [ctypes.c_void_p, ctypes.c_void_p] + [ctypes.c_int64] * 3 + [
         ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64]  # fmt: skip
     lib.rnnkit_scatter_rows.restype = None
+    lib.rnnkit_table_product.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3 + [
+        ctypes.c_void_p] + [ctypes.c_int64] * 2  # fmt: skip
+    lib.rnnkit_table_product.restype = None
+    lib.rnnkit_table_gradients.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] * 3 + [
+        ctypes.c_void_p] * 3 + [ctypes.c_int64] * 2  # fmt: skip
+    lib.rnnkit_table_gradients.restype = None
     lib.rnnkit_rmsprop_update.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_int64] + [
         ctypes.c_double] * 3 + [ctypes.c_int64] * 2  # fmt: skip
     lib.rnnkit_rmsprop_update.restype = None

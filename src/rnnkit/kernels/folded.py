@@ -12,7 +12,7 @@ multiply-adds against 262 million per batch of 128 x 500 ids. The backward pass 
 table's gradient is each id's sum of the pre-activations' gradients, in place of the per-token
 product for the kernel's gradient, the per-token product for the inputs' gradient and the
 Embedding's own scatter; the gradients of the embeddings, the kernel and the input bias then
-come from autograd through the table's one product.
+come from the table's one product (`input_table`, compiled like the recurrence).
 
 The model is the same; only the order of float sums changes (so results agree with the
 unfolded path to rounding, not to the bit). `run_folded` is `fused.run_fused` with `ids` and
@@ -26,8 +26,9 @@ weights'). Input dropout multiplies x_t before the kernel, so it cannot fold.
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
-from rnnkit.kernels import cpu, fused
+from rnnkit.kernels import buffers, cpu, fused
 from rnnkit.kernels.spec import KernelResult, Recurrence, input_dropout
 
 
@@ -43,19 +44,54 @@ def blocker(recurrence: Recurrence, ids: torch.Tensor) -> str | None:
 def input_table(
     embeddings: torch.Tensor, kernel: torch.Tensor, input_bias: torch.Tensor | None
 ) -> torch.Tensor:
-    """Every id's input product, `embeddings @ kernel + input_bias`, differentiable.
+    """Every id's input product, `embeddings @ kernel + input_bias`, differentiable, in the
+    buffer pool's memory (`_InputTable`).
 
     Args:
-        embeddings: `(V, F)`, the Embedding's weights.
+        embeddings: `(V, F)`, the Embedding's weights, float32 or float64 on the CPU.
         kernel: `(F, G*U)`, the recurrent layer's kernel.
         input_bias: `(G*U,)` or None.
 
     Returns:
         `(V, G*U)`.
     """
-    if input_bias is None:
-        return embeddings @ kernel
-    return torch.addmm(input_bias, embeddings, kernel)
+    return _InputTable.apply(embeddings, kernel, input_bias)
+
+
+class _InputTable(torch.autograd.Function):
+    """`embeddings @ kernel + input_bias` and its gradients (`cpu.table_product`,
+    `cpu.table_gradients`), with the table and the embeddings' gradient in the buffer pool's
+    memory.
+
+    A training step forms the table, its gradient (`_FoldedRecurrence`) and the embeddings'
+    gradient afresh: 5, 5 and 1.3 MB at the chapter's model, a few hundred MB an epoch. From
+    the allocator, memory that large came fresh from the system at many of the steps, every
+    page of it faulted in on first touch (25-30 thousand faults an epoch, measured); the pool's
+    buffers serve step after step. The compiled kernels write the table in one pass and read
+    its gradient in one, where torch's `addmm` and its backward took two and three
+    (benchmarks/README.md, "The folded table's product in the kernels").
+    """
+
+    @staticmethod
+    def forward(ctx, embeddings, kernel, input_bias):
+        embeddings, kernel = embeddings.detach().contiguous(), kernel.detach().contiguous()
+        ctx.save_for_backward(embeddings, kernel)
+        ctx.has_bias = input_bias is not None
+        table = buffers.POOL.empty((embeddings.shape[0], kernel.shape[1]), embeddings.dtype)
+        bias = None if input_bias is None else input_bias.detach().contiguous()
+        cpu.table_product(embeddings, kernel, bias, table)
+        return table
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dtable):
+        embeddings, kernel = ctx.saved_tensors
+        dembeddings = None
+        if ctx.needs_input_grad[0]:
+            dembeddings = buffers.POOL.empty(tuple(embeddings.shape), dtable.dtype)
+        dkernel, dbias = torch.empty_like(kernel), dtable.new_empty(kernel.shape[1])
+        cpu.table_gradients(dtable.contiguous(), embeddings, kernel, dembeddings, dkernel, dbias)
+        return dembeddings, dkernel, dbias if ctx.has_bias else None
 
 
 def run_folded(
@@ -128,7 +164,8 @@ class _FoldedRecurrence(torch.autograd.Function):
                        write_dxproj=needs_table, table_rows=ctx.table_rows)  # fmt: skip
         dtable = None
         if needs_table:
-            dtable = dout.new_empty(ctx.table_rows, arrays["recurrent_kernel"].shape[1])
+            width = arrays["recurrent_kernel"].shape[1]
+            dtable = buffers.POOL.empty((ctx.table_rows, width), dout.dtype)  # see _InputTable
             arrays.update(ids=ids, dtable=dtable)
         formed = fused.run_backward(options, arrays, dout, dh_last, dc_last)
         dxproj = arrays["dxproj"]  # (T, B, G, U), time-major
