@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <type_traits>
 #include <vector>
@@ -1584,8 +1585,8 @@ void table_gradients(const T* D, const T* E, const T* K, int64_t V, int64_t F, i
   const int64_t blocks = (V + TABLE_BLOCK - 1) / TABLE_BLOCK;
   std::vector<T> packed_transposed(dE ? W * F : 0);
   if (dE) pack<T, true>(K, W, W, F, packed_transposed.data());
-  // Block b's part of dK^T (W x F), then its column sums (W).
-  std::vector<T> parts(blocks * (W * F + W));
+  // Block b's part of dK^T (W x F), then its column sums (W); each block writes all of its own.
+  const std::unique_ptr<T[]> parts(new T[blocks * (W * F + W)]);
   for_each_chunk(
       V, threads, TABLE_BLOCK,
       [&](int64_t v0, int64_t rows) {
@@ -1595,7 +1596,7 @@ void table_gradients(const T* D, const T* E, const T* K, int64_t V, int64_t F, i
         thread_local std::vector<T> packed_inputs;
         packed_inputs.resize(TABLE_BLOCK * F);
         pack(E + v0 * F, F, rows, F, packed_inputs.data());
-        T* part = &parts[v0 / TABLE_BLOCK * (W * F + W)];
+        T* part = parts.get() + v0 / TABLE_BLOCK * (W * F + W);
         matmul_strided(block, 1, W, packed_inputs.data(), part, F, W, rows, F, false);
         T* sums = part + W * F;
         std::copy_n(block, W, sums);
@@ -1608,7 +1609,7 @@ void table_gradients(const T* D, const T* E, const T* K, int64_t V, int64_t F, i
   std::fill_n(dK, F * W, T(0));
   std::fill_n(dbias, W, T(0));
   for (int64_t b = 0; b < blocks; ++b) {
-    const T* part = &parts[b * (W * F + W)];
+    const T* part = parts.get() + b * (W * F + W);
     for (int64_t j = 0; j < W; ++j)
       for (int64_t f = 0; f < F; ++f) dK[f * W + j] += part[j * F + f];
     for (int64_t j = 0; j < W; ++j) dbias[j] += part[W * F + j];

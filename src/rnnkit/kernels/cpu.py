@@ -324,7 +324,7 @@ def table_product(
         bias: `(W,)` contiguous, or None.
         out: `(V, W)` contiguous: filled.
     """
-    _check_contiguous("table_product", embeddings, kernel, bias, out)
+    _check_arrays("table_product", out.dtype, embeddings, kernel, bias, out)
     (rows, features), width = embeddings.shape, kernel.shape[1]
     library().rnnkit_table_product(
         embeddings.data_ptr(), kernel.data_ptr(), None if bias is None else bias.data_ptr(),
@@ -353,7 +353,8 @@ def table_gradients(
         dkernel: `(F, W)` contiguous: filled.
         dbias: `(W,)` contiguous: filled.
     """
-    _check_contiguous("table_gradients", dtable, embeddings, kernel, dembeddings, dkernel, dbias)
+    arrays = (dtable, embeddings, kernel, dembeddings, dkernel, dbias)
+    _check_arrays("table_gradients", dtable.dtype, *arrays)
     (rows, width), features = dtable.shape, embeddings.shape[1]
     library().rnnkit_table_gradients(
         dtable.data_ptr(), embeddings.data_ptr(), kernel.data_ptr(), rows, features, width,
@@ -365,3 +366,10 @@ def table_gradients(
 def _check_contiguous(name: str, *arrays: torch.Tensor | None) -> None:
     if not all(array is None or array.is_contiguous() for array in arrays):
         raise ValueError(f"internal: {name} needs contiguous arrays")
+
+
+def _check_arrays(name: str, dtype: torch.dtype, *arrays: torch.Tensor | None) -> None:
+    """Contiguous arrays of one float dtype (the kernels read them all as that type)."""
+    _check_contiguous(name, *arrays)
+    if not all(array is None or array.dtype == dtype for array in arrays):
+        raise ValueError(f"internal: {name} needs arrays of one dtype")
