@@ -224,11 +224,21 @@ def test_the_input_table_and_its_gradients_are_addmms(shape, dtype, bias):
         torch.testing.assert_close(value.detach().double(), expected.detach(), rtol=0, atol=bound)
 
 
-def test_the_input_tables_gradients_skip_frozen_embeddings():
+def test_the_input_tables_gradients_skip_frozen_embeddings(monkeypatch):
+    """Frozen embeddings (a pretrained table) get no gradient product; the others are right."""
+    asked = []
+    table_gradients = cpu.table_gradients
+
+    def spy(dtable, embeddings, kernel, dembeddings, *rest):
+        asked.append(dembeddings)
+        table_gradients(dtable, embeddings, kernel, dembeddings, *rest)
+
+    monkeypatch.setattr(cpu, "table_gradients", spy)
     embeddings, kernel, input_bias = _table_operands(300, 5, 20, torch.float64, True)
     embeddings.requires_grad_(False)
     table = folded.input_table(embeddings, kernel, input_bias)
     dkernel, dbias = torch.autograd.grad(table.sum(), [kernel, input_bias])
+    assert asked == [None]
     torch.testing.assert_close(dkernel, embeddings.sum(0)[:, None].expand_as(kernel))
     torch.testing.assert_close(dbias, torch.full_like(dbias, 300.0))
 
