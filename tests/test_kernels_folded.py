@@ -112,6 +112,19 @@ def test_the_backward_kernel_forms_the_folded_recurrent_kernels_gradient(
     )
 
 
+def at_each_thread_count(run):
+    """run()'s results at one, two and three threads (the count restored after)."""
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for count in (1, 2, 3):
+            torch.set_num_threads(count)
+            results.append(run())
+        return results
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _scatter_rows_unwanted(*args):
     raise AssertionError("the backward kernel should have formed the table's gradient")
 
@@ -136,16 +149,13 @@ def test_the_folded_tables_gradient_does_not_depend_on_the_threads(monkeypatch):
     spec = recurrence.cell
     table = folded.input_table(embeddings, spec.kernel, spec.input_bias).detach()
     table.requires_grad_(True)
-    threads = torch.get_num_threads()
-    gradients = []
-    try:
-        for count in (1, 2, 3):
-            torch.set_num_threads(count)
-            outputs, _, _ = folded.run_folded(recurrence, ids, table, states)
-            weights = torch.linspace(-1, 1, outputs.numel()).view_as(outputs)
-            gradients.append(torch.autograd.grad((outputs * weights).sum(), table)[0])
-    finally:
-        torch.set_num_threads(threads)
+
+    def table_gradient():
+        outputs, _, _ = folded.run_folded(recurrence, ids, table, states)
+        weights = torch.linspace(-1, 1, outputs.numel()).view_as(outputs)
+        return torch.autograd.grad((outputs * weights).sum(), table)[0]
+
+    gradients = at_each_thread_count(table_gradient)
     assert all(torch.equal(gradient, gradients[0]) for gradient in gradients[1:])
 
 
@@ -180,15 +190,13 @@ def test_scatter_rows_equals_index_add_to_the_bit_whatever_the_threads(dtype):
     ids = torch.randint(0, 300, (5000,), generator=generator)
     rows = torch.randn(5000, 40, generator=generator, dtype=dtype)  # 40: not a whole vector
     want = torch.zeros(300, 40, dtype=dtype).index_add_(0, ids, rows)
-    threads = torch.get_num_threads()
-    try:
-        for count in (1, 2, 3):
-            torch.set_num_threads(count)
-            out = torch.full((300, 40), float("nan"), dtype=dtype)  # every entry written
-            cpu.scatter_rows(ids, rows, out)
-            assert torch.equal(out, want)
-    finally:
-        torch.set_num_threads(threads)
+
+    def scattered():
+        out = torch.full((300, 40), float("nan"), dtype=dtype)  # every entry written
+        cpu.scatter_rows(ids, rows, out)
+        return out
+
+    assert all(torch.equal(out, want) for out in at_each_thread_count(scattered))
 
 
 def _table_operands(rows, features, width, dtype, bias, seed=0):
@@ -252,15 +260,12 @@ def test_the_input_table_passes_gradcheck():
 def test_the_input_table_and_its_gradients_do_not_depend_on_the_threads(dtype):
     embeddings, kernel, input_bias = _table_operands(1000, 32, 128, dtype, True)
     dtable = torch.randn(1000, 128, generator=torch.Generator().manual_seed(1), dtype=dtype)
-    threads = torch.get_num_threads()
-    results = []
-    try:
-        for count in (1, 2, 3):
-            torch.set_num_threads(count)
-            table = folded.input_table(embeddings, kernel, input_bias)
-            gradients = torch.autograd.grad(table, [embeddings, kernel, input_bias], dtable)
-            results.append([table.detach().clone(), *gradients])
-    finally:
-        torch.set_num_threads(threads)
+
+    def table_and_gradients():
+        table = folded.input_table(embeddings, kernel, input_bias)
+        gradients = torch.autograd.grad(table, [embeddings, kernel, input_bias], dtable)
+        return [table.detach().clone(), *gradients]  # the table's buffer serves the next call
+
+    results = at_each_thread_count(table_and_gradients)
     for result in results[1:]:
         assert all(torch.equal(a, b) for a, b in zip(result, results[0]))

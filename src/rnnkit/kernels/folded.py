@@ -66,7 +66,7 @@ class _InputTable(torch.autograd.Function):
     A training step forms the table, its gradient (`_FoldedRecurrence`) and the embeddings'
     gradient afresh: 5, 5 and 1.3 MB at the chapter's model, a few hundred MB an epoch. From
     the allocator, memory that large came fresh from the system at many of the steps, every
-    page of it faulted in on first touch (25-30 thousand faults an epoch, measured); the pool's
+    page of it faulted in on first touch (5-40 thousand faults an epoch, measured); the pool's
     buffers serve step after step. The compiled kernels write the table in one pass and read
     its gradient in one, where torch's `addmm` and its backward took two and three
     (benchmarks/README.md, "The folded table's product in the kernels").
