@@ -121,11 +121,17 @@ template <typename T> inline void masked_row(const T* from, const T* mask, int64
   for (int64_t j = 0; j < n; ++j) to[j] = from[j] * mask[j];
 }
 
-// Asks the caches for `count` values from `p` ahead of their use. In the batch-major arrays
-// (inputs, outputs and their gradients) each batch row's entries lie T steps apart, one stream
-// per row: more streams than the hardware prefetchers follow.
-template <typename T> inline void prefetch_row(const T* p, int64_t count) {
-  for (int64_t offset = 0; offset < count; offset += 64 / sizeof(T)) __builtin_prefetch(p + offset);
+// Asks the caches for `count` values from `p` ahead of their use: into L1 (prefetcht0), or with
+// `l2_only` into L2 alone (prefetcht2). In the batch-major arrays (inputs, outputs and their
+// gradients) each batch row's entries lie T steps apart, one stream per row: more streams than
+// the hardware prefetchers follow.
+template <typename T> inline void prefetch_row(const T* p, int64_t count, bool l2_only = false) {
+  for (int64_t offset = 0; offset < count; offset += 64 / sizeof(T)) {
+    if (l2_only)  // the locality must be a constant
+      __builtin_prefetch(p + offset, 0, 1);
+    else
+      __builtin_prefetch(p + offset);
+  }
 }
 
 // A second left operand that continues a product's depth: row r's values A[r * lda + k] for
@@ -1118,12 +1124,17 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
       const T* hp = at(p.hs, i, U);
       const T* x = p.cell == SIMPLE_RNN || p.cell == LSTM ? nullptr : at(p.inner_h, i, U);
       // This row's saved entries the next step reads, asked for while this step computes
-      // (GRU's backward, without the weight gradients inside, took 1.00-1.02x the time).
+      // (GRU's backward, without the weight gradients inside, took 1.00-1.02x the time). Where
+      // a row's loop below is short (64 units or fewer), into L2: asked into L1, they waited
+      // for L1's few miss buffers (at the long LSTM shape the prefetch loops held 14% of this
+      // function's samples), and the LSTM's training steps at the chapter and long shapes took
+      // 1.01-1.05x the time; at 256 units, asked into L2 they took 1.01x (benchmarks/README.md).
       if (s > 0 && !gru) {
         const int64_t ahead = (p.go_backwards ? t + 1 : t - 1) * p.batch + b;
-        prefetch_row(static_cast<const T*>(p.gate_values) + ahead * W, W);
-        if (p.cell == LSTM) prefetch_row(static_cast<const T*>(p.cs) + ahead * U, U);
-        prefetch_row(static_cast<const T*>(p.hs) + ahead * U, U);
+        const bool l2_only = U <= 64;
+        prefetch_row(static_cast<const T*>(p.gate_values) + ahead * W, W, l2_only);
+        if (p.cell == LSTM) prefetch_row(static_cast<const T*>(p.cs) + ahead * U, U, l2_only);
+        prefetch_row(static_cast<const T*>(p.hs) + ahead * U, U, l2_only);
       }
       T* dh = &dH[i * U];
       T* dhp = &dHP[i * U];
