@@ -1127,8 +1127,9 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
       // (GRU's backward, without the weight gradients inside, took 1.00-1.02x the time). Where
       // a row's loop below is short (64 units or fewer), into L2: asked into L1, they waited
       // for L1's few miss buffers (at the long LSTM shape the prefetch loops held 14% of this
-      // function's samples), and the LSTM's training steps at the chapter and long shapes took
-      // 1.01-1.05x the time; at 256 units, asked into L2 they took 1.01x (benchmarks/README.md).
+      // function's samples), and the LSTM's training steps took 1.01-1.05x the time at the long
+      // shape, 0.98-1.04x at the chapter's; at 256 units, asked into L2 they took 1.01x
+      // (benchmarks/README.md).
       if (s > 0 && !gru) {
         const int64_t ahead = (p.go_backwards ? t + 1 : t - 1) * p.batch + b;
         const bool l2_only = U <= 64;
