@@ -1076,6 +1076,12 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
   // through inner_h: DI for reset_after, d_rh for reset_before).
   const bool gru = p.cell == GRU_RESET_AFTER || p.cell == GRU_RESET_BEFORE;
   const int64_t direct = gru ? 2 : G;
+  // Where a row's loops below are short (64 units or fewer), the saved entries the next step
+  // reads are asked into L2 alone: asked into L1, they waited for L1's few miss buffers (at the
+  // long LSTM shape the prefetch loops held 14% of this function's samples), and the LSTM's
+  // training steps took 1.01-1.05x the time at the long shape, 0.98-1.04x at the chapter's; at
+  // 256 units, asked into L2 they took 1.01x (benchmarks/README.md).
+  const bool saved_rows_into_l2 = U <= 64;
   const std::vector<int64_t> first = first_real_steps(p, b0, rows);
   const T* dh_last = static_cast<const T*>(p.dh_last) + b0 * U;
   const T* dc_last = static_cast<const T*>(p.dc_last) + b0 * U;
@@ -1124,18 +1130,13 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
       const T* hp = at(p.hs, i, U);
       const T* x = p.cell == SIMPLE_RNN || p.cell == LSTM ? nullptr : at(p.inner_h, i, U);
       // This row's saved entries the next step reads, asked for while this step computes
-      // (GRU's backward, without the weight gradients inside, took 1.00-1.02x the time). Where
-      // a row's loop below is short (64 units or fewer), into L2: asked into L1, they waited
-      // for L1's few miss buffers (at the long LSTM shape the prefetch loops held 14% of this
-      // function's samples), and the LSTM's training steps took 1.01-1.05x the time at the long
-      // shape, 0.98-1.04x at the chapter's; at 256 units, asked into L2 they took 1.01x
-      // (benchmarks/README.md).
+      // (GRU's backward, without the weight gradients inside, took 1.00-1.02x the time).
       if (s > 0 && !gru) {
         const int64_t ahead = (p.go_backwards ? t + 1 : t - 1) * p.batch + b;
-        const bool l2_only = U <= 64;
-        prefetch_row(static_cast<const T*>(p.gate_values) + ahead * W, W, l2_only);
-        if (p.cell == LSTM) prefetch_row(static_cast<const T*>(p.cs) + ahead * U, U, l2_only);
-        prefetch_row(static_cast<const T*>(p.hs) + ahead * U, U, l2_only);
+        prefetch_row(static_cast<const T*>(p.gate_values) + ahead * W, W, saved_rows_into_l2);
+        if (p.cell == LSTM)
+          prefetch_row(static_cast<const T*>(p.cs) + ahead * U, U, saved_rows_into_l2);
+        prefetch_row(static_cast<const T*>(p.hs) + ahead * U, U, saved_rows_into_l2);
       }
       T* dh = &dH[i * U];
       T* dhp = &dHP[i * U];
