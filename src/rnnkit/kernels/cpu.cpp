@@ -810,9 +810,11 @@ void add_step_weight_gradients(const Problem& p, const T* DX, const T* M, int64_
             copy_row(h + i * U, U, row + F + c * U);
       }
     }
-    // One step's rows are read where they are; several steps' are kept for their product.
+    // One step's rows are read where they are; several steps' are kept for their product
+    // (copied there unless the backward pass wrote them there).
     const T* D = g.steps > 1 ? &g.dx[g0 * g.steps * W] : DX + g0 * W;
-    if (g.steps > 1) copy_row(DX + g0 * W, group * W, &g.dx[(g0 * g.steps + slot * group) * W]);
+    T* slot_rows = g.steps > 1 ? &g.dx[(g0 * g.steps + slot * group) * W] : nullptr;
+    if (slot_rows && slot_rows != DX + g0 * W) copy_row(DX + g0 * W, group * W, slot_rows);
     if (slot + 1 < steps) continue;
     T* group_sums = sums + g0 / group * (S + 1) * W;
     if (g.copies == 1) {  // [x | h] (h times its one mask with dropout) as one product
@@ -1098,9 +1100,13 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
                   : nullptr;
   if (tables) std::fill_n(tables, rows / group * p.table_rows * W, T(0));
   const bool own_dx = sums && (!p.write_dxproj || tables);
-  std::vector<T> dx_step(own_dx ? rows * W : 0);
   std::optional<GradientSteps<T>> gradient_steps;
   if (sums) gradient_steps.emplace(group, rows, F, U, W, M && G > 1 ? G : 1);
+  // Where the chunk is one row group whose products span several steps, each step's DX is
+  // written straight into its rows of the product (`GradientSteps::dx`), not into a buffer of
+  // its own and then copied there (the LSTM's backward at (64, 500, 32, 32) took 0.96x the time).
+  const bool dx_in_product = own_dx && gradient_steps->steps > 1 && rows == group;
+  std::vector<T> dx_step(own_dx && !dx_in_product ? rows * W : 0);
   for (int64_t s = T_ - 1; s >= 0; --s) {
     const int64_t t = p.go_backwards ? T_ - 1 - s : s;
     auto at = [&](const void* array, int64_t i, int64_t size) {  // row i's entry at time t
@@ -1121,6 +1127,8 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
     // below, each of which reads a unit's values before it writes their gradients (same index,
     // so no `ivdep` loop is wrong for it), and nothing reads them after.
     T* DX = own_dx ? dx_step.data() : at(p.dxproj, 0, W);
+    if (dx_in_product)
+      DX = &gradient_steps->dx[gradient_steps->product_of(T_ - 1 - s, T_).second * group * W];
     T* DI = p.cell == GRU_RESET_AFTER ? at(p.dinner, 0, U) : nullptr;
     const int64_t ldx = W, ldi = U;
     for (int64_t i = 0; i < rows; ++i) {
