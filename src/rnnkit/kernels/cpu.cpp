@@ -1126,9 +1126,12 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
     // second backward can come): a row's saved values are read at this step alone, by the loops
     // below, each of which reads a unit's values before it writes their gradients (same index,
     // so no `ivdep` loop is wrong for it), and nothing reads them after.
-    T* DX = own_dx ? dx_step.data() : at(p.dxproj, 0, W);
-    if (dx_in_product)
-      DX = &gradient_steps->dx[gradient_steps->product_of(T_ - 1 - s, T_).second * group * W];
+    // Where this pass forms the weight gradients: the steps of this step's product, and its slot.
+    const auto [product_steps, slot] =
+        sums ? gradient_steps->product_of(T_ - 1 - s, T_) : std::pair<int64_t, int64_t>{0, 0};
+    T* DX = dx_in_product ? &gradient_steps->dx[slot * group * W]
+            : own_dx      ? dx_step.data()
+                          : at(p.dxproj, 0, W);
     T* DI = p.cell == GRU_RESET_AFTER ? at(p.dinner, 0, U) : nullptr;
     const int64_t ldx = W, ldi = U;
     for (int64_t i = 0; i < rows; ++i) {
@@ -1225,10 +1228,8 @@ void backward_chunk(const Problem& p, const PackedWeights<T>& w, int64_t b0, int
     if (tables)
       add_table_rows(p, DX, b0, rows, group, t, s > 0 ? (p.go_backwards ? t + 1 : t - 1) : -1,
                      tables);
-    if (sums) {
-      const auto [steps, slot] = gradient_steps->product_of(T_ - 1 - s, T_);
-      add_step_weight_gradients(p, DX, M, b0, t, sums, *gradient_steps, slot, steps);
-    }
+    if (sums)
+      add_step_weight_gradients(p, DX, M, b0, t, sums, *gradient_steps, slot, product_steps);
     // The gradient reaching the recurrent product: DX, and DI for GRU reset_after's h gate.
     gate_products_transposed(DX, ldx, M, RT, w.recurrent_stacked, dHP.data(), U, rows, U, G, U,
                              0, direct, true, Tg.data());
